@@ -1,0 +1,5 @@
+"""`python -m` entry point: the project's command line."""
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,109 @@
+"""Who is asking: the request context, the user, and bearer-token authentication.
+
+To use a real identity provider (Auth0, Clerk, Cognito, Entra ID, ...), replace
+`verify_token`: check the provider's token (for RS256 use `jwt.PyJWKClient(jwks_url)`)
+and return a `User`. Everything else stays as it is.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from fastapi import HTTPException, Request, status
+
+from .settings import Settings, get_settings
+
+ALGORITHM = "HS256"
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """The authenticated user. Only `id` is required; it scopes every row in the store."""
+
+    id: str
+    name: str | None = None
+    email: str | None = None
+
+
+@dataclass(slots=True)
+class RequestContext:
+    """What the ChatKit server and store know about the current request."""
+
+    request: Request | None
+    user: User
+
+
+class AuthError(Exception):
+    """Credentials are missing or invalid (answered with 401)."""
+
+
+def create_token(
+    user_id: str,
+    *,
+    settings: Settings | None = None,
+    ttl_seconds: int | None = None,
+    claims: dict[str, Any] | None = None,
+) -> str:
+    """Mint an HS256 development token for `user_id`, signed with AUTH_SECRET."""
+    settings = settings or get_settings()
+    now = int(time.time())
+    payload: dict[str, Any] = {
+        **(claims or {}),
+        "sub": user_id,
+        "iat": now,
+        "exp": now + (ttl_seconds if ttl_seconds is not None else settings.token_ttl_seconds),
+    }
+    return jwt.encode(payload, settings.auth_secret.get_secret_value(), algorithm=ALGORITHM)
+
+
+def verify_token(token: str, settings: Settings) -> User:
+    """Check a bearer token and return its user. Swap this for your identity provider."""
+    try:
+        claims = jwt.decode(
+            token,
+            settings.auth_secret.get_secret_value(),
+            algorithms=[ALGORITHM],
+            options={"require": ["sub", "exp"]},
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise AuthError("token expired") from exc
+    except jwt.PyJWTError as exc:
+        raise AuthError("invalid token") from exc
+    subject = claims.get("sub")
+    if not isinstance(subject, str) or not subject.strip():
+        raise AuthError("token has no user id (sub)")
+    name, email = claims.get("name"), claims.get("email")
+    return User(
+        id=subject,
+        name=name if isinstance(name, str) else None,
+        email=email if isinstance(email, str) else None,
+    )
+
+
+def bearer_token(request: Request) -> str:
+    """The token from `Authorization: Bearer <token>`, or AuthError."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthError("missing bearer token")
+    return token.strip()
+
+
+async def get_user(request: Request) -> User:
+    """FastAPI dependency: the authenticated user, or a 401 JSON error."""
+    try:
+        return verify_token(bearer_token(request), get_settings())
+    except AuthError as exc:
+        raise HTTPException(
+            status_code=status.HTTP_401_UNAUTHORIZED,
+            detail=str(exc),
+            headers={"WWW-Authenticate": "Bearer"},
+        ) from exc
+
+
+async def get_request_context(request: Request) -> RequestContext:
+    """FastAPI dependency: the RequestContext for this request."""
+    return RequestContext(request=request, user=await get_user(request))
