@@ -1,10 +1,10 @@
 """The project's command line: `python -m <package>` or the console script of the same name.
 
-    serve              run the API with uvicorn
-    db upgrade         create or migrate the tables (idempotent)
-    db status          show the schema version and pending migrations
-    token USER_ID      print a development bearer token for USER_ID
-    chat               chat with the running app in the terminal
+serve              run the API with uvicorn
+db upgrade         create or migrate the tables (idempotent)
+db status          show the schema version and pending migrations
+token USER_ID      print a development bearer token for USER_ID
+chat               chat with the running app in the terminal
 """
 
 from __future__ import annotations

@@ -94,8 +94,9 @@ def bearer_token(request: Request) -> str:
 
 async def get_user(request: Request) -> User:
     """FastAPI dependency: the authenticated user, or a 401 JSON error."""
+    settings = getattr(request.app.state, "settings", None) or get_settings()
     try:
-        return verify_token(bearer_token(request), get_settings())
+        return verify_token(bearer_token(request), settings)
     except AuthError as exc:
         raise HTTPException(
             status_code=status.HTTP_401_UNAUTHORIZED,

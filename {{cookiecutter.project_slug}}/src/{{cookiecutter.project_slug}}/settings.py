@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -51,6 +50,9 @@ class Settings(BaseSettings):
     openai_model: str = DEFAULT_MODEL
     openai_api: Literal["responses", "chat_completions"] = "responses"
     openai_timeout: float = Field(default=60.0, gt=0)
+    openai_max_retries: int = Field(default=2, ge=0, le=10)
+    agents_tracing: bool = False
+    """Send Agents SDK traces to OpenAI (off by default: traces hold conversation text)."""
     history_items: int = Field(default=40, ge=1, le=1000)
     """How many of the newest thread items the model sees."""
     generate_titles: bool = True

@@ -1,0 +1,335 @@
+"""Finish the generated project: `.env`, recorded answers, and the database tables.
+
+Runs on cookiecutter's own interpreter (under `uvx` only cookiecutter's dependencies exist), so
+it uses the standard library only. It never fails the generation: whatever goes wrong with the
+database is one warning line naming the command that finishes the job later, and exit 0.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import unquote
+
+CONTEXT: dict[str, object] = json.loads({{ cookiecutter | tojson | tojson }})
+
+EMBEDDED = "embedded"
+UPGRADE_TIMEOUT = 900
+SAFE_ENV_VALUE = re.compile(r"[A-Za-z0-9_./:@%+=,-]*")
+# Recorded answers that are about this machine or this run, not about the project.
+UNRECORDED = frozenset({"_output_dir", "_repo_dir", "__prompts__"})
+CRUFT_SKIP = [".env", ".postgres", ".venv", ".cruft.json", "uv.lock"]
+
+
+def say(message: str) -> None:
+    """One short progress line."""
+    print(f"  {message}", flush=True)
+
+
+def strip_password(url: str, mask: str = "") -> str:
+    """`url` with any password removed (or replaced by `mask`); works on URLs that don't parse."""
+    scheme_end = url.find("://")
+    start = scheme_end + 3 if scheme_end >= 0 else 0
+    at = url.rfind("@")
+    host_start = start
+    if scheme_end >= 0 and at > start:
+        user, colon, _password = url[start:at].partition(":")
+        if not re.search(r"[/?#]", user):
+            userinfo = (f"{user}:{mask}" if mask else user) if colon else user
+            url = url[:start] + userinfo + url[at:]
+            host_start = start + len(userinfo) + 1
+    base, question, rest = url[host_start:].partition("?")
+    base = url[:host_start] + base
+    if not question:
+        return base
+    query, hash_mark, fragment = rest.partition("#")
+    params = []
+    for param in query.split("&"):
+        if param.partition("=")[0].lower() != "password":
+            params.append(param)
+        elif mask:
+            params.append(f"{param.partition('=')[0]}={mask}")
+    query = "&".join(params)
+    return base + ("?" + query if query else "") + hash_mark + fragment
+
+
+def passwords_of(url: str) -> set[str]:
+    """The password(s) `url` carries (user info and `password=`), raw and percent-decoded."""
+    found = set(re.findall(r"[?&]password=([^&#]*)", url, flags=re.IGNORECASE))
+    userinfo = re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://([^/?#:@]*):(.*)@", url)
+    if userinfo:
+        found.add(userinfo.group(2))
+    return {form for password in found for form in (password, unquote(password)) if form}
+
+
+def redact_text(text: str, url: str) -> str:
+    """`text` with every password of `url` replaced by `***`."""
+    for password in sorted(passwords_of(url), key=len, reverse=True):
+        text = text.replace(password, "***")
+    return text
+
+
+def to_bool(value: object) -> bool:
+    """A cookiecutter boolean answer (native bool, or yes/no text from older contexts)."""
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in {"1", "true", "yes", "y", "on"}
+
+
+def remove_own_rendered_copy(script: str) -> None:
+    """Delete the rendered copy of this hook cookiecutter left in the temp dir (it holds the
+    answers, a database password included)."""
+    path = Path(script).resolve()
+    with contextlib.suppress(OSError):
+        if path.parent == Path(tempfile.gettempdir()).resolve() and path.name.startswith("tmp"):
+            path.unlink()
+
+
+# ---------------------------------------------------------------------------------------------
+# .env
+
+
+def env_value(value: str) -> str:
+    """A value for a .env line: bare when plain, else single-quoted (never interpolated)."""
+    if SAFE_ENV_VALUE.fullmatch(value):
+        return value
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def env_file_text(context: dict[str, object], api_key: str, auth_secret: str) -> str:
+    """The contents of `.env` for these answers."""
+    key_help = (
+        "# Taken from OPENAI_API_KEY in your environment when the project was generated."
+        if api_key
+        else "# Your OpenAI API key: create one at https://platform.openai.com/api-keys and put "
+        "it here\n# (or set OPENAI_API_KEY in the environment). The app starts without it."
+    )
+    return "\n".join(
+        [
+            "# Local settings and secrets. Never commit this file (it is in .gitignore).",
+            "# .env.example lists every setting.",
+            "# embedded = a development PostgreSQL kept in .postgres/ inside this project.",
+            f"DATABASE_URL={env_value(str(context['database_url']))}",
+            f"OPENAI_MODEL={env_value(str(context['model']))}",
+            key_help,
+            f"OPENAI_API_KEY={env_value(api_key)}",
+            "# Signs the users' bearer tokens (HS256). Keep it secret; changing it logs "
+            "everyone out.",
+            f"AUTH_SECRET={env_value(auth_secret)}",
+            "",
+        ]
+    )
+
+
+def write_env(project_dir: Path, text: str) -> bool:
+    """Create `.env` with mode 0600; False (and untouched) when it already exists."""
+    path = project_dir / ".env"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        os.fchmod(out.fileno(), 0o600)
+        out.write(text)
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Recorded answers (.cruft.json)
+
+
+def template_location(template: str, parent_cwd: Path | None) -> str:
+    """Where the template lives, absolute when it was given as a relative local path."""
+    if "://" in template or re.match(r"^[\w.-]+[:@]", template) or os.path.isabs(template):
+        return template
+    # cookiecutter runs hooks from inside the template folder: its cwd is the template.
+    if parent_cwd and (parent_cwd / "cookiecutter.json").is_file():
+        return str(parent_cwd)
+    return template
+
+
+def parent_cwd() -> Path | None:
+    """The working directory of the cookiecutter process that runs this hook (Linux only)."""
+    with contextlib.suppress(OSError):
+        return Path(os.readlink(f"/proc/{os.getppid()}/cwd"))
+    return None
+
+
+def template_commit(repo_dir: Path | None) -> str | None:
+    """The template's git commit, when it is a git checkout and git is installed."""
+    git = shutil.which("git")
+    if not git or repo_dir is None or not repo_dir.is_dir():
+        return None
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        done = subprocess.run(
+            [git, "-C", str(repo_dir), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
+        commit = done.stdout.strip()
+        if done.returncode == 0 and re.fullmatch(r"[0-9a-f]{40}", commit):
+            return commit
+    return None
+
+
+def recorded_answers(context: dict[str, object], template: str, commit: str | None) -> dict:
+    """The `.cruft.json` content: answers without secrets, ready for `cruft update`."""
+    answers = {key: value for key, value in context.items() if key not in UNRECORDED}
+    answers["database_url"] = strip_password(str(context.get("database_url", "")))
+    # Creating tables is something generation did once, not a property of the project: a
+    # later `cruft update` must never touch a database.
+    answers["create_tables"] = False
+    answers["_template"] = template
+    return {
+        "template": template,
+        "commit": commit,
+        "checkout": context.get("_checkout"),
+        "context": {"cookiecutter": answers},
+        "directory": None,
+        "skip": CRUFT_SKIP,
+    }
+
+
+def write_answers(project_dir: Path, context: dict[str, object]) -> Path:
+    """Write `.cruft.json` next to the project's files."""
+    cwd = parent_cwd()
+    template = template_location(str(context.get("_template", "")), cwd)
+    repo_dir = Path(str(context.get("_repo_dir", "")))
+    if not repo_dir.is_absolute():
+        repo_dir = cwd if cwd and (cwd / "cookiecutter.json").is_file() else repo_dir.resolve()
+    data = recorded_answers(context, template, template_commit(repo_dir))
+    path = project_dir / ".cruft.json"
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables
+
+
+def upgrade_hint(slug: str) -> str:
+    """The exact command that creates the tables later."""
+    return f"uv run python -m {slug} db upgrade"
+
+
+def last_line(text: str) -> str:
+    """The last non-empty line of a command's output, shortened."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1][:300] if lines else ""
+
+
+def upgrade_command(slug: str, project_dir: Path) -> tuple[list[str], dict[str, str]] | str:
+    """How to run `db upgrade` here, or the reason it can't run."""
+    env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "PYTHONPATH"}}
+    uv = shutil.which("uv")
+    if uv:
+        return [uv, "run", "--quiet", "python", "-m", slug, "db", "upgrade"], env
+    if importlib.util.find_spec("psycopg") is None:
+        return "uv is not installed and cookiecutter's Python has no psycopg driver"
+    env["PYTHONPATH"] = str(project_dir / "src")
+    return [sys.executable, "-m", slug, "db", "upgrade"], env
+
+
+def stop_leftover_servers(project_dir: Path) -> None:
+    """Stop an embedded PostgreSQL still running from `.postgres/` (the hook leaves none)."""
+    for pid_file in (project_dir / ".postgres").glob("**/postmaster.pid"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            pid = int(pid_file.read_text().splitlines()[0])
+            os.kill(pid, signal.SIGINT)  # PostgreSQL's "fast" shutdown
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                os.kill(pid, 0)
+                time.sleep(0.2)
+
+
+def create_tables(slug: str, project_dir: Path, url: str) -> str | None:
+    """Run the project's `db upgrade`; returns a warning reason, or None on success."""
+    how = upgrade_command(slug, project_dir)
+    if isinstance(how, str):
+        return how
+    command, env = how
+    where = "the embedded database in .postgres/" if url == EMBEDDED else strip_password(url)
+    say(f"creating the tables in {where} ({' '.join(command[1:3])} ... db upgrade; "
+        "the first run installs the project's environment, this can take a minute)")  # fmt: skip
+    try:
+        done = subprocess.run(
+            command,
+            cwd=project_dir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=UPGRADE_TIMEOUT,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return f"db upgrade did not finish within {UPGRADE_TIMEOUT} s"
+    except OSError as exc:
+        return f"could not run {command[0]}: {exc.strerror or exc}"
+    finally:
+        if url == EMBEDDED:
+            stop_leftover_servers(project_dir)
+    if done.returncode != 0:
+        reason = last_line(done.stderr) or last_line(done.stdout) or f"exit {done.returncode}"
+        return f"db upgrade failed: {reason}"
+    summary = last_line(done.stdout)
+    say("tables created" + (f": {summary}" if summary else ""))
+    return None
+
+
+def warn_tables(reason: str, slug: str, project_dir: Path, url: str) -> None:
+    """The one warning line for tables that could not be created."""
+    message = (
+        f"warning: the tables were not created ({reason}). The project is ready; create them "
+        f"later with: cd {project_dir} && {upgrade_hint(slug)}"
+    )
+    print(redact_text(message, url), file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def main(context: dict[str, object]) -> int:
+    """Write `.env` and `.cruft.json`, then create the tables; always returns 0."""
+    remove_own_rendered_copy(sys.argv[0])
+    project_dir = Path.cwd()
+    slug = str(context["project_slug"])
+    url = str(context["database_url"])
+    try:
+        text = env_file_text(context, os.environ.get("OPENAI_API_KEY", ""),
+                             secrets.token_urlsafe(48))  # fmt: skip
+        if write_env(project_dir, text):
+            say("wrote .env (mode 0600: database URL, model, API key, a fresh AUTH_SECRET)")
+        else:
+            say("kept the existing .env")
+        say(f"recorded the answers in {write_answers(project_dir, context).name} (for cruft)")
+    except Exception as exc:  # noqa: BLE001 - the project is kept whatever happens
+        print(redact_text(f"warning: could not finish the project files: {exc}", url),
+              file=sys.stderr)  # fmt: skip
+    if not to_bool(context.get("create_tables", True)):
+        say(f"skipped creating the tables; later run: {upgrade_hint(slug)}")
+        return 0
+    try:
+        reason = create_tables(slug, project_dir, url)
+    except Exception as exc:  # noqa: BLE001 - the project is kept whatever happens
+        reason = f"{type(exc).__name__}: {exc}"
+    if reason:
+        warn_tables(reason, slug, project_dir, url)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(CONTEXT))

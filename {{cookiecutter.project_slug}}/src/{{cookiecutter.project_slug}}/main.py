@@ -1,0 +1,254 @@
+"""The FastAPI app: `POST /chatkit`, `GET /health`, error mapping and the app's lifespan.
+
+Run it with `python -m <package> serve` (or any ASGI server: `<package>.main:app`).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from chatkit.errors import ErrorCode
+from chatkit.server import StreamingResult
+from chatkit.store import NotFoundError
+from chatkit.types import (
+    ChatKitReq,
+    ErrorEvent,
+    ItemsFeedbackReq,
+    ThreadsAddStructuredInputReq,
+    ThreadsAddUserMessageReq,
+    ThreadsCreateReq,
+    ThreadsCustomActionReq,
+    ThreadsRetryAfterItemReq,
+    ThreadsSyncCustomActionReq,
+)
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import TypeAdapter, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .context import RequestContext, get_request_context
+from .logs import configure_logging
+from .respond import ModelGateway
+from .server import ChatServer
+from .settings import Settings, get_settings
+from .store import PostgresStore
+
+logger = logging.getLogger(__name__)
+
+CHATKIT_REQUEST: TypeAdapter[ChatKitReq] = TypeAdapter(ChatKitReq)
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+class RequestTooLarge(Exception):
+    """The request body is over MAX_REQUEST_BYTES (answered with 413)."""
+
+
+def error_response(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
+    """The JSON error body every failure uses: {"error": {"code", "message", ...}}."""
+    return JSONResponse({"error": {"code": code, "message": message, **extra}}, status_code=status)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing (RequestTooLarge) anything over `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise RequestTooLarge
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise RequestTooLarge
+    return bytes(body)
+
+
+def describe_validation_error(exc: ValidationError) -> list[dict[str, str]]:
+    """Where and why a ChatKit request is invalid, without echoing its content."""
+    return [
+        {"loc": ".".join(str(part) for part in err["loc"]), "msg": err["msg"]}
+        for err in exc.errors(include_input=False, include_url=False)[:10]
+    ]
+
+
+async def check_targets(request: ChatKitReq, store: PostgresStore, context: RequestContext) -> None:
+    """Load what a request names (thread, item, attachments) so a missing one is a 404.
+
+    The SDK only fails once a stream is read, after the 200 has gone out; checking first
+    keeps "not found" a proper 404 for streaming requests too.
+    """
+    params: Any = getattr(request, "params", None)
+    thread_id = getattr(params, "thread_id", None)
+    if thread_id is not None:
+        await store.load_thread(thread_id, context)
+    item_ids: list[str] = []
+    if isinstance(request, ThreadsAddStructuredInputReq | ThreadsRetryAfterItemReq):
+        item_ids.append(request.params.item_id)
+    elif isinstance(request, ThreadsCustomActionReq | ThreadsSyncCustomActionReq):
+        item_ids.extend([request.params.item_id] if request.params.item_id else [])
+    elif isinstance(request, ItemsFeedbackReq):
+        item_ids.extend(request.params.item_ids)
+    for item_id in item_ids:
+        await store.load_item(thread_id, item_id, context)
+    if isinstance(request, ThreadsCreateReq | ThreadsAddUserMessageReq):
+        for attachment_id in request.params.input.attachments:
+            await store.load_attachment(attachment_id, context)
+
+
+async def guard_stream(stream: StreamingResult) -> AsyncIterator[bytes]:
+    """Pass the SDK's events through; a failure mid-stream becomes an error event, not a cut."""
+    try:
+        async for chunk in stream:
+            yield chunk
+    except Exception:
+        logger.exception("stream failed")
+        event = ErrorEvent(code=ErrorCode.STREAM_ERROR, allow_retry=True)
+        yield b"data: " + event.model_dump_json().encode() + b"\n\n"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app. Settings come from the environment and `.env` unless given."""
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+    store = PostgresStore(
+        settings.database_url,
+        min_size=settings.db_pool_min_size,
+        max_size=settings.db_pool_max_size,
+    )
+    gateway = ModelGateway(settings)
+    server = ChatServer(store, gateway)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            await store.open()
+        except Exception as exc:  # the app still starts; /health reports 503 until it is back
+            logger.warning("database not reachable at startup: %s", type(exc).__name__)
+        yield
+        await gateway.close()
+        await store.close()
+
+    app = FastAPI(title=__package__ or "chatkit", lifespan=lifespan)
+    app.state.settings, app.state.store, app.state.server = settings, store, server
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    install_error_handlers(app)
+
+    @app.post("/chatkit", response_model=None)
+    async def chatkit_endpoint(
+        request: Request, context: Annotated[RequestContext, Depends(get_request_context)]
+    ) -> Response:
+        """The ChatKit protocol: SSE for streaming requests, JSON otherwise."""
+        try:
+            body = await read_body(request, settings.max_request_bytes)
+        except RequestTooLarge:
+            limit = settings.max_request_bytes
+            return error_response(413, "too_large", f"request body over {limit} bytes")
+        try:
+            parsed = CHATKIT_REQUEST.validate_json(body)
+        except ValidationError as exc:
+            return error_response(
+                400,
+                "invalid_request",
+                "not a valid ChatKit request",
+                details=describe_validation_error(exc),
+            )
+        try:
+            await check_targets(parsed, store, context)
+            result = await server.process(body, context)
+        except NotFoundError:
+            return error_response(404, "not_found", "no such thread, item or attachment")
+        except (ValueError, NotImplementedError, RuntimeError) as exc:
+            # The SDK raises these for requests this server cannot honour (e.g. an item of
+            # the wrong type, or attachments without an attachment store).
+            logger.info("rejected %s: %s", parsed.type, type(exc).__name__)
+            return error_response(400, "unsupported", str(exc)[:300])
+        if isinstance(result, StreamingResult):
+            return StreamingResponse(
+                guard_stream(result), media_type="text/event-stream", headers=SSE_HEADERS
+            )
+        return Response(content=result.json, media_type="application/json")
+
+    @app.get("/health")
+    async def health() -> JSONResponse:
+        """200 when the database answers, 503 when it does not."""
+        if await store.ping():
+            return JSONResponse({"status": "ok", "database": "ok"})
+        return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
+
+    app.add_middleware(RequestLogMiddleware)
+    return app
+
+
+class RequestLogMiddleware:
+    """One log line per request: method, path, status and time to the response head.
+
+    Plain ASGI (no BaseHTTPMiddleware), so streams pass through untouched and unbuffered.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+
+        async def send_and_log(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                logger.info(
+                    "request",
+                    extra={
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": message["status"],
+                        "ms": round((time.perf_counter() - started) * 1000, 1),
+                    },
+                )
+            await send(message)
+
+        await self.app(scope, receive, send_and_log)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every error the app returns is JSON in the same shape; no stack trace leaves the server."""
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        codes = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}
+        response = error_response(exc.status_code, codes.get(exc.status_code, "error"), exc.detail)
+        response.headers.update(exc.headers or {})
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        return error_response(400, "invalid_request", "invalid request")
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        logger.exception("unhandled error")
+        return error_response(500, "internal", "internal server error")
+
+
+@functools.cache
+def _default_app() -> FastAPI:
+    return create_app()
+
+
+def __getattr__(name: str) -> Any:
+    """`<package>.main:app`, built on first access so importing this module reads no settings."""
+    if name == "app":
+        return _default_app()
+    raise AttributeError(name)

@@ -1,0 +1,385 @@
+"""PostgresStore: the ChatKit store (threads, items, attachments) on PostgreSQL.
+
+Payloads are the SDK's pydantic models stored as JSONB; the columns beside them serve
+scoping (`user_id`), lookups and ordering (`created_at`, then `seq` as a tie-break).
+Every query is scoped to `context.user.id`: another user's rows are "not found".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Literal, TypeVar
+
+import psycopg
+from agents.models.fake_id import FAKE_RESPONSES_ID
+from chatkit.store import NotFoundError, Store, StoreItemType
+from chatkit.types import Attachment, Page, ThreadItem, ThreadMetadata
+from psycopg import sql
+from psycopg_pool import PoolTimeout
+from pydantic import TypeAdapter
+
+from .context import RequestContext
+from .db import Pool, create_pool
+from .embedded import resolve_database_url
+from .settings import EMBEDDED, get_settings
+
+logger = logging.getLogger(__name__)
+
+Order = Literal["asc", "desc"]
+T = TypeVar("T", ThreadMetadata, ThreadItem)
+
+THREAD = TypeAdapter(ThreadMetadata)
+ITEM: TypeAdapter[ThreadItem] = TypeAdapter(ThreadItem)
+ATTACHMENT: TypeAdapter[Attachment] = TypeAdapter(Attachment)
+
+ITEM_ID_KIND: Mapping[str, StoreItemType] = {
+    "client_tool_call": "tool_call",
+    "task": "task",
+    "workflow": "workflow",
+    "sdk_hidden_context": "sdk_hidden_context",
+}
+
+# --- SQL ------------------------------------------------------------------------------
+
+SAVE_THREAD = """
+INSERT INTO threads AS t (id, user_id, created_at, payload)
+VALUES (%(id)s, %(user)s, %(created_at)s, %(payload)s::jsonb)
+ON CONFLICT (id) DO UPDATE
+SET created_at = EXCLUDED.created_at, payload = EXCLUDED.payload, updated_at = now()
+WHERE t.user_id = EXCLUDED.user_id
+RETURNING 1
+"""
+
+LOAD_THREAD = "SELECT payload::text FROM threads WHERE id = %(id)s AND user_id = %(user)s"
+
+DELETE_THREAD = "DELETE FROM threads WHERE id = %(id)s AND user_id = %(user)s RETURNING 1"
+
+# Insert only into a thread the user owns; an existing id is updated, never duplicated.
+SAVE_ITEM = """
+INSERT INTO thread_items AS i (thread_id, id, created_at, payload)
+SELECT t.id, %(id)s, %(created_at)s, %(payload)s::jsonb
+FROM threads AS t
+WHERE t.id = %(thread)s AND t.user_id = %(user)s
+ON CONFLICT (thread_id, id) DO UPDATE
+SET created_at = EXCLUDED.created_at, payload = EXCLUDED.payload, updated_at = now()
+RETURNING 1
+"""
+
+LOAD_ITEM = """
+SELECT i.payload::text
+FROM thread_items AS i JOIN threads AS t ON t.id = i.thread_id
+WHERE i.thread_id = %(thread)s AND i.id = %(id)s AND t.user_id = %(user)s
+"""
+
+DELETE_ITEM = """
+DELETE FROM thread_items AS i USING threads AS t
+WHERE i.thread_id = %(thread)s AND i.id = %(id)s AND t.id = i.thread_id AND t.user_id = %(user)s
+"""
+
+SAVE_ATTACHMENT = """
+INSERT INTO attachments AS a (id, user_id, payload)
+VALUES (%(id)s, %(user)s, %(payload)s::jsonb)
+ON CONFLICT (id) DO UPDATE
+SET payload = EXCLUDED.payload, updated_at = now()
+WHERE a.user_id = EXCLUDED.user_id
+RETURNING 1
+"""
+
+LOAD_ATTACHMENT = "SELECT payload::text FROM attachments WHERE id = %(id)s AND user_id = %(user)s"
+
+DELETE_ATTACHMENT = "DELETE FROM attachments WHERE id = %(id)s AND user_id = %(user)s"
+
+# Keyset pages. The anchor row (the thread, or the `after` cursor) comes first: no row at
+# all means "not found"; a row with a NULL payload means "found, but the page is empty".
+THREADS_PAGE = """
+SELECT payload::text, created_at, seq FROM threads
+WHERE user_id = %(user)s
+ORDER BY created_at {dir}, seq {dir}
+LIMIT %(limit)s
+"""
+
+THREADS_PAGE_AFTER = """
+SELECT p.payload::text, p.created_at, p.seq
+FROM threads AS c
+LEFT JOIN LATERAL (
+    SELECT payload, created_at, seq FROM threads
+    WHERE user_id = c.user_id AND (created_at, seq) {cmp} (c.created_at, c.seq)
+    ORDER BY created_at {dir}, seq {dir}
+    LIMIT %(limit)s
+) AS p ON true
+WHERE c.id = %(after)s AND c.user_id = %(user)s
+ORDER BY p.created_at {dir}, p.seq {dir}
+"""
+
+ITEMS_PAGE = """
+SELECT p.payload::text, p.created_at, p.seq
+FROM threads AS t
+LEFT JOIN LATERAL (
+    SELECT payload, created_at, seq FROM thread_items
+    WHERE thread_id = t.id
+    ORDER BY created_at {dir}, seq {dir}
+    LIMIT %(limit)s
+) AS p ON true
+WHERE t.id = %(thread)s AND t.user_id = %(user)s
+ORDER BY p.created_at {dir}, p.seq {dir}
+"""
+
+ITEMS_PAGE_AFTER = """
+SELECT p.payload::text, p.created_at, p.seq
+FROM threads AS t
+JOIN thread_items AS c ON c.thread_id = t.id AND c.id = %(after)s
+LEFT JOIN LATERAL (
+    SELECT payload, created_at, seq FROM thread_items
+    WHERE thread_id = t.id AND (created_at, seq) {cmp} (c.created_at, c.seq)
+    ORDER BY created_at {dir}, seq {dir}
+    LIMIT %(limit)s
+) AS p ON true
+WHERE t.id = %(thread)s AND t.user_id = %(user)s
+ORDER BY p.created_at {dir}, p.seq {dir}
+"""
+
+
+def _ordered(template: str) -> dict[str, sql.Composed]:
+    """The query for each order: `asc` walks forwards from the cursor, `desc` backwards."""
+    return {
+        order: sql.SQL(template).format(dir=sql.SQL(direction), cmp=sql.SQL(cmp))
+        for order, direction, cmp in (("asc", "ASC", ">"), ("desc", "DESC", "<"))
+    }
+
+
+THREADS_QUERIES = {False: _ordered(THREADS_PAGE), True: _ordered(THREADS_PAGE_AFTER)}
+ITEMS_QUERIES = {False: _ordered(ITEMS_PAGE), True: _ordered(ITEMS_PAGE_AFTER)}
+
+
+def _timestamp(value: datetime) -> datetime:
+    """An aware timestamp for the ordering column (a naive one is taken as local time,
+    as `datetime.now()` gives it). The payload keeps the original value."""
+    return value if value.tzinfo is not None else value.astimezone()
+
+
+def _order(order: str) -> Order:
+    if order not in ("asc", "desc"):
+        raise ValueError(f"order must be 'asc' or 'desc', not {order!r}")
+    return "asc" if order == "asc" else "desc"
+
+
+class PostgresStore(Store[RequestContext]):
+    """A complete ChatKit store on PostgreSQL with an async connection pool.
+
+    Build it anywhere (no event loop needed); the pool opens on first use or on
+    `await store.open()`, and `await store.close()` releases it. `database_url` may be
+    `embedded` (the development server, started off the event loop when the pool opens).
+
+    Not-found rules: reading, updating or paginating another user's (or a missing)
+    thread, item or attachment raises `chatkit.store.NotFoundError`; so does an `after`
+    cursor that is not an item of that thread (or not one of the user's threads).
+    Deleting a missing item or attachment is a no-op; deleting a missing thread raises.
+    """
+
+    def __init__(self, database_url: str, *, min_size: int = 1, max_size: int = 10) -> None:
+        self.database_url = database_url
+        self.min_size = min_size
+        self.max_size = max_size
+        self._pool: Pool | None = None
+        self._open_lock = asyncio.Lock()
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    @property
+    def pool(self) -> Pool:
+        """The open connection pool (RuntimeError before `open()`)."""
+        if self._pool is None:
+            raise RuntimeError("PostgresStore is not open: await store.open() first")
+        return self._pool
+
+    async def open(self) -> None:
+        """Create and open the pool (idempotent). Connections are made in the background."""
+        await self._ensure_open()
+
+    async def close(self) -> None:
+        """Close the pool; the store opens a new one if it is used again."""
+        async with self._open_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    async def ping(self, timeout: float = 2.0) -> bool:  # noqa: ASYNC109 (health-check API)
+        """True when the database answers `SELECT 1` within `timeout` seconds."""
+        try:
+            pool = await self._ensure_open()
+            async with asyncio.timeout(timeout), pool.connection(timeout=timeout) as conn:
+                await conn.execute("SELECT 1")
+        except (psycopg.Error, PoolTimeout, TimeoutError, OSError, RuntimeError) as exc:
+            logger.debug("database ping failed: %s", type(exc).__name__)
+            return False
+        return True
+
+    async def _ensure_open(self) -> Pool:
+        if self._pool is not None:
+            return self._pool
+        async with self._open_lock:
+            if self._pool is None:
+                conninfo = self.database_url
+                if conninfo == EMBEDDED:
+                    settings = get_settings()
+                    conninfo = await asyncio.to_thread(resolve_database_url, settings)
+                pool = create_pool(conninfo, min_size=self.min_size, max_size=self.max_size)
+                await pool.open()
+                self._pool = pool
+            return self._pool
+
+    async def _fetch(self, query: Any, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        pool = await self._ensure_open()
+        async with pool.connection() as conn:
+            cursor = await conn.execute(query, params)
+            return await cursor.fetchall()
+
+    async def _run(self, query: Any, params: Mapping[str, Any]) -> int:
+        pool = await self._ensure_open()
+        async with pool.connection() as conn:
+            cursor = await conn.execute(query, params)
+            return cursor.rowcount
+
+    # --- threads ------------------------------------------------------------------------
+
+    async def load_thread(self, thread_id: str, context: RequestContext) -> ThreadMetadata:
+        """The user's thread (NotFoundError when missing or someone else's)."""
+        rows = await self._fetch(LOAD_THREAD, {"id": thread_id, "user": context.user.id})
+        if not rows:
+            raise NotFoundError(f"thread {thread_id} not found")
+        return THREAD.validate_json(rows[0][0])
+
+    async def save_thread(self, thread: ThreadMetadata, context: RequestContext) -> None:
+        """Insert or update the thread (NotFoundError when the id is another user's)."""
+        params = {
+            "id": thread.id,
+            "user": context.user.id,
+            "created_at": _timestamp(thread.created_at),
+            "payload": THREAD.dump_json(thread).decode(),
+        }
+        if not await self._fetch(SAVE_THREAD, params):
+            raise NotFoundError(f"thread {thread.id} not found")
+
+    async def load_threads(
+        self, limit: int, after: str | None, order: str, context: RequestContext
+    ) -> Page[ThreadMetadata]:
+        """A page of the user's threads by creation time (`after`: exclusive cursor)."""
+        query = THREADS_QUERIES[after is not None][_order(order)]
+        params = {"user": context.user.id, "after": after, "limit": max(limit, 0) + 1}
+        rows = await self._fetch(query, params)
+        if after is not None and not rows:
+            raise NotFoundError(f"thread {after} not found")
+        threads = [THREAD.validate_json(row[0]) for row in rows if row[0] is not None]
+        return _page(threads, limit)
+
+    async def delete_thread(self, thread_id: str, context: RequestContext) -> None:
+        """Delete the thread and (by cascade) its items (NotFoundError when missing)."""
+        if not await self._fetch(DELETE_THREAD, {"id": thread_id, "user": context.user.id}):
+            raise NotFoundError(f"thread {thread_id} not found")
+
+    # --- items --------------------------------------------------------------------------
+
+    async def load_thread_items(
+        self,
+        thread_id: str,
+        after: str | None,
+        limit: int,
+        order: str,
+        context: RequestContext,
+    ) -> Page[ThreadItem]:
+        """A page of the thread's items by creation time (`after`: exclusive cursor).
+
+        NotFoundError when the thread is missing or someone else's, or when `after` is
+        not an item of this thread.
+        """
+        query = ITEMS_QUERIES[after is not None][_order(order)]
+        params = {
+            "thread": thread_id,
+            "user": context.user.id,
+            "after": after,
+            "limit": max(limit, 0) + 1,
+        }
+        rows = await self._fetch(query, params)
+        if not rows:
+            missing = f"item {after}" if after is not None else f"thread {thread_id}"
+            raise NotFoundError(f"{missing} not found")
+        items = [ITEM.validate_json(row[0]) for row in rows if row[0] is not None]
+        return _page(items, limit)
+
+    async def add_thread_item(
+        self, thread_id: str, item: ThreadItem, context: RequestContext
+    ) -> None:
+        """Add the item to the user's thread (an existing id is updated, not duplicated)."""
+        await self._save_item(thread_id, item, context)
+
+    async def save_item(self, thread_id: str, item: ThreadItem, context: RequestContext) -> None:
+        """Insert or update the item in the user's thread (NotFoundError otherwise)."""
+        await self._save_item(thread_id, item, context)
+
+    async def _save_item(self, thread_id: str, item: ThreadItem, context: RequestContext) -> None:
+        if item.id == FAKE_RESPONSES_ID:
+            # Chat Completions models give every output the same placeholder id.
+            thread = ThreadMetadata(id=thread_id, created_at=item.created_at)
+            item.id = self.generate_item_id(ITEM_ID_KIND.get(item.type, "message"), thread, context)
+        params = {
+            "thread": thread_id,
+            "id": item.id,
+            "user": context.user.id,
+            "created_at": _timestamp(item.created_at),
+            "payload": item.model_dump_json(),
+        }
+        try:
+            saved = await self._fetch(SAVE_ITEM, params)
+        except psycopg.errors.ForeignKeyViolation:
+            saved = []  # the thread was deleted while we wrote
+        if not saved:
+            raise NotFoundError(f"thread {thread_id} not found")
+
+    async def load_item(self, thread_id: str, item_id: str, context: RequestContext) -> ThreadItem:
+        """The item of the user's thread (NotFoundError when missing or someone else's)."""
+        params = {"thread": thread_id, "id": item_id, "user": context.user.id}
+        rows = await self._fetch(LOAD_ITEM, params)
+        if not rows:
+            raise NotFoundError(f"item {item_id} not found in thread {thread_id}")
+        return ITEM.validate_json(rows[0][0])
+
+    async def delete_thread_item(
+        self, thread_id: str, item_id: str, context: RequestContext
+    ) -> None:
+        """Delete the item if the user's thread has it (a no-op otherwise)."""
+        await self._run(DELETE_ITEM, {"thread": thread_id, "id": item_id, "user": context.user.id})
+
+    # --- attachments --------------------------------------------------------------------
+
+    async def save_attachment(self, attachment: Attachment, context: RequestContext) -> None:
+        """Insert or update attachment metadata (NotFoundError when the id is another user's)."""
+        params = {
+            "id": attachment.id,
+            "user": context.user.id,
+            "payload": attachment.model_dump_json(),
+        }
+        if not await self._fetch(SAVE_ATTACHMENT, params):
+            raise NotFoundError(f"attachment {attachment.id} not found")
+
+    async def load_attachment(self, attachment_id: str, context: RequestContext) -> Attachment:
+        """The user's attachment metadata (NotFoundError when missing or someone else's)."""
+        rows = await self._fetch(LOAD_ATTACHMENT, {"id": attachment_id, "user": context.user.id})
+        if not rows:
+            raise NotFoundError(f"attachment {attachment_id} not found")
+        return ATTACHMENT.validate_json(rows[0][0])
+
+    async def delete_attachment(self, attachment_id: str, context: RequestContext) -> None:
+        """Delete the user's attachment metadata (a no-op when there is none)."""
+        await self._run(DELETE_ATTACHMENT, {"id": attachment_id, "user": context.user.id})
+
+
+def _page(rows: Sequence[T], limit: int) -> Page[T]:
+    """The SDK's page: `after` is the last id only when more rows remain."""
+    limit = max(limit, 0)
+    data = list(rows[:limit])
+    has_more = len(rows) > limit
+    after = getattr(data[-1], "id", None) if has_more and data else None
+    return Page[T](data=data, has_more=has_more, after=after)
