@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from urllib.parse import unquote
 
-CONTEXT: dict[str, object] = json.loads({{ cookiecutter | tojson | tojson }})
+CONTEXT: dict[str, object] = json.loads({{ cookiecutter | tojson | tojson }})  # noqa: F821  # fmt: skip
 
 EMBEDDED = "embedded"
 UPGRADE_TIMEOUT = 900
@@ -231,10 +231,18 @@ def last_line(text: str) -> str:
     return lines[-1][:300] if lines else ""
 
 
+def find_uv() -> str | None:
+    """uv: the one running cookiecutter (`uvx` exports its path as UV), else on PATH."""
+    exported = os.environ.get("UV", "")
+    if exported and os.access(exported, os.X_OK):
+        return exported
+    return shutil.which("uv")
+
+
 def upgrade_command(slug: str, project_dir: Path) -> tuple[list[str], dict[str, str]] | str:
     """How to run `db upgrade` here, or the reason it can't run."""
     env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "PYTHONPATH"}}
-    uv = shutil.which("uv")
+    uv = find_uv()
     if uv:
         return [uv, "run", "--quiet", "python", "-m", slug, "db", "upgrade"], env
     if importlib.util.find_spec("psycopg") is None:
@@ -262,8 +270,9 @@ def create_tables(slug: str, project_dir: Path, url: str) -> str | None:
         return how
     command, env = how
     where = "the embedded database in .postgres/" if url == EMBEDDED else strip_password(url)
-    say(f"creating the tables in {where} ({' '.join(command[1:3])} ... db upgrade; "
-        "the first run installs the project's environment, this can take a minute)")  # fmt: skip
+    runner = "uv run" if Path(command[0]).name.startswith("uv") else "python"
+    say(f"creating the tables in {where} ({runner} ... -m {slug} db upgrade; a first run "
+        "installs the project's environment, this can take a minute)")  # fmt: skip
     try:
         done = subprocess.run(
             command,
@@ -316,7 +325,7 @@ def main(context: dict[str, object]) -> int:
         else:
             say("kept the existing .env")
         say(f"recorded the answers in {write_answers(project_dir, context).name} (for cruft)")
-    except Exception as exc:  # noqa: BLE001 - the project is kept whatever happens
+    except Exception as exc:  # the project is kept whatever happens
         print(redact_text(f"warning: could not finish the project files: {exc}", url),
               file=sys.stderr)  # fmt: skip
     if not to_bool(context.get("create_tables", True)):
@@ -324,7 +333,7 @@ def main(context: dict[str, object]) -> int:
         return 0
     try:
         reason = create_tables(slug, project_dir, url)
-    except Exception as exc:  # noqa: BLE001 - the project is kept whatever happens
+    except Exception as exc:  # the project is kept whatever happens
         reason = f"{type(exc).__name__}: {exc}"
     if reason:
         warn_tables(reason, slug, project_dir, url)

@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-CONTEXT: dict[str, object] = json.loads({{ cookiecutter | tojson | tojson }})
+CONTEXT: dict[str, object] = json.loads({{ cookiecutter | tojson | tojson }})  # noqa: F821  # fmt: skip
 
 SLUG_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
 MODEL_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]*")
@@ -160,7 +160,7 @@ def scrub_replay_files(url: str, dirs: list[Path]) -> list[str]:
         for path in sorted(directory.glob("*.json")):
             try:
                 scrub_replay_file(path, url)
-            except Exception as exc:  # noqa: BLE001 - never fail generation because of this
+            except Exception as exc:  # never fail generation because of this
                 if url in _read_text(path):
                     warnings.append(
                         f"warning: could not remove the database password from {path} "

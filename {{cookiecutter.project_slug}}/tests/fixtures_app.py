@@ -97,6 +97,7 @@ def app_settings(database_url: str, base_url: str, **overrides: Any) -> Settings
         "openai_timeout": 5.0,
         "auth_secret": TEST_AUTH_SECRET,
         "log_level": "WARNING",
+        "chat_page": False,
         **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -1,3 +1,3 @@
-"""{{ cookiecutter.project_name }}: a ChatKit backend on FastAPI and PostgreSQL."""
+"""{{ cookiecutter.project_slug }}: a ChatKit backend on FastAPI and PostgreSQL."""
 
 __version__ = "0.1.0"

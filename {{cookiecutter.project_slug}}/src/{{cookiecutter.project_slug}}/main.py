@@ -187,6 +187,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return JSONResponse({"status": "ok", "database": "ok"})
         return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
 
+    if settings.serves_chat_page:
+        from .page import install_chat_page
+
+        install_chat_page(app, settings)
     app.add_middleware(RequestLogMiddleware)
     return app
 

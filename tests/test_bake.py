@@ -1,0 +1,285 @@
+"""Bake the template with the real cookiecutter CLI and check what comes out."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import tomllib
+from pathlib import Path
+from urllib.parse import quote
+
+import psycopg
+import pytest
+import yaml
+
+from tests.bake import UNRENDERED, Baked, Baker, files_under, postgres_processes_using, run_in
+
+TABLES = {"threads", "thread_items", "attachments", "schema_migrations"}
+PASSWORD = "Hunter2-#not$safe"
+NASTY = 'Tom\'s "Chat" — $(touch pwned) `id`; & | < > 🚀 ünïcödé \\ %s #'
+
+
+def assert_ok(baked: Baked) -> None:
+    assert baked.result.returncode == 0, baked.output
+    assert baked.project.is_dir(), baked.output
+
+
+def assert_fully_rendered(project: Path) -> None:
+    for path in files_under(project):
+        text = path.read_text("utf-8", errors="replace")
+        assert not UNRENDERED.search(text), f"unrendered Jinja in {path}"
+        assert "{{cookiecutter" not in path.name and "{{ cookiecutter" not in path.name
+
+
+def assert_password_only_in_env(baked: Baked, secret: str, *, in_env: bool = True) -> None:
+    """The secret is in .env and nowhere else: output, replay files, temp files, home."""
+    assert secret not in baked.output
+    places = [baked.home, baked.tmpdir, baked.replay_dir, baked.out]
+    holders = [
+        path
+        for place in places
+        if place.exists()
+        for path in files_under(place)
+        if secret.encode() in path.read_bytes()
+    ]
+    assert holders == ([baked.project / ".env"] if in_env else [])
+
+
+# ------------------------------------------------------------------------------ defaults
+
+
+def test_defaults_create_tables_in_embedded_database(baker: Baker, tmp_path: Path) -> None:
+    """`cookiecutter <template> --no-input`, nothing else: every default, tables included."""
+    baked = baker(tmp_path)
+    assert_ok(baked)
+    assert "tables created" in baked.result.stdout, baked.output
+    assert "warning" not in baked.output.lower()
+    assert postgres_processes_using(baked.project) == []
+    env = baked.env_file()
+    assert env["DATABASE_URL"] == "embedded"
+    assert env["OPENAI_MODEL"] == "gpt-4.1"
+    assert len(env["AUTH_SECRET"]) >= 48
+    status = run_in(
+        baked.project, "uv", "run", "--quiet", "python", "-m", baked.slug, "db", "status"
+    )
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "up to date" in status.stdout
+    assert postgres_processes_using(baked.project) == []
+    assert_fully_rendered(baked.project)
+
+
+# ------------------------------------------------------------------------------ answers
+
+
+MATRIX = [
+    ("acme_support", ["project_name=Acme Support", "chat_page=no", "python_version=3.12"]),
+    ("chat2", ["project_name=Chat 2", "project_slug=chat2", "model=gpt-4o-mini"]),
+    ("my_bot", ["project_name=My-Bot", "model=meta-llama/Llama-3.1-8B-Instruct", "chat_page=yes",
+                "python_version=3.13", "database_url=postgres://bot@db.internal:5432/bot"]),
+    ("tom_s_chat", [f"project_name={NASTY}", "project_slug=tom_s_chat",
+                    f"description={NASTY}", f"author_name={NASTY}"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("slug", "answers"), MATRIX, ids=[slug for slug, _ in MATRIX])
+def test_answer_matrix(baker: Baker, tmp_path: Path, slug: str, answers: list[str]) -> None:
+    baked = baker(tmp_path, *answers, "create_tables=no", slug=slug)
+    assert_ok(baked)
+    project = baked.project
+    assert (project / "src" / slug / "__init__.py").is_file()
+    assert_fully_rendered(project)
+    assert not (tmp_path / "pwned").exists() and not (project / "pwned").exists()
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text("utf-8"))
+    assert pyproject["project"]["name"] == slug
+    if "description" in baked.answers:
+        assert pyproject["project"]["description"] == baked.answers["description"]
+    python = baked.answers.get("python_version", "3.11")
+    assert pyproject["project"]["requires-python"] == f">={python}"
+    assert f"FROM python:{python}-slim" in (project / "Dockerfile").read_text()
+    compose = yaml.safe_load((project / "compose.yaml").read_text())
+    assert set(compose["services"]) == {"app", "db"}
+    model = baked.answers.get("model", "gpt-4.1")
+    assert baked.env_file()["OPENAI_MODEL"] == model
+    answers_file = baked.cruft()["context"]["cookiecutter"]
+    for key, value in baked.answers.items():
+        if key not in {"chat_page", "create_tables"}:
+            assert answers_file[key] == value
+    assert answers_file["chat_page"] is (baked.answers.get("chat_page", "yes") == "yes")
+    assert "skipped creating the tables" in baked.result.stdout
+
+
+@pytest.mark.parametrize(
+    ("answer", "variable"),
+    [
+        ("project_slug=My App", "project_slug"),
+        ("project_slug=1app", "project_slug"),
+        ("project_slug=json", "project_slug"),
+        ("project_slug=fastapi", "project_slug"),
+        ("project_slug=class", "project_slug"),
+        ("project_slug=tests", "project_slug"),
+        ("project_name=", "project_name"),
+        (f"database_url=mysql://root:{PASSWORD}@db/app", "database_url"),
+        (f"database_url=postgresql://root:{PASSWORD}@:notaport/app", "database_url"),
+        ("database_url=postgresql:///app", "database_url"),
+        ("database_url=sqlite", "database_url"),
+        ("model=", "model"),
+        ("model=gpt 4", "model"),
+    ],
+)
+def test_bad_answers_are_rejected(baker: Baker, tmp_path: Path, answer: str, variable: str) -> None:
+    extra = [] if answer.startswith("project_slug") else ["project_slug=rejected_app"]
+    baked = baker(tmp_path, answer, *extra, slug="rejected_app")
+    assert baked.result.returncode != 0
+    ours = [line for line in baked.result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(ours) == 1, baked.output
+    assert ours[0].startswith(f"error: {variable}: ")
+    assert "allowed: " in ours[0]
+    assert PASSWORD not in baked.output
+    assert list(baked.out.iterdir()) == [], "the output directory must be removed"
+    replay = "\n".join(p.read_text() for p in baked.replay_dir.glob("*.json"))
+    assert PASSWORD not in replay
+
+
+# ------------------------------------------------------------------------------ databases
+
+
+def test_unreachable_database_keeps_the_project(baker: Baker, tmp_path: Path) -> None:
+    url = f"postgresql://app:{quote(PASSWORD, safe='')}@127.0.0.1:9/app?connect_timeout=3"
+    baked = baker(tmp_path, f"database_url={url}")
+    assert_ok(baked)
+    warnings = [line for line in baked.result.stderr.splitlines() if "warning" in line.lower()]
+    assert len(warnings) == 1, baked.output
+    assert f"cd {baked.project} && uv run python -m my_chatkit_app db upgrade" in warnings[0]
+    assert (baked.project / ".env").is_file()
+    assert baked.env_file()["DATABASE_URL"].strip("'") == url
+    assert_password_only_in_env(baked, quote(PASSWORD, safe=""))
+    assert_password_only_in_env(baked, PASSWORD, in_env=False)
+
+
+def test_no_uv_keeps_the_project(baker: Baker, tmp_path: Path) -> None:
+    path = os.pathsep.join([str(baker.bin_dir), "/usr/bin", "/bin"])
+    if shutil.which("uv", path=path):
+        pytest.skip("uv is installed system-wide; cannot hide it")
+    baked = baker(tmp_path, path=path)
+    assert_ok(baked)
+    warnings = [line for line in baked.result.stderr.splitlines() if "warning" in line.lower()]
+    assert len(warnings) == 1, baked.output
+    assert "uv is not installed" in warnings[0]
+    assert "uv run python -m my_chatkit_app db upgrade" in warnings[0]
+    assert (baked.project / ".env").is_file()
+
+
+@pytest.fixture
+def fresh_database(postgres_url: str, tmp_path: Path) -> str:
+    """A new database on the session's real server; its URL (with a password added)."""
+    name = f"bake_{tmp_path.name.lower().replace('-', '_')[-40:]}"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base, _, query = postgres_url.partition("?")
+    user_host = base.split("://", 1)[1].rsplit("/", 1)[0].split("@")[1]
+    return f"postgresql://postgres:{quote(PASSWORD, safe='')}@{user_host}/{name}?{query}"
+
+
+def test_real_postgres_gets_the_tables(baker: Baker, tmp_path: Path, fresh_database: str) -> None:
+    baked = baker(tmp_path, f"database_url={fresh_database}", "project_slug=real_db_app",
+                  slug="real_db_app")  # fmt: skip
+    assert_ok(baked)
+    assert "tables created" in baked.result.stdout, baked.output
+    assert "warning" not in baked.output.lower()
+    with psycopg.connect(fresh_database) as conn:
+        rows = conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+        ).fetchall()
+        versions = conn.execute("SELECT count(*) FROM schema_migrations").fetchone()
+    assert {row[0] for row in rows} >= TABLES
+    assert versions and versions[0] >= 1
+    assert_password_only_in_env(baked, quote(PASSWORD, safe=""))
+
+
+# ------------------------------------------------------------------------------ secrets
+
+
+def test_env_file_is_private_and_ignored(baker: Baker, tmp_path: Path) -> None:
+    baked = baker(tmp_path, "create_tables=no", env={"OPENAI_API_KEY": "sk-test-from-env"})
+    assert_ok(baked)
+    env_path = baked.project / ".env"
+    assert stat.S_IMODE(env_path.stat().st_mode) == 0o600
+    assert baked.env_file()["OPENAI_API_KEY"] == "sk-test-from-env"
+    assert "sk-test-from-env" not in (baked.project / ".env.example").read_text()
+    assert_password_only_in_env(baked, "sk-test-from-env")
+    if not shutil.which("git"):
+        pytest.skip("git is not installed")
+    subprocess.run(["git", "init", "-q"], cwd=baked.project, check=True)
+    (baked.project / ".postgres").mkdir()
+    (baked.project / ".postgres" / "PG_VERSION").write_text("18")
+    ignored = subprocess.run(
+        ["git", "check-ignore", ".env", ".postgres/PG_VERSION"],
+        cwd=baked.project, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert ignored.stdout.split() == [".env", ".postgres/PG_VERSION"]
+    tracked = subprocess.run(
+        ["git", "check-ignore", ".env.example", ".cruft.json"], cwd=baked.project, check=False
+    )
+    assert tracked.returncode == 1, ".env.example and .cruft.json must be committed"
+
+
+def test_two_projects_get_different_secrets(baker: Baker, tmp_path: Path) -> None:
+    first = baker(tmp_path / "a", "create_tables=no")
+    second = baker(tmp_path / "b", "create_tables=no")
+    assert first.env_file()["AUTH_SECRET"] != second.env_file()["AUTH_SECRET"]
+
+
+def test_password_not_in_default_replay_location(baker: Baker, tmp_path: Path) -> None:
+    """No --config-file: cookiecutter writes ~/.cookiecutter_replay/; the hook scrubs it."""
+    url = f"postgresql://app:{quote(PASSWORD, safe='')}@db.example.com/app"
+    baked = baker(tmp_path, f"database_url={url}", "create_tables=no", use_config_file=False)
+    assert_ok(baked)
+    replay = baked.home / ".cookiecutter_replay"
+    files = list(replay.glob("*.json"))
+    assert files, "cookiecutter wrote no replay file"
+    data = json.loads(files[0].read_text())
+    assert data["cookiecutter"]["database_url"] == "postgresql://app@db.example.com/app"
+    assert data["_cookiecutter"]["database_url"] == "postgresql://app@db.example.com/app"
+    assert_password_only_in_env(baked, quote(PASSWORD, safe=""))
+    assert baked.cruft()["context"]["cookiecutter"]["database_url"] == (
+        "postgresql://app@db.example.com/app"
+    )
+
+
+def test_password_not_in_replay_from_config_env(baker: Baker, tmp_path: Path) -> None:
+    """COOKIECUTTER_CONFIG names the replay dir."""
+    config = tmp_path / "cc.yaml"
+    config.write_text(f"replay_dir: {tmp_path / 'env-replay'}\n")
+    url = f"postgresql://app:{quote(PASSWORD, safe='')}@db.example.com/app"
+    baked = baker(tmp_path, f"database_url={url}", "create_tables=no", use_config_file=False,
+                  env={"COOKIECUTTER_CONFIG": str(config)})  # fmt: skip
+    assert_ok(baked)
+    replay = list((tmp_path / "env-replay").glob("*.json"))
+    assert replay and quote(PASSWORD, safe="") not in replay[0].read_text()
+
+
+# ------------------------------------------------------------------------------ regeneration
+
+
+def test_regenerating_with_force_keeps_env(baker: Baker, tmp_path: Path) -> None:
+    first = baker(tmp_path, "create_tables=no")
+    assert_ok(first)
+    before = (first.project / ".env").read_text()
+    (first.project / "src" / "my_chatkit_app" / "mine.py").write_text("KEEP = 1\n")
+    second = baker(tmp_path, "create_tables=no", "model=gpt-4o", options=("-f",))
+    assert_ok(second)
+    assert (second.project / ".env").read_text() == before
+    assert "kept the existing .env" in second.result.stdout
+    assert (second.project / "src" / "my_chatkit_app" / "mine.py").is_file()
+    assert second.cruft()["context"]["cookiecutter"]["model"] == "gpt-4o"
+
+
+def test_rejected_regeneration_keeps_existing_project(baker: Baker, tmp_path: Path) -> None:
+    first = baker(tmp_path, "create_tables=no")
+    assert_ok(first)
+    second = baker(tmp_path, "model=bad model", options=("-f",))
+    assert second.result.returncode != 0
+    assert (first.project / ".env").is_file()

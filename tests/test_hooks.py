@@ -1,0 +1,377 @@
+"""Unit tests of the hooks: rendered the way cookiecutter renders them, then imported."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import stat
+import types
+from pathlib import Path
+
+import pytest
+from cookiecutter.environment import StrictEnvironment
+from dotenv import dotenv_values
+
+from tests.bake import TEMPLATE
+
+DEFAULTS = {
+    **{k: v for k, v in json.loads((TEMPLATE / "cookiecutter.json").read_text()).items()},
+    "project_slug": "my_chatkit_app",
+    "python_version": "3.11",
+    "_template": "/somewhere/template",
+    "_output_dir": "/somewhere/out",
+    "_repo_dir": "/somewhere/template",
+    "_checkout": None,
+}
+
+
+def load_hook(name: str, **answers: object) -> types.ModuleType:
+    """Render hooks/<name>.py with Jinja and a cookiecutter context, then import it."""
+    context = {**DEFAULTS, **answers}
+    source = (TEMPLATE / "hooks" / f"{name}.py").read_text()
+    env = StrictEnvironment(context={"cookiecutter": context})
+    rendered = env.from_string(source).render(cookiecutter=context)
+    module = types.ModuleType(name)
+    module.__file__ = f"/rendered/{name}.py"
+    exec(compile(rendered, module.__file__, "exec"), module.__dict__)  # noqa: S102
+    return module
+
+
+@pytest.fixture(scope="module")
+def pre() -> types.ModuleType:
+    return load_hook("pre_gen_project")
+
+
+@pytest.fixture(scope="module")
+def post() -> types.ModuleType:
+    return load_hook("post_gen_project")
+
+
+NASTY = 'Tom\'s "Chat" """ \'\'\' $(touch /tmp/pwned) `id`; \\n {{ x }} — 🚀 ünïcödé'
+
+
+@pytest.mark.parametrize("hook", ["pre_gen_project", "post_gen_project"])
+def test_answers_reach_the_hook_verbatim(hook: str) -> None:
+    module = load_hook(hook, project_name=NASTY, description=NASTY, author_name=NASTY)
+    assert module.CONTEXT["project_name"] == NASTY
+    assert module.CONTEXT["description"] == NASTY
+    assert not Path("/tmp/pwned").exists()
+
+
+# ------------------------------------------------------------------------------ validation
+
+
+@pytest.mark.parametrize("slug", ["my_app", "acme2", "a", "support_chat_v2", "match"])
+def test_good_slugs(pre: types.ModuleType, slug: str) -> None:
+    pre.validate_slug(slug)
+
+
+@pytest.mark.parametrize(
+    ("slug", "why"),
+    [
+        ("My_App", "lower-case"),
+        ("1app", "lower-case"),
+        ("my-app", "lower-case"),
+        ("my app", "lower-case"),
+        ("", "lower-case"),
+        ("café", "lower-case"),
+        ("class", "keyword"),
+        ("import", "keyword"),
+        ("json", "standard library"),
+        ("asyncio", "standard library"),
+        ("email", "standard library"),
+        ("chatkit", "imports"),
+        ("agents", "imports"),
+        ("openai", "imports"),
+        ("fastapi", "imports"),
+        ("psycopg", "imports"),
+        ("jwt", "imports"),
+        ("tests", "imports"),
+        ("test", "standard library"),
+        ("x" * 65, "longer"),
+    ],
+)
+def test_bad_slugs(pre: types.ModuleType, slug: str, why: str) -> None:
+    with pytest.raises(pre.InvalidAnswer) as caught:
+        pre.validate_slug(slug)
+    message = str(caught.value)
+    assert message.startswith("project_slug: ")
+    assert why in message
+    assert "allowed:" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "embedded",
+        "postgresql://user:pw@db.example.com:5432/app",
+        "postgres://db.example.com/app",
+        "postgresql://user@localhost/app?sslmode=require",
+        "postgresql:///app?host=/var/run/postgresql",
+        "postgresql://u:p%40ss@[::1]:5432/app",
+    ],
+)
+def test_good_database_urls(pre: types.ModuleType, url: str) -> None:
+    pre.validate_database_url(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "",
+        "embeded",
+        "Embedded",
+        "mysql://u:hunter2@h/db",
+        "postgresql://",
+        "postgresql:///app",
+        "postgresql://u:hunter2@h:notaport/db",
+        "postgresql://u:hunter2@h:99999/db",
+        "postgresql://u:hunter2@h /db",
+        "localhost:5432/db",
+        "sqlite:///x.db",
+    ],
+)
+def test_bad_database_urls(pre: types.ModuleType, url: str) -> None:
+    with pytest.raises(pre.InvalidAnswer) as caught:
+        pre.validate_database_url(url)
+    message = str(caught.value)
+    assert message.startswith("database_url: ")
+    assert "hunter2" not in message
+    assert "allowed:" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "model", ["gpt-4.1", "gpt-4o-mini", "ft:gpt-4o:acme:x:abc123", "meta-llama/Llama-3-8B", "q:7b"]
+)
+def test_good_models(pre: types.ModuleType, model: str) -> None:
+    pre.validate_model(model)
+
+
+@pytest.mark.parametrize("model", ["", " ", "gpt 4", "gpt-4\n", "$(rm -rf)", "a;b", "'x'", "-x"])
+def test_bad_models(pre: types.ModuleType, model: str) -> None:
+    with pytest.raises(pre.InvalidAnswer, match=r"^model: .*allowed: "):
+        pre.validate_model(model)
+
+
+def test_free_text_is_one_line(pre: types.ModuleType) -> None:
+    pre.validate_text("description", NASTY.replace("\\n", ""), required=False)
+    with pytest.raises(pre.InvalidAnswer, match=r"^description: "):
+        pre.validate_text("description", "two\nlines", required=False)
+    with pytest.raises(pre.InvalidAnswer, match=r"^project_name: "):
+        pre.validate_text("project_name", "  ", required=True)
+
+
+def test_main_reports_one_line_and_exit_1(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    pre = load_hook("pre_gen_project", database_url="mysql://u:hunter2@h/db")
+    assert pre.main(pre.CONTEXT) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("error: database_url: ")
+    assert "hunter2" not in err
+
+
+# ------------------------------------------------------------------------------ passwords
+
+
+@pytest.mark.parametrize(
+    ("url", "stripped", "redacted"),
+    [
+        ("postgresql://u:pw@h/db", "postgresql://u@h/db", "postgresql://u:***@h/db"),
+        ("postgresql://u@h/db", "postgresql://u@h/db", "postgresql://u@h/db"),
+        ("postgres://u:p@ss@h:5/d?sslmode=require", "postgres://u@h:5/d?sslmode=require",
+         "postgres://u:***@h:5/d?sslmode=require"),
+        ("postgresql://u:pa/ss?x#@host/db", "postgresql://u@host/db", "postgresql://u:***@host/db"),
+        ("postgresql:///d?host=/s&password=zz&user=u", "postgresql:///d?host=/s&user=u",
+         "postgresql:///d?host=/s&password=***&user=u"),
+        ("postgresql://h/d?x=a:b@c", "postgresql://h/d?x=a:b@c", "postgresql://h/d?x=a:b@c"),
+        ("embedded", "embedded", "embedded"),
+    ],
+)  # fmt: skip
+def test_password_removal(
+    pre: types.ModuleType, post: types.ModuleType, url: str, stripped: str, redacted: str
+) -> None:
+    for hook in (pre, post):
+        assert hook.strip_password(url) == stripped
+        assert hook.strip_password(url, mask="***") == redacted
+    assert pre.has_password(url) == (url != stripped)
+
+
+def _function_source(hook: str, name: str) -> str:
+    tree = ast.parse((TEMPLATE / "hooks" / f"{hook}.py").read_text())
+    node = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name)
+    return ast.unparse(node)
+
+
+def test_both_hooks_share_one_strip_password() -> None:
+    assert _function_source("pre_gen_project", "strip_password") == _function_source(
+        "post_gen_project", "strip_password"
+    )
+
+
+def test_redact_text_hides_raw_and_decoded_password(post: types.ModuleType) -> None:
+    url = "postgresql://u:p%40ss%2Fw0rd@h/db"
+    text = f"failed for {url}: password p@ss/w0rd rejected"
+    assert "p@ss/w0rd" not in post.redact_text(text, url)
+    assert "p%40ss%2Fw0rd" not in post.redact_text(text, url)
+
+
+def _replay(directory: Path, name: str, url: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.json"
+    answers = {"project_name": "x", "database_url": url}
+    path.write_text(json.dumps({"cookiecutter": answers, "_cookiecutter": dict(answers)}))
+    return path
+
+
+def test_scrub_replay_files(pre: types.ModuleType, tmp_path: Path) -> None:
+    url = "postgresql://u:hunter2@h/db"
+    mine = _replay(tmp_path, "template", url)
+    other = _replay(tmp_path, "other", "postgresql://v:keep@h/db")
+    (tmp_path / "broken.json").write_text("{not json")
+    assert pre.scrub_replay_files(url, [tmp_path, tmp_path / "missing"]) == []
+    data = json.loads(mine.read_text())
+    assert data["cookiecutter"]["database_url"] == "postgresql://u@h/db"
+    assert data["_cookiecutter"]["database_url"] == "postgresql://u@h/db"
+    assert "keep" in other.read_text()
+
+
+def test_replay_dirs_follow_cookiecutter_config(
+    pre: types.ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(f"replay_dir: {tmp_path / 'elsewhere'}\n")
+    monkeypatch.setenv("COOKIECUTTER_CONFIG", str(config))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    dirs = pre.replay_dirs()
+    assert tmp_path / "elsewhere" in dirs
+    assert tmp_path / "home" / ".cookiecutter_replay" in dirs
+
+
+def test_rendered_copy_in_tempdir_is_removed(
+    pre: types.ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    copy = tmp_path / "tmpabc123.py"
+    copy.write_text("secret")
+    keep = tmp_path / "pre_gen_project.py"
+    keep.write_text("template")
+    pre.remove_own_rendered_copy(str(copy))
+    pre.remove_own_rendered_copy(str(keep))
+    assert not copy.exists()
+    assert keep.exists()
+
+
+# ------------------------------------------------------------------------------ .env
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["embedded", "gpt-4.1", "postgresql://u:p%40ss@h:5432/db?sslmode=require&x=1",
+     "postgresql://u:it's #not $HOME\\x@h/db", "sk-abc_DEF-123", ""],
+)  # fmt: skip
+def test_env_values_round_trip_through_dotenv(
+    post: types.ModuleType, tmp_path: Path, value: str
+) -> None:
+    path = tmp_path / ".env"
+    path.write_text(f"KEY={post.env_value(value)}\n")
+    assert dotenv_values(path)["KEY"] == value
+
+
+def test_env_file(post: types.ModuleType, tmp_path: Path) -> None:
+    old_umask = os.umask(0)
+    try:
+        text = post.env_file_text(post.CONTEXT, "", "s" * 64)
+        assert post.write_env(tmp_path, text)
+    finally:
+        os.umask(old_umask)
+    path = tmp_path / ".env"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    values = dotenv_values(path)
+    assert values == {
+        "DATABASE_URL": "embedded",
+        "OPENAI_MODEL": "gpt-4.1",
+        "OPENAI_API_KEY": "",
+        "AUTH_SECRET": "s" * 64,
+    }
+    assert "platform.openai.com/api-keys" in path.read_text()
+    assert not post.write_env(tmp_path, "DIFFERENT=1\n")
+    assert dotenv_values(path)["AUTH_SECRET"] == "s" * 64
+
+
+# ------------------------------------------------------------------------------ answers
+
+
+def test_recorded_answers_carry_no_password(tmp_path: Path) -> None:
+    post = load_hook("post_gen_project", database_url="postgresql://u:hunter2@h/db")
+    data = post.recorded_answers(post.CONTEXT, "/t", "a" * 40)
+    answers = data["context"]["cookiecutter"]
+    assert "hunter2" not in json.dumps(data)
+    assert answers["database_url"] == "postgresql://u@h/db"
+    assert answers["create_tables"] is False
+    assert "_output_dir" not in answers and "_repo_dir" not in answers
+    assert data["template"] == "/t" and data["commit"] == "a" * 40
+    assert ".env" in data["skip"]
+
+
+def test_template_location(post: types.ModuleType, tmp_path: Path) -> None:
+    (tmp_path / "cookiecutter.json").write_text("{}")
+    assert post.template_location(".", tmp_path) == str(tmp_path)
+    assert post.template_location("gh:acme/tpl", tmp_path) == "gh:acme/tpl"
+    assert post.template_location("https://x/y.git", tmp_path) == "https://x/y.git"
+    assert post.template_location("/abs/tpl", tmp_path) == "/abs/tpl"
+
+
+# ------------------------------------------------------------------------------ tables
+
+
+def test_no_uv_and_no_driver_is_a_reason(
+    post: types.ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(post.shutil, "which", lambda name: None)
+    monkeypatch.delenv("UV", raising=False)
+    monkeypatch.setattr(post.importlib.util, "find_spec", lambda name: None)
+    reason = post.upgrade_command("my_chatkit_app", tmp_path)
+    assert isinstance(reason, str) and "uv is not installed" in reason
+
+
+def test_with_uv_runs_the_projects_own_command(
+    post: types.ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(post.shutil, "which", lambda name: "/bin/uv")
+    monkeypatch.delenv("UV", raising=False)
+    monkeypatch.setenv("VIRTUAL_ENV", "/elsewhere")
+    command, env = post.upgrade_command("my_chatkit_app", tmp_path)
+    assert command[1:] == ["run", "--quiet", "python", "-m", "my_chatkit_app", "db", "upgrade"]
+    assert "VIRTUAL_ENV" not in env
+
+
+def test_failing_upgrade_is_one_warning_and_exit_0(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    post = load_hook("post_gen_project", database_url="postgresql://u:hunter2@h/db")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(post, "create_tables", lambda *a: "cannot reach u:hunter2@h")
+    assert post.main(post.CONTEXT) == 0
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1
+    assert "uv run python -m my_chatkit_app db upgrade" in lines[0]
+    assert "hunter2" not in captured.err + captured.out
+    assert (tmp_path / ".env").exists() and (tmp_path / ".cruft.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(True, True), (False, False), ("yes", True), ("no", False), ("False", False), ("y", True)],
+)
+def test_to_bool(post: types.ModuleType, value: object, expected: bool) -> None:
+    assert post.to_bool(value) is expected
