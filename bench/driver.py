@@ -36,6 +36,7 @@ import psycopg
 
 BENCH_DIR = Path(__file__).resolve().parent
 TEXT_DELTA = "assistant_message.content_part.text_delta"
+PHASES = ["overhead", "ttft", "throughput", "long", "scale"]
 TARGETS = {
     "added_ttft_p50_ms": 10.0,
     "added_ttft_p99_ms": 50.0,
@@ -507,6 +508,7 @@ class Config:
     load_tokens: int
     generate_titles: bool
     baseline: bool
+    profile: Path | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -715,54 +717,92 @@ class Bench:
             ]
         return []
 
-    async def run(self) -> dict[str, Any]:
-        """Every measurement; returns the results."""
+    async def run(self, phases: list[str]) -> dict[str, Any]:
+        """The chosen measurements (all by default); returns the results."""
+        steps = {
+            "overhead": self.overhead,
+            "ttft": self.ttft,
+            "throughput": self.throughput,
+            "long": self.long_thread,
+            "scale": self.scale_out,
+            "profile": self.profile,
+        }
         await self.warm_up()
-        await self.overhead()
-        await self.ttft()
-        await self.throughput()
-        await self.long_thread()
-        await self.scale_out()
+        for phase in phases:
+            await steps[phase]()
         self.results["summary"] = self.summary()
         return self.results
 
+    async def profile(self) -> None:
+        """py-spy on our server during a load at `ttft_concurrency` with a zero-delay model."""
+        c = self.config
+        if c.profile is None:
+            return
+        self.say(f"profiling ours with py-spy for {c.seconds:g} s -> {c.profile}")
+        await self.fake.configure(c.load_tokens, 0.0, 0.0)
+        spy = shutil.which("py-spy")
+        command = [spy] if spy else ["uvx", "py-spy"]
+        fmt = "raw" if c.profile.suffix == ".txt" else "flamegraph"
+        record = subprocess.Popen(
+            [*command, "record", "--pid", str(self.ours.proc.popen.pid), "--rate", "250",
+             "--duration", str(int(c.seconds) + 1), "--format", fmt, "-o", str(c.profile)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        await asyncio.sleep(1.0)  # py-spy attaches
+        work = conversation(self.driver, self.ours, c.turns_per_conversation, "profile")
+        turns, wall, stragglers = await run_load(work, c.ttft_concurrency, c.seconds)
+        _out, err = await asyncio.to_thread(record.communicate, None, 60)
+        self.results["profile"] = {
+            "file": str(c.profile),
+            "py_spy_exit": record.returncode,
+            "py_spy_stderr": err.decode(errors="replace")[-500:],
+            "load": summarize(turns, wall, stragglers),
+        }
+
     def summary(self) -> dict[str, Any]:
         """The headline figures, the ratios ours/baseline and the targets."""
-        r, c = self.results, self.config
-        top = str(max(c.levels))
-        mid = str(c.ttft_concurrency) if str(c.ttft_concurrency) in r["throughput"]["ours"] else top
-
-        def pick(service: str) -> dict[str, Any]:
-            if service not in r["ttft"]:
-                return {}
-            load = r["throughput"][service]
-            return {
-                "added_ttft_p50_ms": r["ttft"][service]["added_ttft_p50_ms"],
-                "added_ttft_p99_ms": r["ttft"][service]["added_ttft_p99_ms"],
-                "overhead_p50_ms": r["overhead"][service]["overhead_p50_ms"],
-                "overhead_p99_ms": r["overhead"][service]["overhead_p99_ms"],
-                "db_statements_per_turn": r["overhead"][service]["db_statements_per_turn"],
-                **{f"turns_per_s_{k}": v["turns_per_s"] for k, v in load.items()},
-                **{f"errors_{k}": v["errors"] for k, v in load.items()},
-                f"peak_rss_mb_{top}": load[top]["peak_rss_mb"],
-                "long_thread_ratio": r["long_thread"][service].get("ratio"),
-            }
-
-        ours, base = pick("ours"), pick("baseline")
+        ours, base = self._figures("ours"), self._figures("baseline")
         ratios = {key: ratio(ours.get(key), base.get(key)) for key in ours} if base else {}
-        checks = {
-            "added_ttft_p50_ms": ours["added_ttft_p50_ms"] < TARGETS["added_ttft_p50_ms"],
-            "added_ttft_p99_ms": ours["added_ttft_p99_ms"] < TARGETS["added_ttft_p99_ms"],
-            f"turns_per_s_ratio_{mid}": (
-                (ratios.get(f"turns_per_s_{mid}") or 0) >= TARGETS["turns_per_s_ratio_32"]
-                if base
-                else None
+        top, mid = max(self.config.levels), self.config.ttft_concurrency
+        checks: dict[str, bool | None] = {
+            "added_ttft_p50_ms": _below(ours.get("added_ttft_p50_ms"), TARGETS["added_ttft_p50_ms"]),
+            "added_ttft_p99_ms": _below(ours.get("added_ttft_p99_ms"), TARGETS["added_ttft_p99_ms"]),
+            f"turns_per_s_ratio_{mid}": _below(
+                TARGETS["turns_per_s_ratio_32"], ratios.get(f"turns_per_s_{mid}"), inclusive=True
             ),
-            f"errors_at_{top}": ours[f"errors_{top}"] == TARGETS["errors_at_128"],
-            "long_thread_ratio": (ours["long_thread_ratio"] or 99) <= TARGETS["long_thread_ratio"],
-            "scale_out": r["scale_out"]["ok"],
+            f"errors_at_{top}": _below(ours.get(f"errors_{top}"), 1),
+            "long_thread_ratio": _below(
+                ours.get("long_thread_ratio"), TARGETS["long_thread_ratio"], inclusive=True
+            ),
+            "scale_out": self.results.get("scale_out", {}).get("ok"),
         }
         return {"ours": ours, "baseline": base, "ratio": ratios, "targets_met": checks}
+
+    def _figures(self, service: str) -> dict[str, Any]:
+        """One service's headline figures from whatever phases ran."""
+        r = self.results
+        figures: dict[str, Any] = {}
+        if service in r.get("ttft", {}):
+            for key in ("added_ttft_p50_ms", "added_ttft_p99_ms"):
+                figures[key] = r["ttft"][service][key]
+        if service in r.get("overhead", {}):
+            for key in ("overhead_p50_ms", "overhead_p99_ms", "db_statements_per_turn"):
+                figures[key] = r["overhead"][service][key]
+        load = r.get("throughput", {}).get(service, {})
+        figures.update({f"turns_per_s_{k}": v["turns_per_s"] for k, v in load.items()})
+        figures.update({f"errors_{k}": v["errors"] for k, v in load.items()})
+        figures.update({f"peak_rss_mb_{k}": v["peak_rss_mb"] for k, v in load.items()})
+        if service in r.get("long_thread", {}):
+            figures["long_thread_ratio"] = r["long_thread"][service].get("ratio")
+        return figures
+
+
+def _below(value: float | None, limit: float | None, *, inclusive: bool = False) -> bool | None:
+    """value < limit (<= when inclusive); None when either is unknown."""
+    if value is None or limit is None or value != value or limit != limit:
+        return None
+    return value <= limit if inclusive else value < limit
 
 
 def _text(message: dict[str, Any]) -> str:
@@ -885,21 +925,24 @@ def report(results: dict[str, Any], config: Config) -> str:
             f"{label:<28}{_fmt(ours.get(key)):>12}{_fmt(base.get(key)):>12}"
             f"{_fmt(ratios.get(key)):>11}  {target}"
         )
-    scale = results["scale_out"]
+    if "scale_out" in results:
+        ok = "ok" if results["scale_out"]["ok"] else "FAILED"
+        lines.append(f"{'two instances, one thread':<28}{ok:>12}{'':>23}  history kept")
+    lines.append("")
+    if "ttft" in results:
+        direct = results["ttft"]["model_direct"]
+        lines.append(
+            f"model alone ({config.ttft_concurrency} concurrent, openai SDK): TTFT p50 "
+            f"{direct['ttft_p50_ms']} ms, p99 {direct['ttft_p99_ms']} ms"
+        )
+    if "overhead" in results:
+        lines.append(f"model alone, zero delay: {results['overhead']['model_direct_p50_ms']} ms/turn")
+    if "profile" in results:
+        lines.append(f"profile: {results['profile']['file']}")
+    verdicts = {True: "ok", False: "MISSED", None: "n/a"}
     lines.append(
-        f"{'two instances, one thread':<28}{'ok' if scale['ok'] else 'FAILED':>12}"
-        f"{'':>12}{'':>11}  history kept"
+        "targets: " + ", ".join(f"{k} {verdicts[v]}" for k, v in s["targets_met"].items())
     )
-    ttft = results["ttft"]["model_direct"]
-    lines += [
-        "",
-        f"model (direct, {config.ttft_concurrency} concurrent): TTFT p50 {ttft['ttft_p50_ms']} ms,"
-        f" p99 {ttft['ttft_p99_ms']} ms; per-turn model time (zero delay) "
-        f"{results['overhead']['model_direct_p50_ms']} ms",
-        "targets: "
-        + ", ".join(f"{k} {'ok' if v else 'MISSED' if v is False else 'n/a'}"
-                    for k, v in s["targets_met"].items()),
-    ]
     return "\n".join(lines)
 
 
@@ -931,6 +974,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ttft-delay", type=float, default=0.02, help="s between tokens")
     parser.add_argument("--load-tokens", type=int, default=20, help="tokens per answer")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument(
+        "--only", default=",".join(PHASES), help=f"phases to run, of {','.join(PHASES)}"
+    )
+    parser.add_argument(
+        "--profile", type=Path,
+        help="also run py-spy on ours under load (.svg flame graph, or .txt collapsed stacks)",
+    )
     return parser.parse_args(argv)
 
 
@@ -952,12 +1002,16 @@ def make_config(args: argparse.Namespace) -> Config:
         load_tokens=args.load_tokens,
         generate_titles=args.titles == "on",
         baseline=not args.no_baseline,
+        profile=args.profile,
     )
 
 
 async def run_bench(args: argparse.Namespace, admin_url: str, workdir: Path) -> dict[str, Any]:
     """Start the services, measure, stop them."""
     config = make_config(args)
+    phases = [p for p in args.only.split(",") if p]
+    if config.profile is not None and "profile" not in phases:
+        phases.append("profile")
     project: Path = args.project.resolve()
     slug = _slug(project)
     counting = create_databases(admin_url, ["bench_ours", "bench_baseline"])
@@ -1023,7 +1077,7 @@ async def run_bench(args: argparse.Namespace, admin_url: str, workdir: Path) -> 
         stores = {"ours": ours_filler(slug, ours_url), "baseline": baseline_filler(project, base_url)}
         bench = Bench(config, driver, fake, ours, ours_b, baseline, QueryCounter(admin_url, counting), stores)
         try:
-            results = await bench.run()
+            results = await bench.run(phases)
         finally:
             await driver.aclose()
             await fake.aclose()

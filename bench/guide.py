@@ -8,6 +8,7 @@ the end-to-end baseline and the store benchmark measure the same thing.
 from __future__ import annotations
 
 import importlib.util
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -35,5 +36,6 @@ def load_guide_store(project: Path) -> ModuleType:
     spec = importlib.util.spec_from_file_location("bench_guide_store", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # pydantic resolves the module's annotations through it
     spec.loader.exec_module(module)
     return module

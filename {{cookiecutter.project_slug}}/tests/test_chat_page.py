@@ -179,13 +179,18 @@ class DevTools:
         return errors
 
     async def screenshot(self, path: Path) -> Path:
+        """Save a PNG of the page (and copy it to $ARTIFACTS_DIR when set)."""
         shot = await self.send("Page.captureScreenshot", format="png")
-        path.write_bytes(base64.b64decode(shot["data"]))
-        if os.environ.get("ARTIFACTS_DIR"):
-            target = Path(os.environ["ARTIFACTS_DIR"])
-            target.mkdir(parents=True, exist_ok=True)
-            shutil.copy(path, target / path.name)
+        await asyncio.to_thread(save_artifact, path, base64.b64decode(shot["data"]))
         return path
+
+
+def save_artifact(path: Path, data: bytes) -> None:
+    path.write_bytes(data)
+    if os.environ.get("ARTIFACTS_DIR"):
+        target = Path(os.environ["ARTIFACTS_DIR"])
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, target / path.name)
 
 
 def chromium_path() -> str:
@@ -195,13 +200,9 @@ def chromium_path() -> str:
     return require_tool("chromium", "chromium")
 
 
-@pytest.fixture
-async def browser(tmp_path: Path) -> AsyncIterator[DevTools]:
-    """A headless Chromium with one blank tab, driven over CDP; no host but 127.0.0.1 resolves."""
-    binary = chromium_path()
-    websockets = pytest.importorskip("websockets.asyncio.client")
-    profile = tmp_path / "chromium-profile"
-    process = subprocess.Popen(
+def launch_chromium(binary: str, profile: Path) -> subprocess.Popen[bytes]:
+    """Headless Chromium with remote debugging; only 127.0.0.1 (and chat.test) resolve."""
+    return subprocess.Popen(
         [
             binary,
             "--headless",
@@ -221,6 +222,15 @@ async def browser(tmp_path: Path) -> AsyncIterator[DevTools]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+@pytest.fixture
+async def browser(tmp_path: Path) -> AsyncIterator[DevTools]:
+    """A headless Chromium with one blank tab, driven over CDP; no host but 127.0.0.1 resolves."""
+    binary = chromium_path()
+    websockets = pytest.importorskip("websockets.asyncio.client")
+    profile = tmp_path / "chromium-profile"
+    process = launch_chromium(binary, profile)
     try:
         port_file = profile / "DevToolsActivePort"
         deadline = time.monotonic() + 20

@@ -42,7 +42,7 @@ def chat_env(auth_secret: str = TEST_AUTH_SECRET) -> dict[str, str]:
     """An explicit environment for the chat process: the test server's secret, nothing else."""
     return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": os.environ.get("HOME", "/tmp"),
+        "HOME": str(Path.home()),
         "LANG": "C.UTF-8",
         "TERM": "xterm-256color",
         "AUTH_SECRET": auth_secret,
@@ -115,7 +115,9 @@ class Terminal:
         """Wait for the command to end; its exit status."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            state = self.tmux("display-message", "-p", "-t", "chat", "#{pane_dead}:#{pane_dead_status}")
+            state = self.tmux(
+                "display-message", "-p", "-t", "chat", "#{pane_dead}:#{pane_dead_status}"
+            )
             dead, _, status = state.strip().partition(":")
             if dead == "1" and status:  # tmux fills the status in once it has reaped the child
                 return int(status)
@@ -210,10 +212,13 @@ async def test_chat_streams_lists_switches_and_exits(
     assert await asyncio.to_thread(term.exit_status) == 0
 
 
-async def test_ctrl_c_exits_cleanly_and_thread_resumes(
+@pytest.mark.parametrize("when", ["at the prompt", "while the answer streams"])
+async def test_resume_a_thread_then_ctrl_c_exits_cleanly(
     app_server: AppServer,
     client_for: Callable[..., ChatKitClient],
+    fake_model: FakeModel,
     terminal: Callable[..., Terminal],
+    when: str,
 ) -> None:
     user = f"tmux-{uuid.uuid4().hex[:8]}"
     events = await client_for(user).send("remember me")
@@ -222,6 +227,10 @@ async def test_ctrl_c_exits_cleanly_and_thread_resumes(
     screen = await asyncio.to_thread(term.wait_prompt)
     assert f"Now in thread A short title {thread_id}" in screen
     assert "  you: remember me" in screen
+    if when == "while the answer streams":
+        fake_model.delay = 0.5
+        term.type("a slow one")
+        await asyncio.to_thread(term.wait_text, "bot> tok0")
     term.keys("C-c")
     assert await asyncio.to_thread(term.exit_status) == 0
     assert "Traceback" not in term.screen()

@@ -93,13 +93,17 @@ class ChatKitClient:
                 if line.startswith("data: "):
                     yield json.loads(line[len("data: ") :])
 
-    async def send(self, text: str, thread_id: str | None = None) -> list[JSON]:
+    async def send(
+        self, text: str, thread_id: str | None = None, *, attachments: list[str] | None = None
+    ) -> list[JSON]:
         """Send a message (new thread when `thread_id` is None); returns all events."""
+        message = user_input(text, attachments=attachments)
         if thread_id is None:
-            events = self.stream("threads.create", {"input": user_input(text)})
+            events = self.stream("threads.create", {"input": message})
         else:
-            params = {"thread_id": thread_id, "input": user_input(text)}
-            events = self.stream("threads.add_user_message", params)
+            events = self.stream(
+                "threads.add_user_message", {"thread_id": thread_id, "input": message}
+            )
         return [event async for event in events]
 
 

@@ -6,6 +6,7 @@ Run it with `python -m <package> serve` (or any ASGI server: `<package>.main:app
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -16,6 +17,7 @@ from chatkit.errors import ErrorCode
 from chatkit.server import StreamingResult
 from chatkit.store import NotFoundError
 from chatkit.types import (
+    AttachmentsDeleteReq,
     ChatKitReq,
     ErrorEvent,
     ItemsFeedbackReq,
@@ -34,6 +36,7 @@ from pydantic import TypeAdapter, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .attachments import AttachmentTooLarge, PostgresAttachmentStore, install_attachment_routes
 from .context import RequestContext, get_request_context
 from .logs import configure_logging
 from .respond import ModelGateway
@@ -83,10 +86,15 @@ async def check_targets(request: ChatKitReq, store: PostgresStore, context: Requ
     The SDK only fails once a stream is read, after the 200 has gone out; checking first
     keeps "not found" a proper 404 for streaming requests too.
     """
-    params: Any = getattr(request, "params", None)
-    thread_id = getattr(params, "thread_id", None)
-    if thread_id is not None:
-        await store.load_thread(thread_id, context)
+    if isinstance(request, AttachmentsDeleteReq):
+        await store.load_attachment(request.params.attachment_id, context)
+    if isinstance(request, ThreadsCreateReq | ThreadsAddUserMessageReq):
+        for attachment_id in request.params.input.attachments:
+            await store.load_attachment(attachment_id, context)
+    thread_id: str | None = getattr(getattr(request, "params", None), "thread_id", None)
+    if thread_id is None:
+        return
+    await store.load_thread(thread_id, context)
     item_ids: list[str] = []
     if isinstance(request, ThreadsAddStructuredInputReq | ThreadsRetryAfterItemReq):
         item_ids.append(request.params.item_id)
@@ -96,9 +104,27 @@ async def check_targets(request: ChatKitReq, store: PostgresStore, context: Requ
         item_ids.extend(request.params.item_ids)
     for item_id in item_ids:
         await store.load_item(thread_id, item_id, context)
-    if isinstance(request, ThreadsCreateReq | ThreadsAddUserMessageReq):
-        for attachment_id in request.params.input.attachments:
-            await store.load_attachment(attachment_id, context)
+
+
+def has_nul(value: Any) -> bool:
+    """Whether a decoded JSON value holds a NUL character anywhere (PostgreSQL refuses them)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(has_nul(v) for v in value)
+    return False
+
+
+def refuses_nul(body: bytes) -> bool:
+    """True for a body whose text holds an escaped NUL (`\\u0000`), which cannot be stored."""
+    if b"\\u0000" not in body:
+        return False
+    try:
+        return has_nul(json.loads(body))
+    except ValueError:
+        return False
 
 
 async def guard_stream(stream: StreamingResult) -> AsyncIterator[bytes]:
@@ -122,7 +148,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_size=settings.db_pool_max_size,
     )
     gateway = ModelGateway(settings)
-    server = ChatServer(store, gateway)
+    attachments = PostgresAttachmentStore(store, settings)
+    server = ChatServer(store, gateway, attachments)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -144,6 +171,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type"],
         )
     install_error_handlers(app)
+    install_attachment_routes(app, attachments)
 
     @app.post("/chatkit", response_model=None)
     async def chatkit_endpoint(
@@ -155,6 +183,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except RequestTooLarge:
             limit = settings.max_request_bytes
             return error_response(413, "too_large", f"request body over {limit} bytes")
+        if refuses_nul(body):
+            return error_response(400, "invalid_request", "text may not contain NUL characters")
         try:
             parsed = CHATKIT_REQUEST.validate_json(body)
         except ValidationError as exc:
@@ -169,6 +199,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             result = await server.process(body, context)
         except NotFoundError:
             return error_response(404, "not_found", "no such thread, item or attachment")
+        except AttachmentTooLarge as exc:
+            return error_response(413, "too_large", str(exc))
         except (ValueError, NotImplementedError, RuntimeError) as exc:
             # The SDK raises these for requests this server cannot honour (e.g. an item of
             # the wrong type, or attachments without an attachment store).

@@ -11,10 +11,12 @@ is cancelled with the client, and the thread gets a title without delaying the a
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator, Callable
+from typing import Protocol, runtime_checkable
 
 import openai
 from agents import (
@@ -29,7 +31,7 @@ from agents import (
 from agents.exceptions import AgentsException
 from chatkit.agents import AgentContext, ThreadItemConverter, stream_agent_response
 from chatkit.errors import CustomStreamError
-from chatkit.store import Store
+from chatkit.store import NotFoundError, Store
 from chatkit.types import (
     AssistantMessageItem,
     Attachment,
@@ -45,7 +47,12 @@ from chatkit.types import (
     UserMessageTagContent,
     UserMessageTextContent,
 )
-from openai.types.responses import EasyInputMessageParam, ResponseInputTextParam
+from openai.types.responses import (
+    EasyInputMessageParam,
+    ResponseInputFileParam,
+    ResponseInputImageParam,
+    ResponseInputTextParam,
+)
 from openai.types.responses.response_input_content_param import ResponseInputContentParam
 
 from .context import RequestContext
@@ -100,12 +107,37 @@ class ModelGateway:
             self._client = None
 
 
+@runtime_checkable
+class AttachmentContents(Protocol):
+    """A store that also keeps the bytes of uploaded attachments (PostgresStore does)."""
+
+    async def load_attachment_content(
+        self, attachment_id: str, context: RequestContext
+    ) -> bytes: ...
+
+
+TEXT_MIME_TYPES = ("application/json", "application/xml", "application/yaml", "application/csv")
+MAX_ATTACHMENT_TEXT_CHARS = 100_000
+
+
+def data_url(mime_type: str, content: bytes) -> str:
+    """`data:` URL of the bytes, as the OpenAI APIs accept images and files inline."""
+    return f"data:{mime_type};base64,{base64.b64encode(content).decode()}"
+
+
 class HistoryConverter(ThreadItemConverter):
     """Thread items -> model input that both the Responses and Chat Completions APIs accept.
 
     The stock converter sends earlier assistant turns as `output_text` parts, which the Agents
     SDK's Chat Completions converter rejects; plain string content works for both APIs.
+    Attachments go to the model as images, PDF files or text, read from the store.
     """
+
+    def __init__(
+        self, contents: AttachmentContents | None = None, context: RequestContext | None = None
+    ) -> None:
+        self.contents = contents
+        self.context = context
 
     async def assistant_message_to_input(
         self, item: AssistantMessageItem
@@ -116,16 +148,43 @@ class HistoryConverter(ThreadItemConverter):
     async def attachment_to_message_content(
         self, attachment: Attachment
     ) -> ResponseInputContentParam:
-        return ResponseInputTextParam(
-            type="input_text",
-            text=f"[The user attached {attachment.name!r} ({attachment.mime_type}).]",
-        )
+        content = await self._content(attachment.id)
+        mime = attachment.mime_type
+        if content is None:
+            note = f"[The user attached {attachment.name!r} ({mime}); it was not uploaded.]"
+            return ResponseInputTextParam(type="input_text", text=note)
+        if mime.startswith("image/"):
+            return ResponseInputImageParam(
+                type="input_image", detail="auto", image_url=data_url(mime, content)
+            )
+        if mime == "application/pdf":
+            return ResponseInputFileParam(
+                type="input_file", file_data=data_url(mime, content), filename=attachment.name
+            )
+        if mime.startswith("text/") or mime in TEXT_MIME_TYPES:
+            text = content.decode("utf-8", errors="replace")[:MAX_ATTACHMENT_TEXT_CHARS]
+            return ResponseInputTextParam(
+                type="input_text", text=f"[Attached file {attachment.name!r}]\n{text}"
+            )
+        note = f"[The user attached {attachment.name!r} ({mime}), a format the model cannot read.]"
+        return ResponseInputTextParam(type="input_text", text=note)
 
     async def tag_to_message_content(self, tag: UserMessageTagContent) -> ResponseInputContentParam:
         return ResponseInputTextParam(type="input_text", text=f"@{tag.text}: {tag.data}")
 
+    async def _content(self, attachment_id: str) -> bytes | None:
+        if self.contents is None or self.context is None:
+            return None
+        try:
+            return await self.contents.load_attachment_content(attachment_id, self.context)
+        except NotFoundError:
+            return None
 
-HISTORY_CONVERTER = HistoryConverter()
+
+def converter_for(store: Store[RequestContext], context: RequestContext) -> HistoryConverter:
+    """The history converter for this request (it reads attachments as this user)."""
+    contents = store if isinstance(store, AttachmentContents) else None
+    return HistoryConverter(contents, context)
 
 
 async def load_history(
@@ -273,7 +332,7 @@ async def respond(
         )
         result = Runner.run_streamed(
             agent,
-            await HISTORY_CONVERTER.to_agent_input(history),
+            await converter_for(store, context).to_agent_input(history),
             context=agent_context,
             run_config=RunConfig(tracing_disabled=not settings.agents_tracing),
         )

@@ -7,7 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from chatkit.server import ChatKitServer
-from chatkit.store import Store
+from chatkit.store import AttachmentStore, Store
 from chatkit.types import (
     FeedbackKind,
     ThreadItem,
@@ -25,8 +25,13 @@ logger = logging.getLogger(__name__)
 class ChatServer(ChatKitServer[RequestContext]):
     """Answers every user message with the configured OpenAI model."""
 
-    def __init__(self, store: Store[RequestContext], gateway: ModelGateway) -> None:
-        super().__init__(store)
+    def __init__(
+        self,
+        store: Store[RequestContext],
+        gateway: ModelGateway,
+        attachment_store: AttachmentStore[RequestContext] | None = None,
+    ) -> None:
+        super().__init__(store, attachment_store)
         self.gateway = gateway
         self._saving: set[asyncio.Task[None]] = set()
 

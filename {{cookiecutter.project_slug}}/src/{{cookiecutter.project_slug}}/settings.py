@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     environment: Literal["development", "production"] = "development"
     cors_origins: Annotated[list[str], NoDecode] = []
     max_request_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    max_attachment_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    public_url: str | None = None
+    """The app's public base URL, for attachment links (default: each request's own)."""
     chat_page: bool = {{ "True" if cookiecutter.chat_page else "False" }}
     chatkit_domain_key: str = "domain_pk_localhost_dev"
     log_level: str = "INFO"

@@ -97,6 +97,18 @@ LOAD_ATTACHMENT = "SELECT payload::text FROM attachments WHERE id = %(id)s AND u
 
 DELETE_ATTACHMENT = "DELETE FROM attachments WHERE id = %(id)s AND user_id = %(user)s"
 
+SAVE_ATTACHMENT_CONTENT = """
+INSERT INTO attachment_contents (attachment_id, content)
+SELECT a.id, %(content)s FROM attachments AS a WHERE a.id = %(id)s AND a.user_id = %(user)s
+ON CONFLICT (attachment_id) DO UPDATE SET content = EXCLUDED.content, created_at = now()
+RETURNING 1
+"""
+
+LOAD_ATTACHMENT_CONTENT = """
+SELECT c.content FROM attachment_contents AS c JOIN attachments AS a ON a.id = c.attachment_id
+WHERE a.id = %(id)s AND a.user_id = %(user)s
+"""
+
 # Keyset pages. The anchor row (the thread, or the `after` cursor) comes first: no row at
 # all means "not found"; a row with a NULL payload means "found, but the page is empty".
 THREADS_PAGE = """
@@ -379,6 +391,23 @@ class PostgresStore(Store[RequestContext]):
     async def delete_attachment(self, attachment_id: str, context: RequestContext) -> None:
         """Delete the user's attachment metadata (a no-op when there is none)."""
         await self._run(DELETE_ATTACHMENT, {"id": attachment_id, "user": context.user.id})
+
+    async def save_attachment_content(
+        self, attachment_id: str, content: bytes, context: RequestContext
+    ) -> None:
+        """Store the uploaded bytes of the user's attachment (NotFoundError otherwise)."""
+        params = {"id": attachment_id, "user": context.user.id, "content": content}
+        if not await self._fetch(SAVE_ATTACHMENT_CONTENT, params):
+            raise NotFoundError(f"attachment {attachment_id} not found")
+
+    async def load_attachment_content(self, attachment_id: str, context: RequestContext) -> bytes:
+        """The uploaded bytes of the user's attachment (NotFoundError when none)."""
+        rows = await self._fetch(
+            LOAD_ATTACHMENT_CONTENT, {"id": attachment_id, "user": context.user.id}
+        )
+        if not rows:
+            raise NotFoundError(f"attachment {attachment_id} has no content")
+        return bytes(rows[0][0])
 
 
 def _page(rows: Sequence[T], limit: int) -> Page[T]:
