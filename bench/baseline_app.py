@@ -17,7 +17,6 @@ see the same requests. Run (from the baked project, with its Python):
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -29,10 +28,7 @@ from chatkit.server import ChatKitServer, StreamingResult
 from chatkit.types import ThreadMetadata, ThreadStreamEvent, UserMessageItem
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.responses import StreamingResponse
-
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from guide import GuideContext, GuideUser, load_guide_store  # noqa: E402
+from guide import GuideContext, GuideUser, load_guide_store  # bench/ is on the path (--app-dir)
 
 assistant = Agent(
     name="assistant",

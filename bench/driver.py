@@ -167,7 +167,7 @@ async def wait_http(proc: Proc, url: str, ok: Callable[[int], bool], timeout: fl
 
 
 class RssSampler:
-    """Peak resident memory of a process and its children, sampled in a thread."""
+    """Peak resident memory (sampled in a thread) and CPU time of a process and its children."""
 
     def __init__(self, pid: int, interval: float = 0.05) -> None:
         self.process = psutil.Process(pid)
@@ -175,6 +175,15 @@ class RssSampler:
         self.peak = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the process and its children used so far."""
+        total = 0.0
+        for proc in [self.process, *self.process.children(recursive=True)]:
+            with suppress(psutil.Error):
+                times = proc.cpu_times()
+                total += times.user + times.system
+        return total
 
     def _rss(self) -> int:
         total = 0
@@ -190,12 +199,14 @@ class RssSampler:
 
     def __enter__(self) -> RssSampler:
         self.peak = self._rss()
+        self.cpu_start = self.cpu_seconds()
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+        self.cpu_used = self.cpu_seconds() - self.cpu_start
 
 
 # --- PostgreSQL -------------------------------------------------------------------------
@@ -372,7 +383,10 @@ class Driver:
         if thread_id is None:
             request = ("threads.create", {"input": _user_input(text)})
         else:
-            request = ("threads.add_user_message", {"thread_id": thread_id, "input": _user_input(text)})
+            request = (
+                "threads.add_user_message",
+                {"thread_id": thread_id, "input": _user_input(text)},
+            )
         started = time.perf_counter()
         turn = Turn(ok=False, started=started, thread_id=thread_id)
         answered = False
@@ -419,22 +433,23 @@ def _user_input(text: str) -> dict[str, Any]:
 
 
 async def run_load(
-    work: Callable[[int], Awaitable[list[Turn]]],
+    work: Callable[[int, float], Awaitable[list[Turn]]],
     concurrency: int,
     seconds: float,
     grace: float = 30,
 ) -> tuple[list[Turn], float, int]:
     """Run `concurrency` workers for about `seconds`; returns turns, wall time, stragglers.
 
-    Each worker repeats `work(worker)` (one conversation) until the time is up; turns still
-    running `grace` seconds after that are cancelled and counted as errors.
+    Each worker repeats `work(worker, deadline)` (one conversation, which sends no new
+    message after the deadline) until the time is up; turns still running `grace` seconds
+    after that are cancelled and counted as errors.
     """
     deadline = time.perf_counter() + seconds
     turns: list[Turn] = []
 
     async def worker(index: int) -> None:
         while time.perf_counter() < deadline:
-            turns.extend(await work(index))
+            turns.extend(await work(index, deadline))
 
     started = time.perf_counter()
     tasks = [asyncio.create_task(worker(i)) for i in range(concurrency)]
@@ -447,22 +462,27 @@ async def run_load(
 
 def conversation(
     driver: Driver, service: Service, turns: int, prefix: str
-) -> Callable[[int], Awaitable[list[Turn]]]:
-    """A worker's conversation: a new thread, then `turns - 1` more messages."""
+) -> Callable[[int, float], Awaitable[list[Turn]]]:
+    """A worker's conversation: a new thread, then up to `turns - 1` more messages."""
 
-    async def run(worker: int) -> list[Turn]:
+    async def run(worker: int, deadline: float = float("inf")) -> list[Turn]:
         user = f"{prefix}-user-{worker}"
         done: list[Turn] = []
         thread_id: str | None = None
         for number in range(turns):
             turn = await driver.turn(service, user, f"{prefix} message {number}", thread_id)
             done.append(turn)
-            if not turn.ok or turn.thread_id is None:
+            if not turn.ok or turn.thread_id is None or time.perf_counter() > deadline:
                 break
             thread_id = turn.thread_id
         return done
 
     return run
+
+
+def _per_turn(seconds: float, turns: int) -> float | None:
+    """Milliseconds of server CPU per completed turn."""
+    return round(seconds * 1000 / turns, 2) if turns else None
 
 
 def summarize(turns: list[Turn], wall: float, stragglers: int = 0) -> dict[str, Any]:
@@ -552,7 +572,7 @@ class Bench:
     async def direct(self, concurrency: int, seconds: float) -> dict[str, Any]:
         """The fake model's own timings, measured straight from the openai SDK."""
 
-        async def work(_worker: int) -> list[Turn]:
+        async def work(_worker: int, _deadline: float) -> list[Turn]:
             return [await self.fake.direct_turn()]
 
         turns, wall, stragglers = await run_load(work, concurrency, seconds)
@@ -567,8 +587,10 @@ class Bench:
         section: dict[str, Any] = {"model_direct": direct}
         for service in self.services:
             work = conversation(self.driver, service, c.turns_per_conversation, "ttft")
-            turns, wall, stragglers = await run_load(work, c.ttft_concurrency, c.seconds)
+            with RssSampler(service.proc.popen.pid) as usage:
+                turns, wall, stragglers = await run_load(work, c.ttft_concurrency, c.seconds)
             stats = summarize(turns, wall, stragglers)
+            stats["server_cpu_ms_per_turn"] = _per_turn(usage.cpu_used, stats["turns"])
             stats["added_ttft_p50_ms"] = round(stats["ttft_p50_ms"] - direct["ttft_p50_ms"], 2)
             stats["added_ttft_p99_ms"] = round(stats["ttft_p99_ms"] - direct["ttft_p99_ms"], 2)
             section[service.name] = stats
@@ -587,8 +609,9 @@ class Bench:
             self.queries.reset()
             turns: list[Turn] = []
             work = conversation(self.driver, service, c.turns_per_conversation, "seq")
-            while len(turns) < c.sequential_turns:
-                turns.extend(await work(0))
+            with RssSampler(service.proc.popen.pid) as usage:
+                while len(turns) < c.sequential_turns:
+                    turns.extend(await work(0))
             over = [t.total - model for t in turns if t.ok]
             counts = self.queries.count(service.dbname)
             section[service.name] = {
@@ -596,6 +619,7 @@ class Bench:
                 "errors": len([t for t in turns if not t.ok]),
                 "overhead_p50_ms": ms(percentile(over, 50)),
                 "overhead_p99_ms": ms(percentile(over, 99)),
+                "server_cpu_ms_per_turn": _per_turn(usage.cpu_used, len(over)),
                 "db_statements_per_turn": (
                     round(sum(counts.values()) / len(turns), 2) if counts is not None else None
                 ),
@@ -618,6 +642,7 @@ class Bench:
                     turns, wall, stragglers = await run_load(work, level, c.seconds)
                 stats = summarize(turns, wall, stragglers)
                 stats["peak_rss_mb"] = round(rss.peak / 2**20, 1)
+                stats["server_cpu_ms_per_turn"] = _per_turn(rss.cpu_used, stats["turns"])
                 levels[str(level)] = stats
                 await self.fake.forget()
             section[service.name] = levels
@@ -744,8 +769,20 @@ class Bench:
         command = [spy] if spy else ["uvx", "py-spy"]
         fmt = "raw" if c.profile.suffix == ".txt" else "flamegraph"
         record = subprocess.Popen(
-            [*command, "record", "--pid", str(self.ours.proc.popen.pid), "--rate", "250",
-             "--duration", str(int(c.seconds) + 1), "--format", fmt, "-o", str(c.profile)],
+            [
+                *command,
+                "record",
+                "--pid",
+                str(self.ours.proc.popen.pid),
+                "--rate",
+                "250",
+                "--duration",
+                str(int(c.seconds) + 1),
+                "--format",
+                fmt,
+                "-o",
+                str(c.profile),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
@@ -766,8 +803,12 @@ class Bench:
         ratios = {key: ratio(ours.get(key), base.get(key)) for key in ours} if base else {}
         top, mid = max(self.config.levels), self.config.ttft_concurrency
         checks: dict[str, bool | None] = {
-            "added_ttft_p50_ms": _below(ours.get("added_ttft_p50_ms"), TARGETS["added_ttft_p50_ms"]),
-            "added_ttft_p99_ms": _below(ours.get("added_ttft_p99_ms"), TARGETS["added_ttft_p99_ms"]),
+            "added_ttft_p50_ms": _below(
+                ours.get("added_ttft_p50_ms"), TARGETS["added_ttft_p50_ms"]
+            ),
+            "added_ttft_p99_ms": _below(
+                ours.get("added_ttft_p99_ms"), TARGETS["added_ttft_p99_ms"]
+            ),
             f"turns_per_s_ratio_{mid}": _below(
                 TARGETS["turns_per_s_ratio_32"], ratios.get(f"turns_per_s_{mid}"), inclusive=True
             ),
@@ -787,7 +828,12 @@ class Bench:
             for key in ("added_ttft_p50_ms", "added_ttft_p99_ms"):
                 figures[key] = r["ttft"][service][key]
         if service in r.get("overhead", {}):
-            for key in ("overhead_p50_ms", "overhead_p99_ms", "db_statements_per_turn"):
+            for key in (
+                "overhead_p50_ms",
+                "overhead_p99_ms",
+                "server_cpu_ms_per_turn",
+                "db_statements_per_turn",
+            ):
                 figures[key] = r["overhead"][service][key]
         load = r.get("throughput", {}).get(service, {})
         figures.update({f"turns_per_s_{k}": v["turns_per_s"] for k, v in load.items()})
@@ -907,6 +953,7 @@ def report(results: dict[str, Any], config: Config) -> str:
         ("added TTFT p99 (ms)", "added_ttft_p99_ms", f"< {TARGETS['added_ttft_p99_ms']:g}"),
         ("turn overhead p50 (ms)", "overhead_p50_ms", ""),
         ("turn overhead p99 (ms)", "overhead_p99_ms", ""),
+        ("server CPU / turn (ms)", "server_cpu_ms_per_turn", ""),
         ("db statements / turn", "db_statements_per_turn", ""),
     ]
     for level in config.levels:
@@ -936,13 +983,13 @@ def report(results: dict[str, Any], config: Config) -> str:
             f"{direct['ttft_p50_ms']} ms, p99 {direct['ttft_p99_ms']} ms"
         )
     if "overhead" in results:
-        lines.append(f"model alone, zero delay: {results['overhead']['model_direct_p50_ms']} ms/turn")
+        lines.append(
+            f"model alone, zero delay: {results['overhead']['model_direct_p50_ms']} ms/turn"
+        )
     if "profile" in results:
         lines.append(f"profile: {results['profile']['file']}")
     verdicts = {True: "ok", False: "MISSED", None: "n/a"}
-    lines.append(
-        "targets: " + ", ".join(f"{k} {verdicts[v]}" for k, v in s["targets_met"].items())
-    )
+    lines.append("targets: " + ", ".join(f"{k} {verdicts[v]}" for k, v in s["targets_met"].items()))
     return "\n".join(lines)
 
 
@@ -967,8 +1014,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, help="length of each load level")
     parser.add_argument("--levels", default="1,8,32,128", help="concurrency levels")
     parser.add_argument("--no-baseline", action="store_true", help="measure ours only")
-    parser.add_argument("--titles", choices=["on", "off"], default="on",
-                        help="GENERATE_TITLES for ours (default on, as shipped)")
+    parser.add_argument(
+        "--titles",
+        choices=["on", "off"],
+        default="on",
+        help="GENERATE_TITLES for ours (default on, as shipped)",
+    )
     parser.add_argument("--ttft-first", type=float, default=0.3, help="model TTFT (s)")
     parser.add_argument("--ttft-tokens", type=int, default=30)
     parser.add_argument("--ttft-delay", type=float, default=0.02, help="s between tokens")
@@ -978,7 +1029,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--only", default=",".join(PHASES), help=f"phases to run, of {','.join(PHASES)}"
     )
     parser.add_argument(
-        "--profile", type=Path,
+        "--profile",
+        type=Path,
         help="also run py-spy on ours under load (.svg flame graph, or .txt collapsed stacks)",
     )
     return parser.parse_args(argv)
@@ -1036,16 +1088,29 @@ async def run_bench(args: argparse.Namespace, admin_url: str, workdir: Path) -> 
     }
     upgrade = subprocess.run(
         [str(venv_bin / slug), "db", "upgrade"],
-        cwd=project, env={**os.environ, **ours_env}, capture_output=True, text=True, timeout=120,
+        cwd=project,
+        env={**os.environ, **ours_env},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     if upgrade.returncode != 0:
         raise RuntimeError(f"db upgrade failed:\n{upgrade.stdout}{upgrade.stderr}")
     try:
         fake_proc = procs.start(
             "fake-model",
-            [sys.executable, str(BENCH_DIR / "fake_model.py"), "--project", str(project),
-             "--port", str(fake_port), "--tokens", str(config.load_tokens)],
-            {}, project,
+            [
+                sys.executable,
+                str(BENCH_DIR / "fake_model.py"),
+                "--project",
+                str(project),
+                "--port",
+                str(fake_port),
+                "--tokens",
+                str(config.load_tokens),
+            ],
+            {},
+            project,
         )
         serve = [str(venv_bin / slug), "serve", "--host", "127.0.0.1"]
         ours_proc = procs.start("ours-a", [*serve, "--port", str(a_port)], ours_env, project)
@@ -1054,9 +1119,21 @@ async def run_bench(args: argparse.Namespace, admin_url: str, workdir: Path) -> 
         if config.baseline:
             base_proc = procs.start(
                 "baseline",
-                [sys.executable, "-m", "uvicorn", "baseline_app:app", "--app-dir", str(BENCH_DIR),
-                 "--host", "127.0.0.1", "--port", str(base_port), "--log-level", "warning",
-                 "--no-access-log"],
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "baseline_app:app",
+                    "--app-dir",
+                    str(BENCH_DIR),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(base_port),
+                    "--log-level",
+                    "warning",
+                    "--no-access-log",
+                ],
                 {**common, "BASELINE_DATABASE_URL": base_url, "BENCH_PROJECT": str(project)},
                 project,
             )
@@ -1074,8 +1151,13 @@ async def run_bench(args: argparse.Namespace, admin_url: str, workdir: Path) -> 
             if base_proc is not None
             else None
         )
-        stores = {"ours": ours_filler(slug, ours_url), "baseline": baseline_filler(project, base_url)}
-        bench = Bench(config, driver, fake, ours, ours_b, baseline, QueryCounter(admin_url, counting), stores)
+        stores = {
+            "ours": ours_filler(slug, ours_url),
+            "baseline": baseline_filler(project, base_url),
+        }
+        bench = Bench(
+            config, driver, fake, ours, ours_b, baseline, QueryCounter(admin_url, counting), stores
+        )
         try:
             results = await bench.run(phases)
         finally:

@@ -43,26 +43,39 @@ def bake(out: Path) -> Path:
     return project
 
 
+DRIVER_OPTIONS = """
+options passed to bench/driver.py:
+  --quick               a ~1 minute smoke run (shorter phases, fewer turns)
+  --json PATH           also write every figure as JSON
+  --check               exit 1 when a target is missed
+  --database-url URL    use this PostgreSQL (default: a throwaway embedded one)
+  --no-baseline         measure the generated app only
+  --titles on|off       GENERATE_TITLES for the app (default on, as shipped)
+  --only PHASES         overhead,ttft,throughput,long,scale (default: all)
+  --profile FILE        also run py-spy on the app under load (.svg, or .txt stacks)
+  --seconds S, --levels 1,8,32,128, --ttft-first S, --ttft-tokens N, --ttft-delay S,
+  --load-tokens N       load shape (see bench/README.md)
+"""
+
+
 def main() -> int:
     """Bake (unless --project), then run the driver in the project's virtualenv."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], add_help=False)
-    parser.add_argument("--project", type=Path)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog=DRIVER_OPTIONS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--project", type=Path, help="an already baked and synced project")
     parser.add_argument("--keep", action="store_true", help="keep the baked project")
-    parser.add_argument("-h", "--help", action="store_true")
     args, rest = parser.parse_known_args()
-    if args.help:
-        print(__doc__)
-        rest = ["--help"]
     tmp: Path | None = None
     project = args.project
-    if project is None and not args.help:
+    if project is None:
         tmp = Path(tempfile.mkdtemp(prefix="chatkit-bench-"))
         project = bake(tmp)
-    python = (project or TEMPLATE) / ".venv" / "bin" / "python"
-    if args.help:
-        python = Path(sys.executable)
+    python = project.resolve() / ".venv" / "bin" / "python"
+    argv = [str(python), str(BENCH_DIR / "driver.py"), "--project", str(project), *rest]
     try:
-        argv = [str(python), str(BENCH_DIR / "driver.py"), "--project", str(project), *rest]
         return subprocess.run(argv, check=False).returncode
     finally:
         if tmp is not None and not args.keep:

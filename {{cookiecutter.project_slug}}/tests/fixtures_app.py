@@ -87,7 +87,10 @@ def fake_model(fake_openai: FakeOpenAI) -> FakeModel:
 
 
 def app_settings(database_url: str, base_url: str, **overrides: Any) -> Settings:
-    """Settings for a test app: the test database, the fake model, no retries."""
+    """Settings for a test app: the test database, the fake model, no retries.
+
+    `overrides` win, so a test may point the app at another database or model server.
+    """
     values: dict[str, Any] = {
         "database_url": database_url,
         "openai_base_url": base_url,
@@ -110,7 +113,7 @@ def app_factory(database_url: str, fake_openai: FakeOpenAI) -> Iterator[Callable
     def start(**overrides: Any) -> AppServer:
         key = repr(sorted(overrides.items()))
         if key not in servers:
-            settings = app_settings(database_url, fake_openai.base_url, **overrides)
+            settings = app_settings(**{"database_url": database_url, "base_url": fake_openai.base_url, **overrides})
             servers[key] = AppServer(settings).start()
         return servers[key]
 

@@ -67,7 +67,7 @@ def test_db_commands_start_the_embedded_server_and_leave_none_running(tmp_path: 
     (data_dir / ".handle_pids.json").write_text(json.dumps([dead_pid()]))
     status = run_db(data_dir, "status")  # the data survived; the server starts again
     assert status.returncode == 0, status.stderr
-    assert "schema up to date (version 1)" in status.stdout
+    assert "schema up to date (version" in status.stdout
     assert not server_running(data_dir)
 
 

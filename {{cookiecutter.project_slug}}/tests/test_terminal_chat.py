@@ -25,6 +25,7 @@ from .fixtures_app import TEST_AUTH_SECRET, AppServer
 
 PACKAGE = "{{ cookiecutter.project_slug }}"
 PROMPT = "you>"
+EXITED = "[chat exited with status]"
 
 
 def require_tool(name: str, package: str) -> str:
@@ -61,9 +62,12 @@ class Terminal:
         self.base = [tmux, "-S", str(socket)]
         self.submitted = 0
         env_args = [f"{key}={value}" for key, value in chat_env().items()]
-        # `env -i` so the pane gets exactly chat_env(), whatever the tmux server inherited.
+        # `env -i` so the chat gets exactly chat_env(), whatever the tmux server inherited; the
+        # shell around it prints the exit status on the screen once the chat has ended (its
+        # trap keeps Ctrl-C from ending the shell too, while the chat keeps default SIGINT).
         self.tmux(
             "new-session", "-d", "-x", "120", "-y", "40", "-s", "chat", "-c", str(cwd),
+            "sh", "-c", f'trap : INT; "$@"; echo "{EXITED} $?"', "sh",
             "env", "-i", *env_args, *command,
             ";", "set-option", "-t", "chat", "remain-on-exit", "on",
         )  # fmt: skip
@@ -111,18 +115,16 @@ class Terminal:
 
         return self.wait_for(ready)
 
-    def exit_status(self, seconds: float = 10.0) -> int:
-        """Wait for the command to end; its exit status."""
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            state = self.tmux(
-                "display-message", "-p", "-t", "chat", "#{pane_dead}:#{pane_dead_status}"
-            )
-            dead, _, status = state.strip().partition(":")
-            if dead == "1" and status:  # tmux fills the status in once it has reaped the child
-                return int(status)
-            time.sleep(0.05)
-        raise AssertionError(f"the chat did not exit; the screen shows:\n{self.screen()}")
+    def exit_status(self) -> int:
+        """Wait for the chat to end; its exit status."""
+        screen = self.wait_text(EXITED)
+        return int(screen.split(EXITED)[1].split()[0])
+
+
+async def say(term: Terminal, line: str) -> str:
+    """Type a line, wait until the chat is done with it; the screen."""
+    term.type(line)
+    return await asyncio.to_thread(term.wait_prompt)
 
 
 @pytest.fixture
@@ -175,39 +177,33 @@ async def test_chat_streams_lists_switches_and_exits(
     screen = await asyncio.to_thread(term.wait_prompt)
     assert "bot> echo: hello there and a longer tail" in screen
 
+    # From here on, each line is typed once the prompt is back, as a person would.
     fake_model.delay = 0
-    term.type("/threads")
-    screen = await asyncio.to_thread(term.wait_text, "current")
+    screen = await say(term, "/threads")
     (listed,) = [line for line in screen.splitlines() if "current" in line]
     assert listed.strip().startswith("1. A short title ")
 
-    term.type("and again")
-    await asyncio.to_thread(term.wait_text, "echo: and again")
+    screen = await say(term, "and again")
+    assert "bot> echo: and again and a longer tail" in screen
     client = client_for(user)
     threads = (await client.request("threads.list", {}))["data"]
     assert len(threads) == 1, "the second message went to the same thread"
 
-    term.type("/new")
-    term.type("second thread")
-    await asyncio.to_thread(term.wait_text, "echo: second thread")
-    term.type("/threads")
-    screen = await asyncio.to_thread(term.wait_text, "  2. A short title")
-    term.type("/switch 2")
-    screen = await asyncio.to_thread(term.wait_text, "Now in thread")
-    history = screen[screen.index("Now in thread") :]
+    await say(term, "/new")
+    assert "bot> echo: second thread" in await say(term, "second thread")
+    assert "  2. A short title" in await say(term, "/threads")
+    screen = await say(term, "/switch 2")
+    history = screen[screen.rindex("Now in thread") :]
     assert "  you: hello there" in history and "  bot: echo: and again" in history
 
     fake_model.faults.append(Fault(status=500))
-    term.type("this one fails")
-    screen = await asyncio.to_thread(term.wait_text, "answered with an error (500)")
+    screen = await say(term, "this one fails")
     (error_line,) = [line for line in screen.splitlines() if "(500)" in line]
     assert error_line.startswith("error: The model provider answered with an error (500).")
     assert "\x1b[31m" in term.screen(colours=True) or "\x1b[1;31m" in term.screen(colours=True)
     assert "Traceback" not in screen
 
-    term.type("/nonsense")
-    await asyncio.to_thread(term.wait_text, "unknown command /nonsense")
-    await asyncio.to_thread(term.wait_prompt)
+    assert "unknown command /nonsense; try /help" in await say(term, "/nonsense")
     term.keys("C-d")
     assert await asyncio.to_thread(term.exit_status) == 0
 

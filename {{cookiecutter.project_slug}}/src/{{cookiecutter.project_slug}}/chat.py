@@ -128,7 +128,7 @@ class TerminalChat:
         for number, thread in enumerate(self.listed, start=1):
             title = escape(thread.get("title") or "(untitled)")
             marker = " [green]← current[/]" if thread["id"] == self.thread_id else ""
-            self.console.print(f"{number:>3}. {title} [dim]{thread['id']}[/]{marker}")
+            self.console.print(f"{number:>3}. {title} [dim]{escape(thread['id'])}[/]{marker}")
 
     async def switch(self, target: str) -> None:
         """/switch N|ID: continue a listed thread by number, or any of the user's by id."""
@@ -140,25 +140,27 @@ class TerminalChat:
                 raise ChatError(f"no thread number {target}; run /threads first")
             thread_id = self.listed[int(target) - 1]["id"]
         try:
-            thread = await self.client.request("threads.get_by_id", {"thread_id": thread_id})
-        except ChatKitHTTPError as exc:
-            if exc.status == 404:
-                raise ChatError(f"no thread {thread_id} for user {self.user_id}") from exc
-            raise ChatError(describe_http_error(exc, self.url)) from exc
-        except httpx.HTTPError as exc:
-            raise ChatError(describe_http_error(exc, self.url)) from exc
+            thread = await self.call(
+                self.client.request("threads.get_by_id", {"thread_id": thread_id})
+            )
+        except ChatError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ChatKitHTTPError) and cause.status == 404:
+                raise ChatError(f"no thread {thread_id} for user {self.user_id}") from cause
+            raise
         self.thread_id = thread["id"]
         title = escape(thread.get("title") or "(untitled)")
-        self.console.print(f"[dim]Now in thread[/] [bold]{title}[/] [dim]{thread['id']}[/]")
-        self.show_history(thread.get("items", {}).get("data", []))
+        self.console.print(f"[dim]Now in thread[/] [bold]{title}[/] [dim]{escape(thread['id'])}[/]")
+        params = {"thread_id": thread["id"], "limit": HISTORY_SHOWN, "order": "desc"}
+        newest = await self.call(self.client.request("items.list", params))
+        self.show_history(list(reversed(newest.get("data", []))))
 
     def show_history(self, items: list[JSON]) -> None:
-        """The last few messages of a thread, so the user knows where they are."""
-        messages = [i for i in items if i["type"] in ("user_message", "assistant_message")]
-        for item in messages[-HISTORY_SHOWN:]:
+        """The thread's newest messages, so the user knows where they are."""
+        for item in items:
             if item["type"] == "user_message":
                 self.console.print(f"  [dim]you:[/] {escape(assistant_text(item))}")
-            else:
+            elif item["type"] == "assistant_message":
                 self.console.print(f"  [dim]bot:[/] {escape(assistant_text(item))}")
 
     async def send(self, text: str) -> None:

@@ -40,8 +40,13 @@ _PARAM_PASSWORD = re.compile(r"(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^&\s]+)"
 Pool = AsyncConnectionPool[AsyncConnection[TupleRow]]
 
 
-def create_pool(conninfo: str, *, min_size: int = 1, max_size: int = 10) -> Pool:
+def create_pool(
+    conninfo: str, *, min_size: int = 1, max_size: int = 10, timeout: float = 5.0
+) -> Pool:
     """A closed pool of autocommit connections (open it with `await pool.open()`).
+
+    Waiting longer than `timeout` seconds for a connection raises PoolTimeout (the app
+    answers 503), so an unreachable database never makes requests hang.
 
     No server-side prepared statements (`prepare_threshold=None`), so it is safe behind
     PgBouncer in transaction mode. Connections are checked before they are handed out,
@@ -52,6 +57,7 @@ def create_pool(conninfo: str, *, min_size: int = 1, max_size: int = 10) -> Pool
         min_size=min_size,
         max_size=max_size,
         open=False,
+        timeout=timeout,
         kwargs={"autocommit": True, "prepare_threshold": None},
         check=AsyncConnectionPool.check_connection,
         name="chatkit-store",

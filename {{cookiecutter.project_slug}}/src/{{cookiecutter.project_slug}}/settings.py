@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     embedded_data_dir: Path = PROJECT_ROOT / ".postgres"
     db_pool_min_size: int = Field(default=1, ge=0)
     db_pool_max_size: int = Field(default=10, ge=1)
+    db_pool_timeout: float = Field(default=5.0, gt=0)
+    """Seconds a request waits for a database connection before it gets a 503."""
 
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None

@@ -177,6 +177,14 @@ def _timestamp(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.astimezone()
 
 
+MAX_PAGE_SIZE = 1000
+
+
+def _page_size(limit: int) -> int:
+    """A limit PostgreSQL can take and a client can page with: between 1 and MAX_PAGE_SIZE."""
+    return min(max(limit, 1), MAX_PAGE_SIZE)
+
+
 def _order(order: str) -> Order:
     if order not in ("asc", "desc"):
         raise ValueError(f"order must be 'asc' or 'desc', not {order!r}")
@@ -196,10 +204,13 @@ class PostgresStore(Store[RequestContext]):
     Deleting a missing item or attachment is a no-op; deleting a missing thread raises.
     """
 
-    def __init__(self, database_url: str, *, min_size: int = 1, max_size: int = 10) -> None:
+    def __init__(
+        self, database_url: str, *, min_size: int = 1, max_size: int = 10, timeout: float = 5.0
+    ) -> None:
         self.database_url = database_url
         self.min_size = min_size
         self.max_size = max_size
+        self.timeout = timeout
         self._pool: Pool | None = None
         self._open_lock = asyncio.Lock()
 
@@ -243,7 +254,9 @@ class PostgresStore(Store[RequestContext]):
                 if conninfo == EMBEDDED:
                     settings = get_settings()
                     conninfo = await asyncio.to_thread(resolve_database_url, settings)
-                pool = create_pool(conninfo, min_size=self.min_size, max_size=self.max_size)
+                pool = create_pool(
+                    conninfo, min_size=self.min_size, max_size=self.max_size, timeout=self.timeout
+                )
                 await pool.open()
                 self._pool = pool
             return self._pool
@@ -284,6 +297,7 @@ class PostgresStore(Store[RequestContext]):
         self, limit: int, after: str | None, order: str, context: RequestContext
     ) -> Page[ThreadMetadata]:
         """A page of the user's threads by creation time (`after`: exclusive cursor)."""
+        limit = _page_size(limit)
         query = THREADS_QUERIES[after is not None][_order(order)]
         params = {"user": context.user.id, "after": after, "limit": max(limit, 0) + 1}
         rows = await self._fetch(query, params)
@@ -312,6 +326,7 @@ class PostgresStore(Store[RequestContext]):
         NotFoundError when the thread is missing or someone else's, or when `after` is
         not an item of this thread.
         """
+        limit = _page_size(limit)
         query = ITEMS_QUERIES[after is not None][_order(order)]
         params = {
             "thread": thread_id,
