@@ -14,6 +14,7 @@ import os
 import platform
 import secrets
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -36,6 +37,7 @@ import psycopg
 
 BENCH_DIR = Path(__file__).resolve().parent
 TEXT_DELTA = "assistant_message.content_part.text_delta"
+WINDOW_ITEMS = 100
 PHASES = ["overhead", "ttft", "throughput", "long", "scale"]
 TARGETS = {
     "added_ttft_p50_ms": 10.0,
@@ -480,6 +482,10 @@ def conversation(
     return run
 
 
+def _safe_ratio(top: float, bottom: float) -> float | None:
+    return round(top / bottom, 2) if bottom > 0 else None
+
+
 def _per_turn(seconds: float, turns: int) -> float | None:
     """Milliseconds of server CPU per completed turn."""
     return round(seconds * 1000 / turns, 2) if turns else None
@@ -663,34 +669,42 @@ class Bench:
         self.results["long_thread"] = section
 
     async def _long_thread(self, service: Service, model: float, turns: int) -> dict[str, Any]:
+        """The second message of a new thread vs a message in a 100- and a 2,000-item thread.
+
+        The 100-item thread already fills any sensible history window, so long/window shows
+        growth with thread length alone, and long/new adds the cost of a full model input.
+        """
         user = f"long-{service.name}"
-        short = await self.driver.turn(service, user, "short thread", None)
-        long = await self.driver.turn(service, user, "long thread", None)
-        if not (short.ok and long.ok and short.thread_id and long.thread_id):
-            return {"error": f"could not create threads: {short.error or long.error}"}
+        threads: dict[str, str] = {}
         started = time.perf_counter()
-        await self.stores[service.name](user, long.thread_id, self.config.long_items)
+        for name, items in (("window", WINDOW_ITEMS), ("long", self.config.long_items)):
+            first = await self.driver.turn(service, user, f"{name} thread", None)
+            if not (first.ok and first.thread_id):
+                return {"error": f"could not create a thread: {first.error}"}
+            await self.stores[service.name](user, first.thread_id, items)
+            threads[name] = first.thread_id
         fill_seconds = time.perf_counter() - started
-        timings: dict[str, list[float]] = {"short": [], "long": []}
+        timings: dict[str, list[float]] = {"new": [], "window": [], "long": []}
         errors = 0
         for number in range(turns):
-            for name, thread in (("short", short.thread_id), ("long", long.thread_id)):
-                turn = await self.driver.turn(service, user, f"{name} {number}", thread)
+            fresh = await self.driver.turn(service, user, f"new thread {number}", None)
+            for name in timings:
+                thread_id = fresh.thread_id if name == "new" else threads[name]
+                turn = await self.driver.turn(service, user, f"{name} {number}", thread_id)
                 if turn.ok:
                     timings[name].append(turn.total - model)
                 else:
                     errors += 1
-        short_p50 = percentile(timings["short"], 50)
-        long_p50 = percentile(timings["long"], 50)
+        p50 = {name: percentile(values, 50) for name, values in timings.items()}
         return {
             "items": self.config.long_items,
             "prefill_seconds": round(fill_seconds, 2),
             "turns_each": turns,
             "errors": errors,
-            "short_overhead_p50_ms": ms(short_p50),
-            "long_overhead_p50_ms": ms(long_p50),
+            **{f"{name}_overhead_p50_ms": ms(value) for name, value in p50.items()},
             "long_overhead_p99_ms": ms(percentile(timings["long"], 99)),
-            "ratio": round(long_p50 / short_p50, 2) if short_p50 > 0 else None,
+            "ratio": _safe_ratio(p50["long"], p50["new"]),
+            "ratio_to_window": _safe_ratio(p50["long"], p50["window"]),
         }
 
     async def scale_out(self, turns: int = 6) -> None:
@@ -750,52 +764,46 @@ class Bench:
             "throughput": self.throughput,
             "long": self.long_thread,
             "scale": self.scale_out,
-            "profile": self.profile,
         }
         await self.warm_up()
-        for phase in phases:
-            await steps[phase]()
+        with self.profiling():
+            for phase in phases:
+                await steps[phase]()
         self.results["summary"] = self.summary()
         return self.results
 
-    async def profile(self) -> None:
-        """py-spy on our server during a load at `ttft_concurrency` with a zero-delay model."""
-        c = self.config
-        if c.profile is None:
+    @contextmanager
+    def profiling(self) -> Iterator[None]:
+        """py-spy on our server for the duration of the block (when --profile is given)."""
+        target = self.config.profile
+        if target is None:
+            yield
             return
-        self.say(f"profiling ours with py-spy for {c.seconds:g} s -> {c.profile}")
-        await self.fake.configure(c.load_tokens, 0.0, 0.0)
         spy = shutil.which("py-spy")
         command = [spy] if spy else ["uvx", "py-spy"]
-        fmt = "raw" if c.profile.suffix == ".txt" else "flamegraph"
+        fmt = "raw" if target.suffix == ".txt" else "flamegraph"
+        pid = str(self.ours.proc.popen.pid)
+        self.say(f"profiling ours (pid {pid}) with py-spy -> {target}")
         record = subprocess.Popen(
-            [
-                *command,
-                "record",
-                "--pid",
-                str(self.ours.proc.popen.pid),
-                "--rate",
-                "250",
-                "--duration",
-                str(int(c.seconds) + 1),
-                "--format",
-                fmt,
-                "-o",
-                str(c.profile),
-            ],
+            [*command, "record", "--pid", pid, "--rate", "200", "--format", fmt, "-o", str(target)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        await asyncio.sleep(1.0)  # py-spy attaches
-        work = conversation(self.driver, self.ours, c.turns_per_conversation, "profile")
-        turns, wall, stragglers = await run_load(work, c.ttft_concurrency, c.seconds)
-        _out, err = await asyncio.to_thread(record.communicate, None, 60)
-        self.results["profile"] = {
-            "file": str(c.profile),
-            "py_spy_exit": record.returncode,
-            "py_spy_stderr": err.decode(errors="replace")[-500:],
-            "load": summarize(turns, wall, stragglers),
-        }
+        time.sleep(1.0)  # py-spy attaches
+        try:
+            yield
+        finally:
+            record.send_signal(signal.SIGINT)
+            try:
+                _out, err = record.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                record.kill()
+                _out, err = record.communicate()
+            self.results["profile"] = {
+                "file": str(target),
+                "py_spy_exit": record.returncode,
+                "py_spy_stderr": err.decode(errors="replace")[-500:],
+            }
 
     def summary(self) -> dict[str, Any]:
         """The headline figures, the ratios ours/baseline and the targets."""
@@ -841,6 +849,7 @@ class Bench:
         figures.update({f"peak_rss_mb_{k}": v["peak_rss_mb"] for k, v in load.items()})
         if service in r.get("long_thread", {}):
             figures["long_thread_ratio"] = r["long_thread"][service].get("ratio")
+            figures["long_to_window_ratio"] = r["long_thread"][service].get("ratio_to_window")
         return figures
 
 
@@ -964,6 +973,7 @@ def report(results: dict[str, Any], config: Config) -> str:
     rows += [
         (f"peak RSS at {top} (MB)", f"peak_rss_mb_{top}", ""),
         (f"{config.long_items}-item / new thread", "long_thread_ratio", "<= 1.5"),
+        (f"{config.long_items}-item / {WINDOW_ITEMS}-item", "long_to_window_ratio", ""),
     ]
     header = f"{'figure':<28}{'ours':>12}{'baseline':>12}{'ours/base':>11}  target"
     lines = [header, "-" * len(header)]
@@ -1031,7 +1041,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--profile",
         type=Path,
-        help="also run py-spy on ours under load (.svg flame graph, or .txt collapsed stacks)",
+        help="record ours with py-spy during the run (.svg flame graph, or .txt raw stacks)",
     )
     return parser.parse_args(argv)
 
@@ -1062,8 +1072,6 @@ async def run_bench(args: argparse.Namespace, admin_url: str, workdir: Path) -> 
     """Start the services, measure, stop them."""
     config = make_config(args)
     phases = [p for p in args.only.split(",") if p]
-    if config.profile is not None and "profile" not in phases:
-        phases.append("profile")
     project: Path = args.project.resolve()
     slug = _slug(project)
     counting = create_databases(admin_url, ["bench_ours", "bench_baseline"])

@@ -40,12 +40,14 @@ def build_app(project: Path, tokens: int, delay: float, first_token_delay: float
 
     async def requests(request: Request) -> JSONResponse:
         if request.method == "DELETE":
-            model.requests.clear()
+            # Keep the count: the fake numbers its response and item ids by it, and a
+            # store with globally unique item ids must not see an id twice.
+            model.requests[:] = [{}] * len(model.requests)
             model.paths.clear()
             model.first_token_at.clear()
-            return JSONResponse({"count": 0})
+            return JSONResponse({"count": len(model.requests)})
         last = int(request.query_params.get("last", "0"))
-        bodies = model.requests[-last:] if last > 0 else []
+        bodies = [b for b in model.requests[-last:] if b] if last > 0 else []
         return JSONResponse(
             {"count": len(model.requests), "completed": model.completed, "last": bodies}
         )

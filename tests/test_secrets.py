@@ -230,5 +230,9 @@ def test_secrets_stay_in_env_from_bake_to_chat(
         ["git", "ls-files", "-z"], cwd=project, capture_output=True, text=True, check=True
     ).stdout.split("\0")
     assert ".env" not in tracked
-    holders = [name for name in tracked if name and leaks((project / name).read_text("utf-8"))]
+    holders = [
+        name
+        for name in tracked
+        if name and leaks((project / name).read_bytes().decode("utf-8", errors="replace"))
+    ]
     assert holders == [], "git-tracked files"

@@ -113,7 +113,7 @@ def database(url: str | None) -> Iterator[str]:
 @contextlib.contextmanager
 def app_process(env: dict[str, str], port: int) -> Iterator[subprocess.Popen[bytes]]:
     """The app under uvicorn in its own process (so its memory can be measured)."""
-    proc = subprocess.Popen(  # noqa: S603 (our own interpreter and package)
+    proc = subprocess.Popen(
         [sys.executable, "-m", PACKAGE, "serve", "--port", str(port)],
         env=env,
         cwd=PROJECT,

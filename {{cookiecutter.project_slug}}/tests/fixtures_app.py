@@ -113,7 +113,9 @@ def app_factory(database_url: str, fake_openai: FakeOpenAI) -> Iterator[Callable
     def start(**overrides: Any) -> AppServer:
         key = repr(sorted(overrides.items()))
         if key not in servers:
-            settings = app_settings(**{"database_url": database_url, "base_url": fake_openai.base_url, **overrides})
+            settings = app_settings(
+                **{"database_url": database_url, "base_url": fake_openai.base_url, **overrides}
+            )
             servers[key] = AppServer(settings).start()
         return servers[key]
 
