@@ -8,7 +8,7 @@ and return a `User`. Everything else stays as it is.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
@@ -30,10 +30,16 @@ class User:
 
 @dataclass(slots=True)
 class RequestContext:
-    """What the ChatKit server and store know about the current request."""
+    """What the ChatKit server and store know about the current request.
+
+    `cache` holds rows the store already read during this request (the thread, its newest
+    items), so the SDK's repeated reads of them cost no extra round trip; the store drops
+    an entry whenever it writes what the entry holds.
+    """
 
     request: Request | None
     user: User
+    cache: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 class AuthError(Exception):

@@ -49,8 +49,9 @@ def create_pool(
     answers 503), so an unreachable database never makes requests hang.
 
     No server-side prepared statements (`prepare_threshold=None`), so it is safe behind
-    PgBouncer in transaction mode. Connections are checked before they are handed out,
-    so the pool recovers on its own after the database restarts.
+    PgBouncer in transaction mode. Connections are not pinged before each use (that would
+    double the round trips): the store retries a statement once when its connection turns
+    out to be dead, after `pool.check()` has replaced the other dead ones.
     """
     return AsyncConnectionPool(
         conninfo,
@@ -59,7 +60,6 @@ def create_pool(
         open=False,
         timeout=timeout,
         kwargs={"autocommit": True, "prepare_threshold": None},
-        check=AsyncConnectionPool.check_connection,
         name="chatkit-store",
     )
 

@@ -199,7 +199,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         try:
             await check_targets(parsed, store, context)
-            result = await server.process(body, context)
+            result = await server.process_request(parsed, context)
         except NotFoundError:
             return error_response(404, "not_found", "no such thread, item or attachment")
         except AttachmentTooLarge as exc:

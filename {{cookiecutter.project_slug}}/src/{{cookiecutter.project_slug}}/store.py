@@ -262,28 +262,53 @@ class PostgresStore(Store[RequestContext]):
             return self._pool
 
     async def _fetch(self, query: Any, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-        pool = await self._ensure_open()
-        async with pool.connection() as conn:
-            cursor = await conn.execute(query, params)
-            return await cursor.fetchall()
+        rows, _count = await self._execute(query, params, fetch=True)
+        return rows
 
     async def _run(self, query: Any, params: Mapping[str, Any]) -> int:
+        _rows, count = await self._execute(query, params, fetch=False)
+        return count
+
+    async def _execute(
+        self, query: Any, params: Mapping[str, Any], *, fetch: bool
+    ) -> tuple[list[tuple[Any, ...]], int]:
+        """Run one statement; once more on a fresh connection if the first one was dead.
+
+        Pooled connections are not pinged before use (a round trip each); after a database
+        restart the first statement on a dead connection fails, `pool.check()` drops the
+        other dead ones, and the statement runs again. Every statement here is safe to
+        repeat (upserts, keyed deletes, reads).
+        """
         pool = await self._ensure_open()
-        async with pool.connection() as conn:
-            cursor = await conn.execute(query, params)
-            return cursor.rowcount
+        for attempt in (1, 2):
+            async with pool.connection() as conn:
+                try:
+                    cursor = await conn.execute(query, params)
+                    rows = await cursor.fetchall() if fetch else []
+                    return rows, cursor.rowcount
+                except psycopg.OperationalError:
+                    if attempt == 2 or not conn.broken:
+                        raise
+            logger.info("database connection lost; retrying on a fresh one")
+            await pool.check()
+        raise AssertionError("unreachable")
 
     # --- threads ------------------------------------------------------------------------
 
     async def load_thread(self, thread_id: str, context: RequestContext) -> ThreadMetadata:
         """The user's thread (NotFoundError when missing or someone else's)."""
-        rows = await self._fetch(LOAD_THREAD, {"id": thread_id, "user": context.user.id})
-        if not rows:
-            raise NotFoundError(f"thread {thread_id} not found")
-        return THREAD.validate_json(rows[0][0])
+        key = ("thread", thread_id)
+        payload = context.cache.get(key)
+        if payload is None:
+            rows = await self._fetch(LOAD_THREAD, {"id": thread_id, "user": context.user.id})
+            if not rows:
+                raise NotFoundError(f"thread {thread_id} not found")
+            payload = context.cache[key] = rows[0][0]
+        return THREAD.validate_json(payload)
 
     async def save_thread(self, thread: ThreadMetadata, context: RequestContext) -> None:
         """Insert or update the thread (NotFoundError when the id is another user's)."""
+        context.cache.pop(("thread", thread.id), None)
         params = {
             "id": thread.id,
             "user": context.user.id,
@@ -308,6 +333,8 @@ class PostgresStore(Store[RequestContext]):
 
     async def delete_thread(self, thread_id: str, context: RequestContext) -> None:
         """Delete the thread and (by cascade) its items (NotFoundError when missing)."""
+        context.cache.pop(("thread", thread_id), None)
+        context.cache.pop(("items", thread_id), None)
         if not await self._fetch(DELETE_THREAD, {"id": thread_id, "user": context.user.id}):
             raise NotFoundError(f"thread {thread_id} not found")
 
@@ -327,14 +354,18 @@ class PostgresStore(Store[RequestContext]):
         not an item of this thread.
         """
         limit = _page_size(limit)
-        query = ITEMS_QUERIES[after is not None][_order(order)]
-        params = {
-            "thread": thread_id,
-            "user": context.user.id,
-            "after": after,
-            "limit": max(limit, 0) + 1,
-        }
-        rows = await self._fetch(query, params)
+        rows = _newest_cached(context, thread_id, after, limit, order)
+        if rows is None:
+            query = ITEMS_QUERIES[after is not None][_order(order)]
+            params = {
+                "thread": thread_id,
+                "user": context.user.id,
+                "after": after,
+                "limit": limit + 1,
+            }
+            rows = await self._fetch(query, params)
+            if after is None and order == "desc":
+                context.cache[("items", thread_id)] = (limit, rows)
         if not rows:
             missing = f"item {after}" if after is not None else f"thread {thread_id}"
             raise NotFoundError(f"{missing} not found")
@@ -352,6 +383,7 @@ class PostgresStore(Store[RequestContext]):
         await self._save_item(thread_id, item, context)
 
     async def _save_item(self, thread_id: str, item: ThreadItem, context: RequestContext) -> None:
+        context.cache.pop(("items", thread_id), None)
         if item.id == FAKE_RESPONSES_ID:
             # Chat Completions models give every output the same placeholder id.
             thread = ThreadMetadata(id=thread_id, created_at=item.created_at)
@@ -382,6 +414,7 @@ class PostgresStore(Store[RequestContext]):
         self, thread_id: str, item_id: str, context: RequestContext
     ) -> None:
         """Delete the item if the user's thread has it (a no-op otherwise)."""
+        context.cache.pop(("items", thread_id), None)
         await self._run(DELETE_ITEM, {"thread": thread_id, "id": item_id, "user": context.user.id})
 
     # --- attachments --------------------------------------------------------------------
@@ -423,6 +456,25 @@ class PostgresStore(Store[RequestContext]):
         if not rows:
             raise NotFoundError(f"attachment {attachment_id} has no content")
         return bytes(rows[0][0])
+
+
+def _newest_cached(
+    context: RequestContext, thread_id: str, after: str | None, limit: int, order: str
+) -> list[tuple[Any, ...]] | None:
+    """The rows of the thread's newest page if this request already read enough of them.
+
+    The cache holds the rows of an earlier `desc` page without cursor (the newest `n` items
+    plus one more when there are more): any smaller newest page is a prefix of it.
+    """
+    cached = context.cache.get(("items", thread_id))
+    if cached is None or after is not None or order != "desc":
+        return None
+    fetched_limit, rows = cached
+    wanted = max(limit, 0) + 1
+    if wanted <= len(rows) or len(rows) <= fetched_limit:
+        rows = list(rows[:wanted])
+        return rows
+    return None
 
 
 def _page(rows: Sequence[T], limit: int) -> Page[T]:
