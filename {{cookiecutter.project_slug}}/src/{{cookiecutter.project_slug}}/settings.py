@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     openai_max_retries: int = Field(default=2, ge=0, le=10)
     agents_tracing: bool = False
     """Send Agents SDK traces to OpenAI (off by default: traces hold conversation text)."""
-    history_items: int = Field(default=40, ge=1, le=1000)
+    history_items: int = Field(default=20, ge=1, le=1000)
     """How many of the newest thread items the model sees."""
     generate_titles: bool = True
     instructions: str = "You are a helpful assistant. Answer clearly and concisely."
