@@ -49,6 +49,11 @@ def context() -> RequestContext:
     return RequestContext(request=None, user=User(id=f"bench-{uuid.uuid4().hex[:12]}"))
 
 
+def request_of(ctx: Any) -> Any:
+    """A new request's context for the same user: the store caches reads per request."""
+    return RequestContext(request=None, user=ctx.user) if isinstance(ctx, RequestContext) else ctx
+
+
 def reply(thread_id: str, item_id: str, created_at: datetime) -> AssistantMessageItem:
     text = "A typical assistant reply of a few sentences. " * 4
     return AssistantMessageItem(
@@ -98,7 +103,7 @@ async def time_newest_page(
     timings = []
     for _ in range(rounds):
         start = time.perf_counter()
-        page = await store.load_thread_items(thread_id, None, PAGE, "desc", ctx)
+        page = await store.load_thread_items(thread_id, None, PAGE, "desc", request_of(ctx))
         timings.append(time.perf_counter() - start)
         assert len(page.data) == PAGE and page.has_more
     return timings
@@ -151,13 +156,15 @@ async def worker(store: Store[Any], ctx: Any, thread: ThreadMetadata, deadline: 
     """Run the operation mix until the deadline; returns how many operations finished."""
     done = 0
     while time.perf_counter() < deadline:
-        loaded = await store.load_thread(thread.id, ctx)
+        # Each operation is its own request (a fresh context), so no read is served from
+        # the store's per-request cache.
+        loaded = await store.load_thread(thread.id, request_of(ctx))
         item = reply(thread.id, f"msg_{uuid.uuid4().hex}", datetime.now())
-        await store.add_thread_item(thread.id, item, ctx)
-        page = await store.load_thread_items(thread.id, None, PAGE, "desc", ctx)
+        await store.add_thread_item(thread.id, item, request_of(ctx))
+        page = await store.load_thread_items(thread.id, None, PAGE, "desc", request_of(ctx))
         assert page.data
         loaded.title = f"title {done}"
-        await store.save_thread(loaded, ctx)
+        await store.save_thread(loaded, request_of(ctx))
         done += 4
     return done
 

@@ -794,3 +794,34 @@ async def test_every_page_query_uses_indexes(store: PostgresStore, context: Requ
             cursor = await conn.execute(explain, values)
             plan = "\n".join(row[0] for row in await cursor.fetchall())
             assert "Seq Scan" not in plan, plan
+
+
+async def test_reads_within_a_request_are_cached_and_writes_refresh_them(
+    store: PostgresStore, context: RequestContext
+) -> None:
+    thread = await saved_thread(store, context)
+    start = datetime.now(UTC)
+    for n in range(5):
+        item = message(thread.id, uid("msg"), start + timedelta(seconds=n))
+        await store.add_thread_item(thread.id, item, context)
+    newest = await store.load_thread_items(thread.id, None, 20, "desc", context)
+    again = await store.load_thread_items(thread.id, None, 2, "desc", context)
+    assert again.data == newest.data[:2] and again.has_more
+
+    extra = message(thread.id, uid("msg"), start + timedelta(hours=1), "the newest")
+    await store.add_thread_item(thread.id, extra, context)
+    assert (await store.load_thread_items(thread.id, None, 1, "desc", context)).data == [extra]
+
+    loaded = await store.load_thread(thread.id, context)
+    loaded.title = "Renamed"
+    await store.save_thread(loaded, context)
+    assert (await store.load_thread(thread.id, context)).title == "Renamed"
+
+    other_request = RequestContext(request=None, user=context.user)
+    await store.delete_thread_item(thread.id, extra.id, other_request)
+    assert (await store.load_thread_items(thread.id, None, 1, "desc", other_request)).data != [
+        extra
+    ], "a new request reads the database again"
+    await store.delete_thread(thread.id, context)
+    with pytest.raises(NotFoundError):
+        await store.load_thread_items(thread.id, None, 1, "desc", context)
