@@ -5,6 +5,7 @@ Run it with `python -m <package> serve` (or any ASGI server: `<package>.main:app
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import gc
 import itertools
@@ -42,10 +43,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .attachments import AttachmentTooLarge, PostgresAttachmentStore, install_attachment_routes
 from .context import RequestContext, get_request_context
+from .embedded import stop_embedded
 from .logs import configure_logging
 from .respond import ModelGateway
 from .server import ChatServer
-from .settings import Settings, get_settings
+from .settings import EMBEDDED, Settings, get_settings
 from .store import PostgresStore
 
 logger = logging.getLogger(__name__)
@@ -181,6 +183,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         await gateway.close()
         await store.close()
+        if settings.database_url == EMBEDDED:
+            # Release the development server here: uvicorn ends the process with the signal
+            # that stopped it, so exit handlers would not run.
+            await asyncio.to_thread(stop_embedded, settings.embedded_data_dir)
 
     app = FastAPI(title=__package__ or "chatkit", lifespan=lifespan)
     app.state.settings, app.state.store, app.state.server = settings, store, server
