@@ -332,9 +332,8 @@ async def respond(
 ) -> AsyncIterator[ThreadStreamEvent]:
     """Stream the model's answer to the thread's newest message as ChatKit events."""
     settings = gateway.settings
+    wants_title = settings.generate_titles and thread.title is None
     title_task: asyncio.Task[str] | None = None
-    if settings.generate_titles and thread.title is None and input_user_message is not None:
-        title_task = asyncio.create_task(generate_title(gateway, user_text(input_user_message)))
     try:
         history = await load_history(store, thread, context, settings.history_items)
         agent = Agent[AgentContext[RequestContext]](
@@ -355,6 +354,11 @@ async def respond(
 
         try:
             async for event in with_store_ids(stream_agent_response(agent_context, result), new_id):
+                if wants_title and title_task is None and input_user_message is not None:
+                    # Ask for a title once the answer is under way: it runs alongside the
+                    # rest of the answer and never competes with its first token.
+                    title = generate_title(gateway, user_text(input_user_message))
+                    title_task = asyncio.create_task(title)
                 yield event
         finally:
             result.cancel()  # stops the model request when the client goes away
