@@ -16,7 +16,8 @@ import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator, Callable
-from typing import Protocol, runtime_checkable
+from functools import cached_property
+from typing import Any, Protocol, runtime_checkable
 
 import openai
 from agents import (
@@ -47,6 +48,9 @@ from chatkit.types import (
     UserMessageTagContent,
     UserMessageTextContent,
 )
+from openai import omit
+from openai.resources.chat import AsyncChat, AsyncCompletions
+from openai.resources.responses import AsyncResponses
 from openai.types.responses import (
     EasyInputMessageParam,
     ResponseInputFileParam,
@@ -68,6 +72,53 @@ TITLE_MAX_CHARS = 80
 TITLE_WAIT_SECONDS = 5.0
 
 
+class PassThroughResponses(AsyncResponses):
+    """`responses.create` that sends the conversation (`input`) exactly as it is given."""
+
+    async def create(self, **params: Any) -> Any:
+        return await super().create(**_send_as_is(params, "input", absent=omit))
+
+
+class PassThroughCompletions(AsyncCompletions):
+    """`chat.completions.create` that sends `messages` exactly as they are given."""
+
+    async def create(self, **params: Any) -> Any:
+        return await super().create(**_send_as_is(params, "messages", absent=[]))
+
+
+class PassThroughChat(AsyncChat):
+    @cached_property
+    def completions(self) -> AsyncCompletions:
+        return PassThroughCompletions(self._client)
+
+
+class PassThroughOpenAI(openai.AsyncOpenAI):
+    """The openai client, minus its per-call rewrite of the conversation.
+
+    The SDK passes every request body through a type-driven transformer that costs about
+    0.3 ms per history item: 5-6 ms for 20 items, more than all of this app's own work in a
+    turn, spent before the request leaves. The Agents SDK has already made the conversation
+    plain JSON, so it goes in `extra_body`, which the SDK sends untouched.
+    """
+
+    @cached_property
+    def responses(self) -> AsyncResponses:
+        return PassThroughResponses(self)
+
+    @cached_property
+    def chat(self) -> AsyncChat:
+        return PassThroughChat(self)
+
+
+def _send_as_is(params: dict[str, Any], field: str, absent: object) -> dict[str, Any]:
+    """`params` with `field` (a list) moved into `extra_body`, which skips the transformer."""
+    value = params.get(field)
+    if not isinstance(value, list):
+        return params
+    extra_body = {**(params.get("extra_body") or {}), field: value}
+    return {**params, field: absent, "extra_body": extra_body}
+
+
 class MissingApiKeyError(Exception):
     """OPENAI_API_KEY is not configured; raised when a message needs the model."""
 
@@ -86,7 +137,7 @@ class ModelGateway:
             key = self.settings.openai_api_key
             if key is None or not key.get_secret_value().strip():
                 raise MissingApiKeyError
-            self._client = openai.AsyncOpenAI(
+            self._client = PassThroughOpenAI(
                 api_key=key.get_secret_value(),
                 base_url=self.settings.openai_base_url,
                 timeout=self.settings.openai_timeout,
