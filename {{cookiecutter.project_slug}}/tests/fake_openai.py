@@ -114,7 +114,7 @@ def _sse(payload: dict[str, Any]) -> bytes:
 def _usage_responses() -> dict[str, Any]:
     return {
         "input_tokens": 10,
-        "input_tokens_details": {"cached_tokens": 0},
+        "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
         "output_tokens": 5,
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": 15,
