@@ -59,15 +59,17 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 FREEZE_AFTER_REQUESTS = frozenset({100, 1_000})
 
 
-def freeze_long_lived_objects() -> None:
+def freeze_long_lived_objects(*, collect: bool = True) -> None:
     """Put every object alive now out of the cyclic garbage collector's way (`gc.freeze`).
 
     The SDKs leave a few hundred thousand long-lived objects (modules, types, schemas);
     without this each full collection walks them all and stalls the event loop for 100-200
-    ms, which shows up as p99 latency. Done at startup and again after the first requests,
+    ms, which shows up as p99 latency. Done at startup (after a full collection) and again,
+    without collecting (a full collection is itself such a stall), after the first requests,
     once lazy imports and caches have settled.
     """
-    gc.collect()
+    if collect:
+        gc.collect()
     gc.freeze()
 
 
@@ -207,7 +209,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ) -> Response:
         """The ChatKit protocol: SSE for streaming requests, JSON otherwise."""
         if next(served) in FREEZE_AFTER_REQUESTS:
-            freeze_long_lived_objects()
+            freeze_long_lived_objects(collect=False)
         try:
             body = await read_body(request, settings.max_request_bytes)
         except RequestTooLarge:
