@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import platform
@@ -814,6 +815,10 @@ class Bench:
             "scale": self.scale_out,
         }
         await self.warm_up()
+        # The driver is Python too: a full collection over the SDKs' long-lived objects
+        # would stall every client at once and read as service latency.
+        gc.collect()
+        gc.freeze()
         with self.profiling():
             for phase in phases:
                 await steps[phase]()
