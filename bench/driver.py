@@ -235,9 +235,7 @@ def embedded_postgres(slug: str, folder: Path, transport: str = "tcp") -> Iterat
             conn.execute("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
             conn.execute("ALTER SYSTEM SET max_connections = 300")
             conn.execute("ALTER SYSTEM SET password_encryption = 'scram-sha-256'")
-            conn.execute(
-                sql.SQL("CREATE ROLE bench LOGIN SUPERUSER PASSWORD {}").format(password)
-            )
+            conn.execute(sql.SQL("CREATE ROLE bench LOGIN SUPERUSER PASSWORD {}").format(password))
         embedded.stop_embedded(data_dir)
         if transport == "socket":
             yield embedded.start_embedded(data_dir, cleanup_mode="stop")
@@ -1155,7 +1153,6 @@ async def run_bench(args: argparse.Namespace, admin_url: str, workdir: Path) -> 
         "OPENAI_BASE_URL": f"http://127.0.0.1:{fake_port}/v1",
         "OPENAI_API_KEY": "x",
         "AUTH_SECRET": secret,
-        "OPENAI_MAX_RETRIES": "0",
         "OPENAI_AGENTS_DISABLE_TRACING": "1",
     }
     ours_env = {

@@ -53,7 +53,8 @@ options passed to bench/driver.py:
   --titles on|off       GENERATE_TITLES for the app (default on, as shipped)
   --only PHASES         overhead,ttft,throughput,long,scale (default: all)
   --profile FILE        also run py-spy on the app under load (.svg, or .txt stacks)
-  --db-transport tcp|socket, --think S, --seconds S, --levels 1,8,32,128, --ttft-concurrency N, --ttft-first S, --ttft-tokens N, --ttft-delay S,
+  --db-transport tcp|socket, --think S, --seconds S, --levels 1,8,32,128,
+  --ttft-concurrency N, --ttft-first S, --ttft-tokens N, --ttft-delay S,
   --load-tokens N       load shape (see bench/README.md)
 """
 
