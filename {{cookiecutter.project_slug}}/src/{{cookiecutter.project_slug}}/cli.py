@@ -31,6 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--reload", action="store_true", help="restart on code changes")
+    serve.add_argument(
+        "--keep-alive",
+        type=int,
+        default=75,
+        help="seconds an idle connection stays open; longer than any client's or load "
+        "balancer's idle timeout, so none reuses a connection the server just closed",
+    )
 
     db = commands.add_parser("db", help="manage the database schema")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
@@ -76,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
             port=args.port,
             workers=args.workers,
             reload=args.reload,
+            timeout_keep_alive=args.keep_alive,
             log_level=get_settings().log_level.lower(),
         )
         return 0
