@@ -174,7 +174,12 @@ class FakeOpenAI:
     def start(self, port: int = 0) -> FakeOpenAI:
         """Serve on 127.0.0.1 in a background thread; returns when it accepts connections."""
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+            self.app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            timeout_graceful_shutdown=1,  # cancels hung (Fault(hang=True)) requests on stop
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
@@ -188,10 +193,12 @@ class FakeOpenAI:
         return self
 
     def stop(self) -> None:
-        """Stop the background server."""
+        """Stop the background server (a thread left running would outlive the tests)."""
         if self._server is not None and self._thread is not None:
             self._server.should_exit = True
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=15)
+            if self._thread.is_alive():
+                raise RuntimeError("fake OpenAI server did not stop")
 
     # --- endpoints -------------------------------------------------------------------------
 

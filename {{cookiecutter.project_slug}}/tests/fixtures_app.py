@@ -47,7 +47,9 @@ class AppServer:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.app = create_app(settings)
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning")
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=0, log_level="warning", timeout_graceful_shutdown=2
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -69,8 +71,11 @@ class AppServer:
         return create_token(user_id, settings=self.settings, **kwargs)
 
     def stop(self) -> None:
+        """Stop the server; a thread left running would crash the interpreter at exit."""
         self.server.should_exit = True
-        self.thread.join(timeout=15)
+        self.thread.join(timeout=20)
+        if self.thread.is_alive():
+            raise RuntimeError("app server did not stop")
 
 
 @pytest.fixture(scope="session")
