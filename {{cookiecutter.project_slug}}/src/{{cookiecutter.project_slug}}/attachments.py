@@ -42,6 +42,7 @@ from .context import (
     get_request_context,
     verify_token,
 )
+from .responses import error_response
 from .settings import Settings
 from .store import PostgresStore
 
@@ -145,10 +146,6 @@ class PostgresAttachmentStore(AttachmentStore[RequestContext]):
         """Nothing to do here: deleting the metadata (the SDK does it next) deletes the bytes."""
 
 
-def error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
-
-
 def attachment_json(attachment: Attachment) -> Response:
     body = attachment.model_dump_json(exclude_none=True, context={"exclude_metadata": True})
     return Response(body, media_type="application/json")
@@ -163,16 +160,18 @@ def install_attachment_routes(app: FastAPI, attachments: PostgresAttachmentStore
     async def read_file(request: Request) -> UploadFile | JSONResponse:
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit + MULTIPART_OVERHEAD_BYTES:
-            return error(413, "too_large", f"attachment over {limit} bytes")
+            return error_response(413, "too_large", f"attachment over {limit} bytes")
         try:
             form = await request.form(max_files=1, max_fields=10)
         except Exception:  # malformed multipart bodies raise several parser errors
-            return error(400, "invalid_request", "expected multipart/form-data with a file")
+            return error_response(
+                400, "invalid_request", "expected multipart/form-data with a file"
+            )
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
-            return error(400, "invalid_request", "expected a multipart field named 'file'")
+            return error_response(400, "invalid_request", "expected a multipart field named 'file'")
         if upload.size is not None and upload.size > limit:
-            return error(413, "too_large", f"attachment over {limit} bytes")
+            return error_response(413, "too_large", f"attachment over {limit} bytes")
         return upload
 
     @router.post("", response_model=None)
@@ -199,7 +198,7 @@ def install_attachment_routes(app: FastAPI, attachments: PostgresAttachmentStore
         try:
             user = verify_url_token(settings, token, attachment_id, "upload")
         except AuthError as exc:
-            return error(401, "unauthorized", str(exc))
+            return error_response(401, "unauthorized", str(exc))
         context = RequestContext(request=request, user=user)
         upload = await read_file(request)
         if isinstance(upload, JSONResponse):
@@ -208,7 +207,7 @@ def install_attachment_routes(app: FastAPI, attachments: PostgresAttachmentStore
             attachment = await store.load_attachment(attachment_id, context)
             await store.save_attachment_content(attachment_id, await upload.read(), context)
         except NotFoundError:
-            return error(404, "not_found", "no such attachment")
+            return error_response(404, "not_found", "no such attachment")
         attachment.upload_descriptor = None
         await store.save_attachment(attachment, context)
         return attachment_json(attachment)
@@ -224,13 +223,13 @@ def install_attachment_routes(app: FastAPI, attachments: PostgresAttachmentStore
             else:
                 user = verify_token(bearer_token(request), settings)
         except AuthError as exc:
-            return error(401, "unauthorized", str(exc))
+            return error_response(401, "unauthorized", str(exc))
         context = RequestContext(request=request, user=user)
         try:
             attachment = await store.load_attachment(attachment_id, context)
             data = await store.load_attachment_content(attachment_id, context)
         except NotFoundError:
-            return error(404, "not_found", "no such attachment")
+            return error_response(404, "not_found", "no such attachment")
         inline = attachment.mime_type.startswith("image/")
         headers = {
             "Content-Disposition": "inline" if inline else "attachment",

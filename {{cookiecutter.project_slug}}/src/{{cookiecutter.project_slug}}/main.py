@@ -24,13 +24,12 @@ from chatkit.types import (
     AttachmentsDeleteReq,
     ChatKitReq,
     ErrorEvent,
-    ItemsFeedbackReq,
     ThreadsAddStructuredInputReq,
     ThreadsAddUserMessageReq,
     ThreadsCreateReq,
     ThreadsCustomActionReq,
     ThreadsRetryAfterItemReq,
-    ThreadsSyncCustomActionReq,
+    is_streaming_req,
 )
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -46,6 +45,7 @@ from .context import RequestContext, get_request_context
 from .embedded import stop_embedded
 from .logs import configure_logging
 from .respond import ModelGateway
+from .responses import error_response
 from .server import ChatServer
 from .settings import EMBEDDED, Settings, get_settings
 from .store import PostgresStore
@@ -77,11 +77,6 @@ class RequestTooLarge(Exception):
     """The request body is over MAX_REQUEST_BYTES (answered with 413)."""
 
 
-def error_response(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
-    """The JSON error body every failure uses: {"error": {"code", "message", ...}}."""
-    return JSONResponse({"error": {"code": code, "message": message, **extra}}, status_code=status)
-
-
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refusing (RequestTooLarge) anything over `limit` bytes."""
     declared = request.headers.get("content-length")
@@ -104,13 +99,17 @@ def describe_validation_error(exc: ValidationError) -> list[dict[str, str]]:
 
 
 async def check_targets(request: ChatKitReq, store: PostgresStore, context: RequestContext) -> None:
-    """Load what a request names (thread, item, attachments) so a missing one is a 404.
+    """Load what a streaming request names (thread, item, attachments): a missing one is a 404.
 
     The SDK only fails once a stream is read, after the 200 has gone out; checking first
-    keeps "not found" a proper 404 for streaming requests too.
+    keeps "not found" a proper 404 for streaming requests too. Non-streaming requests need
+    no check (the SDK raises NotFoundError before it answers), except `attachments.delete`,
+    which the store treats as a no-op for an id it does not find.
     """
     if isinstance(request, AttachmentsDeleteReq):
         await store.load_attachment(request.params.attachment_id, context)
+    if not is_streaming_req(request):
+        return
     if isinstance(request, ThreadsCreateReq | ThreadsAddUserMessageReq):
         for attachment_id in request.params.input.attachments:
             await store.load_attachment(attachment_id, context)
@@ -118,14 +117,9 @@ async def check_targets(request: ChatKitReq, store: PostgresStore, context: Requ
     if thread_id is None:
         return
     await store.load_thread(thread_id, context)
-    item_ids: list[str] = []
-    if isinstance(request, ThreadsAddStructuredInputReq | ThreadsRetryAfterItemReq):
-        item_ids.append(request.params.item_id)
-    elif isinstance(request, ThreadsCustomActionReq | ThreadsSyncCustomActionReq):
-        item_ids.extend([request.params.item_id] if request.params.item_id else [])
-    elif isinstance(request, ItemsFeedbackReq):
-        item_ids.extend(request.params.item_ids)
-    for item_id in item_ids:
+    named = ThreadsAddStructuredInputReq | ThreadsRetryAfterItemReq | ThreadsCustomActionReq
+    item_id = request.params.item_id if isinstance(request, named) else None
+    if item_id is not None:
         await store.load_item(thread_id, item_id, context)
 
 
@@ -296,9 +290,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         codes = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}
-        response = error_response(exc.status_code, codes.get(exc.status_code, "error"), exc.detail)
-        response.headers.update(exc.headers or {})
-        return response
+        code = codes.get(exc.status_code, "error")
+        return error_response(exc.status_code, code, exc.detail, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:

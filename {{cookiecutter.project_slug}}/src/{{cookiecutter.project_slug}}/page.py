@@ -20,6 +20,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from .context import create_token
+from .responses import error_response
 from .settings import Settings
 
 DEV_USER = "dev-user"
@@ -97,8 +98,7 @@ def install_chat_page(app: FastAPI, settings: Settings) -> None:
         """A short-lived token for DEV_USER, for the chat page on this machine only."""
         refusal = token_refusal(request, settings)
         if refusal is not None:
-            error = {"error": {"code": "forbidden", "message": refusal}}
-            return JSONResponse(error, status_code=403, headers=NO_STORE)
+            return error_response(403, "forbidden", refusal, headers=NO_STORE)
         token = create_token(DEV_USER, settings=settings, ttl_seconds=DEV_TOKEN_TTL_SECONDS)
         body = {"token": token, "user": DEV_USER, "expires_in": DEV_TOKEN_TTL_SECONDS}
         return JSONResponse(body, headers=NO_STORE)
