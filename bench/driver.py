@@ -41,7 +41,19 @@ from psycopg import sql
 BENCH_DIR = Path(__file__).resolve().parent
 TEXT_DELTA = "assistant_message.content_part.text_delta"
 WINDOW_ITEMS = 100
-PHASES = ["overhead", "ttft", "throughput", "long", "scale"]
+PHASES = ["overhead", "tool", "ttft", "throughput", "long", "scale"]
+TOOL = "get_time"
+TOOL_ARGUMENTS = {"timezone": "Europe/Paris"}
+TOOL_ASK = f" What time is it in Paris? @tool {TOOL} {json.dumps(TOOL_ARGUMENTS)}"
+"""Appended to a message, it makes the fake model call get_time (tests/fake_openai.py)."""
+TOOL_OUTPUT = "It is 12:00 on Monday 30 November 2026 in Europe/Paris (UTC offset +0100)."
+"""A get_time output, for the model-alone calls of a tool turn."""
+OVERHEAD_FIGURES = (
+    "overhead_p50_ms",
+    "overhead_p99_ms",
+    "server_cpu_ms_per_turn",
+    "db_statements_per_turn",
+)
 TARGETS = {
     "added_ttft_p50_ms": 10.0,
     "added_ttft_p99_ms": 50.0,
@@ -65,6 +77,8 @@ class Turn:
     error: str | None = None
     thread_id: str | None = None
     text: str = ""
+    shown: list[str] = field(default_factory=list)
+    """The types of the items done in the stream, and `progress_update` for each update."""
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -352,14 +366,17 @@ class FakeControl:
         bodies: list[dict[str, Any]] = rsp.json()["last"]
         return bodies
 
-    async def direct_turn(self) -> Turn:
+    async def direct_turn(
+        self, items: list[Any] | None = None, tools: tuple[Any, ...] = ()
+    ) -> Turn:
         """One streamed Responses call straight to the fake (the model's own timings)."""
         started = time.perf_counter()
         turn = Turn(ok=False, started=started)
         try:
             stream = await self.client.responses.create(
                 model=self.model,
-                input=[{"role": "user", "content": "direct"}],
+                input=items or [{"role": "user", "content": "direct"}],
+                tools=tools,
                 stream=True,
             )
             async for event in stream:
@@ -371,6 +388,20 @@ class FakeControl:
             turn.error = type(exc).__name__
         turn.total = time.perf_counter() - started
         return turn
+
+    async def direct_tool_turn(self) -> Turn:
+        """A tool turn's two model calls straight to the fake: the get_time call, the answer."""
+        ask = {"role": "user", "content": TOOL_ASK}
+        schema = {"type": "object", "properties": {"timezone": {"type": "string"}}}
+        tool = {"type": "function", "name": TOOL, "parameters": schema, "strict": False}
+        call = await self.direct_turn([ask], (tool,))
+        arguments = json.dumps(TOOL_ARGUMENTS)
+        done = {"type": "function_call", "call_id": "c1", "name": TOOL, "arguments": arguments}
+        output = {"type": "function_call_output", "call_id": "c1", "output": TOOL_OUTPUT}
+        answer = await self.direct_turn([ask, done, output], (tool,))
+        answer.ok = answer.ok and call.ok
+        answer.total += call.total
+        return answer
 
     async def aclose(self) -> None:
         """Close the HTTP clients."""
@@ -436,9 +467,13 @@ class Driver:
                 elif kind == "thread.item.updated":
                     if turn.ttft is None and event["update"]["type"] == TEXT_DELTA:
                         turn.ttft = time.perf_counter() - started
-                elif kind == "thread.item.done" and event["item"]["type"] == "assistant_message":
-                    answered = True
-                    turn.text = "".join(p.get("text", "") for p in event["item"]["content"])
+                elif kind == "thread.item.done":
+                    turn.shown.append(event["item"]["type"])
+                    if event["item"]["type"] == "assistant_message":
+                        answered = True
+                        turn.text = "".join(p.get("text", "") for p in event["item"]["content"])
+                elif kind == "progress_update":
+                    turn.shown.append(kind)
                 elif kind == "error":
                     turn.error = f"error event: {event.get('message') or event.get('code')}"
         except self.http_error as exc:
@@ -456,6 +491,14 @@ class Driver:
         client = self.client_cls(service.url, self.token(user), http=self.http)
         thread: dict[str, Any] = await client.request("threads.get_by_id", {"thread_id": thread_id})
         return thread
+
+    async def list_items(self, service: Service, user: str, thread_id: str) -> list[Any]:
+        """The thread's stored items (up to 100, oldest first) through `service`."""
+        client = self.client_cls(service.url, self.token(user), http=self.http)
+        params = {"thread_id": thread_id, "limit": 100, "order": "asc"}
+        page: dict[str, Any] = await client.request("items.list", params)
+        items: list[Any] = page["data"]
+        return items
 
     async def aclose(self) -> None:
         """Close the connection pool."""
@@ -499,9 +542,11 @@ async def run_load(
 
 
 def conversation(
-    driver: Driver, service: Service, turns: int, prefix: str, think: float = 0.0
+    driver: Driver, service: Service, turns: int, prefix: str, think: float = 0.0, ask: str = ""
 ) -> Callable[[int, float], Awaitable[list[Turn]]]:
     """A worker's conversation: a new thread, then up to `turns - 1` more messages.
+
+    Each message is `<prefix> message <n>`, then `ask` (TOOL_ASK makes every turn a tool turn).
 
     With `think` > 0 the user pauses a random 0..`think` seconds before each message, as
     people do: arrivals spread out instead of every conversation sending in lockstep (which
@@ -515,7 +560,7 @@ def conversation(
         for number in range(turns):
             if think:
                 await asyncio.sleep(random.uniform(0, think))
-            turn = await driver.turn(service, user, f"{prefix} message {number}", thread_id)
+            turn = await driver.turn(service, user, f"{prefix} message {number}{ask}", thread_id)
             done.append(turn)
             if not turn.ok or turn.thread_id is None or time.perf_counter() > deadline:
                 break
@@ -534,19 +579,24 @@ def _per_turn(seconds: float, turns: int) -> float | None:
     return round(seconds * 1000 / turns, 2) if turns else None
 
 
+def error_kinds(turns: list[Turn]) -> dict[str, int]:
+    """How many failed turns failed each way."""
+    kinds: dict[str, int] = {}
+    for turn in turns:
+        if not turn.ok:
+            kinds[str(turn.error)] = kinds.get(str(turn.error), 0) + 1
+    return kinds
+
+
 def summarize(turns: list[Turn], wall: float, stragglers: int = 0) -> dict[str, Any]:
     """Counts, rates and latency percentiles of a batch of turns."""
     ok = [t for t in turns if t.ok]
-    errors = [t.error for t in turns if not t.ok]
     ttfts = [t.ttft for t in ok if t.ttft is not None]
     totals = [t.total for t in ok]
-    kinds: dict[str, int] = {}
-    for error in errors:
-        kinds[str(error)] = kinds.get(str(error), 0) + 1
     return {
         "turns": len(ok),
-        "errors": len(errors) + stragglers,
-        "error_kinds": kinds,
+        "errors": len(turns) - len(ok) + stragglers,
+        "error_kinds": error_kinds(turns),
         "seconds": round(wall, 2),
         "turns_per_s": round(len(ok) / wall, 2) if wall else 0.0,
         "ttft_p50_ms": ms(percentile(ttfts, 50)),
@@ -650,36 +700,99 @@ class Bench:
             await self.fake.forget()
         self.results["ttft"] = section
 
+    async def model_alone(self, turns: int, call: Callable[[], Awaitable[Turn]]) -> float:
+        """The median time of `turns` calls of `call` straight to the fake (seconds)."""
+        timed = [await call() for _ in range(turns)]
+        return statistics.median(t.total for t in timed if t.ok)
+
     async def overhead(self) -> None:
         """Per-turn overhead, one turn at a time, with a zero-delay model; queries per turn."""
         c = self.config
         self.say("per-turn overhead (zero-delay model, one conversation at a time)")
         await self.fake.configure(c.load_tokens, 0.0, 0.0)
-        direct_turns = [await self.fake.direct_turn() for _ in range(c.sequential_turns)]
-        model = statistics.median(t.total for t in direct_turns if t.ok)
+        model = await self.model_alone(c.sequential_turns, self.fake.direct_turn)
         section: dict[str, Any] = {"model_direct_p50_ms": ms(model)}
         for service in self.services:
-            self.queries.reset()
-            turns: list[Turn] = []
             work = conversation(self.driver, service, c.turns_per_conversation, "seq")
-            with RssSampler(service.proc.popen.pid) as usage:
-                while len(turns) < c.sequential_turns:
-                    turns.extend(await work(0))
-            over = [t.total - model for t in turns if t.ok]
-            counts = self.queries.count(service.dbname)
-            section[service.name] = {
-                "turns": len([t for t in turns if t.ok]),
-                "errors": len([t for t in turns if not t.ok]),
-                "overhead_p50_ms": ms(percentile(over, 50)),
-                "overhead_p99_ms": ms(percentile(over, 99)),
-                "server_cpu_ms_per_turn": _per_turn(usage.cpu_used, len(over)),
-                "db_statements_per_turn": (
-                    round(sum(counts.values()) / len(turns), 2) if counts is not None else None
-                ),
-                "db_statements": counts,
-            }
-            await self.fake.forget()
+            section[service.name], _turns = await self._sequential(service, work, model)
         self.results["overhead"] = section
+
+    async def _sequential(
+        self, service: Service, work: Callable[[int, float], Awaitable[list[Turn]]], model: float
+    ) -> tuple[dict[str, Any], list[Turn]]:
+        """`sequential_turns` turns of `work`, one at a time; their overhead over `model`.
+
+        Also the server's CPU time and the database statements per turn; returns the figures
+        and the turns.
+        """
+        self.queries.reset()
+        turns: list[Turn] = []
+        with RssSampler(service.proc.popen.pid) as usage:
+            while len(turns) < self.config.sequential_turns:
+                turns.extend(await work(0, float("inf")))
+        over = [t.total - model for t in turns if t.ok]
+        counts = self.queries.count(service.dbname)
+        await self.fake.forget()
+        figures = {
+            "turns": len(over),
+            "errors": len(turns) - len(over),
+            "error_kinds": error_kinds(turns),
+            "overhead_p50_ms": ms(percentile(over, 50)),
+            "overhead_p99_ms": ms(percentile(over, 99)),
+            "server_cpu_ms_per_turn": _per_turn(usage.cpu_used, len(over)),
+            "db_statements_per_turn": (
+                round(sum(counts.values()) / len(turns), 2) if counts is not None else None
+            ),
+            "db_statements": counts,
+        }
+        return figures, turns
+
+    async def tool_turn(self) -> None:
+        """Ours only (the baseline has no tools): a turn that calls get_time, as `overhead`.
+
+        One turn is two model calls around the tool (its progress update and clock widget are
+        streamed and stored). A turn whose stream lacks the widget or an answer quoting the
+        tool's output is a failure, not a fast turn, and so is a thread whose stored widgets do
+        not match its tool turns.
+        """
+        c = self.config
+        self.say("tool turn overhead (get_time + widget, zero-delay model, ours only)")
+        await self.fake.configure(c.load_tokens, 0.0, 0.0)
+        asks = conversation(self.driver, self.ours, c.turns_per_conversation, "tool", ask=TOOL_ASK)
+
+        async def work(worker: int, deadline: float) -> list[Turn]:
+            return [_check_tool_turn(turn) for turn in await asks(worker, deadline)]
+
+        await work(0, float("inf"))  # warm the tool path, and see whether the app offers it
+        if not await self._model_offered(TOOL):
+            reason = f"the app offers the model no {TOOL} tool (baked with examples=no?)"
+            self.say(f"tool turn skipped: {reason}")
+            self.results["tool_turn"] = {"skipped": reason}
+            return
+        model = await self.model_alone(c.sequential_turns, self.fake.direct_tool_turn)
+        figures, turns = await self._sequential(self.ours, work, model)
+        figures["unstored_widgets"] = await self._unstored_widgets(turns, "tool-user-0")
+        figures["failures"] = figures["errors"] + figures["unstored_widgets"]
+        self.results["tool_turn"] = {"model_direct_p50_ms": ms(model), self.ours.name: figures}
+
+    async def _model_offered(self, tool: str) -> bool:
+        """Whether one of the model's last few requests offered `tool`."""
+        bodies = await self.fake.last_requests(4)
+        await self.fake.forget()
+        return any(tool in _tool_names(body) for body in bodies)
+
+    async def _unstored_widgets(self, turns: list[Turn], user: str) -> int:
+        """Per thread, |widget items stored - widget items streamed|, summed."""
+        streamed: dict[str, int] = {}
+        for turn in turns:
+            if turn.thread_id is not None:
+                widgets = turn.shown.count("widget")
+                streamed[turn.thread_id] = streamed.get(turn.thread_id, 0) + widgets
+        missing = 0
+        for thread_id, expected in streamed.items():
+            items = await self.driver.list_items(self.ours, user, thread_id)
+            missing += abs(sum(item["type"] == "widget" for item in items) - expected)
+        return missing
 
     async def throughput(self) -> None:
         """Completed turns/s and errors at each concurrency; peak RSS at the highest."""
@@ -706,8 +819,7 @@ class Bench:
         c = self.config
         self.say(f"turn overhead: {c.long_items}-item thread vs a new thread")
         await self.fake.configure(c.load_tokens, 0.0, 0.0)
-        direct_turns = [await self.fake.direct_turn() for _ in range(20)]
-        model = statistics.median(t.total for t in direct_turns if t.ok)
+        model = await self.model_alone(20, self.fake.direct_turn)
         section: dict[str, Any] = {}
         for service in self.services:
             turns = c.long_turns if service is self.ours else max(5, c.long_turns // 3)
@@ -807,6 +919,7 @@ class Bench:
         """The chosen measurements (all by default); returns the results."""
         steps = {
             "overhead": self.overhead,
+            "tool": self.tool_turn,
             "ttft": self.ttft,
             "throughput": self.throughput,
             "long": self.long_thread,
@@ -876,8 +989,16 @@ class Bench:
                 ours.get("long_thread_ratio"), TARGETS["long_thread_ratio"], inclusive=True
             ),
             "scale_out": self.results.get("scale_out", {}).get("ok"),
+            "tool_turns": _below(ours.get("tool_turn_failures"), 1),
         }
-        return {"ours": ours, "baseline": base, "ratio": ratios, "targets_met": checks}
+        tool_to_text = {k: ratio(ours.get(f"tool_{k}"), ours.get(k)) for k in OVERHEAD_FIGURES}
+        return {
+            "ours": ours,
+            "baseline": base,
+            "ratio": ratios,
+            "tool_to_text": tool_to_text,
+            "targets_met": checks,
+        }
 
     def _figures(self, service: str) -> dict[str, Any]:
         """One service's headline figures from whatever phases ran."""
@@ -887,13 +1008,11 @@ class Bench:
             for key in ("added_ttft_p50_ms", "added_ttft_p99_ms"):
                 figures[key] = r["ttft"][service][key]
         if service in r.get("overhead", {}):
-            for key in (
-                "overhead_p50_ms",
-                "overhead_p99_ms",
-                "server_cpu_ms_per_turn",
-                "db_statements_per_turn",
-            ):
-                figures[key] = r["overhead"][service][key]
+            figures.update({key: r["overhead"][service][key] for key in OVERHEAD_FIGURES})
+        if service in r.get("tool_turn", {}):
+            tool = r["tool_turn"][service]
+            figures.update({f"tool_{key}": tool[key] for key in OVERHEAD_FIGURES})
+            figures["tool_turn_failures"] = tool["failures"]
         load = r.get("throughput", {}).get(service, {})
         figures.update({f"turns_per_s_{k}": v["turns_per_s"] for k, v in load.items()})
         figures.update({f"errors_{k}": v["errors"] for k, v in load.items()})
@@ -909,6 +1028,32 @@ def _below(value: float | None, limit: float | None, *, inclusive: bool = False)
     if value is None or limit is None or value != value or limit != limit:
         return None
     return value <= limit if inclusive else value < limit
+
+
+def _check_tool_turn(turn: Turn) -> Turn:
+    """Fail a tool turn whose stream lacks the progress update, the widget or the quoted output.
+
+    The fake model answers `Tool said: <output>` after a tool call, and get_time's output says
+    `It is HH:MM ... in <zone>`: anything else means the tool did not run (or not as asked).
+    """
+    if not turn.ok:
+        return turn
+    quoted = "Tool said: It is " in turn.text and TOOL_ARGUMENTS["timezone"] in turn.text
+    for problem, missing in (
+        ("no progress update", "progress_update" not in turn.shown),
+        ("no widget", "widget" not in turn.shown),
+        (f"answer does not quote {TOOL}", not quoted),
+    ):
+        if missing:
+            turn.ok, turn.error = False, problem
+            break
+    return turn
+
+
+def _tool_names(body: dict[str, Any]) -> set[str]:
+    """The function tools a model request offered (Responses or Chat Completions shape)."""
+    tools = body.get("tools") or []
+    return {str(t.get("name") or (t.get("function") or {}).get("name")) for t in tools}
 
 
 def _text(message: dict[str, Any]) -> str:
@@ -1016,6 +1161,15 @@ def report(results: dict[str, Any], config: Config) -> str:
         ("server CPU / turn (ms)", "server_cpu_ms_per_turn", ""),
         ("db statements / turn", "db_statements_per_turn", ""),
     ]
+    for label, key in (
+        ("tool turn overhead p50 (ms)", "overhead_p50_ms"),
+        ("tool turn overhead p99 (ms)", "overhead_p99_ms"),
+        ("server CPU / tool turn (ms)", "server_cpu_ms_per_turn"),
+        ("db statements / tool turn", "db_statements_per_turn"),
+    ):
+        times = s["tool_to_text"].get(key)
+        rows.append((label, f"tool_{key}", "" if times is None else f"tool/text {times:.2f}x"))
+    rows.append(("tool turn failures", "tool_turn_failures", "0"))
     for level in config.levels:
         target = ">= 5x baseline" if level == config.ttft_concurrency else ""
         rows.append((f"turns/s at {level}", f"turns_per_s_{level}", target))
@@ -1047,11 +1201,28 @@ def report(results: dict[str, Any], config: Config) -> str:
         lines.append(
             f"model alone, zero delay: {results['overhead']['model_direct_p50_ms']} ms/turn"
         )
+    lines += _tool_turn_notes(results.get("tool_turn"))
     if "profile" in results:
         lines.append(f"profile: {results['profile']['file']}")
     verdicts = {True: "ok", False: "MISSED", None: "n/a"}
     lines.append("targets: " + ", ".join(f"{k} {verdicts[v]}" for k, v in s["targets_met"].items()))
     return "\n".join(lines)
+
+
+def _tool_turn_notes(tool: dict[str, Any] | None) -> list[str]:
+    """What the tool turn rows measured (or why they are empty)."""
+    if tool is None:
+        return []
+    if "skipped" in tool:
+        return [f"tool turn: skipped, {tool['skipped']}"]
+    ours = tool["ours"]
+    kinds = f" {ours['error_kinds']}" if ours["error_kinds"] else ""
+    return [
+        f"tool turn: {TOOL} + clock widget, two model calls, zero-delay model, ours only "
+        f"(the baseline has no tools): {ours['turns']} turns, {ours['failures']} failures"
+        f"{kinds}, {ours['unstored_widgets']} widgets not stored as streamed; "
+        f"model alone {tool['model_direct_p50_ms']} ms/tool turn"
+    ]
 
 
 def _fmt(value: Any) -> str:

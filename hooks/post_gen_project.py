@@ -30,6 +30,14 @@ SAFE_ENV_VALUE = re.compile(r"[A-Za-z0-9_./:@%+=,-]*")
 # Recorded answers that are about this machine or this run, not about the project.
 UNRECORDED = frozenset({"_output_dir", "_repo_dir", "__prompts__"})
 CRUFT_SKIP = [".env", ".postgres", ".venv", ".cruft.json", "uv.lock"]
+# The example tool, widget, action and client tool live in these files of the project (the
+# slug written as {slug}); they are deleted when `examples` is no. The lines that use them in
+# other files are inside Jinja `if cookiecutter.examples` blocks of those templates.
+EXAMPLE_FILES = (
+    "src/{slug}/tools.py",
+    "src/{slug}/widgets.py",
+    "tests/test_examples.py",
+)
 
 
 def say(message: str) -> None:
@@ -84,7 +92,7 @@ def to_bool(value: object) -> bool:
     """A cookiecutter boolean answer (native bool, or yes/no text from older contexts)."""
     if isinstance(value, bool):
         return value
-    return str(value).strip().lower() in {"1", "true", "yes", "y", "on"}
+    return str(value).strip().lower() in {"1", "true", "t", "yes", "y", "on"}
 
 
 def remove_own_rendered_copy(script: str) -> None:
@@ -94,6 +102,22 @@ def remove_own_rendered_copy(script: str) -> None:
     with contextlib.suppress(OSError):
         if path.parent == Path(tempfile.gettempdir()).resolve() and path.name.startswith("tmp"):
             path.unlink()
+
+
+# ---------------------------------------------------------------------------------------------
+# Examples
+
+
+def remove_examples(project_dir: Path, slug: str) -> list[str]:
+    """Delete the example files (EXAMPLE_FILES) from the project; the ones that were there."""
+    removed = []
+    for pattern in EXAMPLE_FILES:
+        relative = pattern.format(slug=slug)
+        path = project_dir / relative
+        if path.is_file():
+            path.unlink()
+            removed.append(relative)
+    return removed
 
 
 # ---------------------------------------------------------------------------------------------
@@ -317,6 +341,12 @@ def main(context: dict[str, object]) -> int:
     project_dir = Path.cwd()
     slug = str(context["project_slug"])
     url = str(context["database_url"])
+    if not to_bool(context.get("examples", True)):
+        try:
+            removed = remove_examples(project_dir, slug)
+            say(f"left out the examples ({len(removed)} files)")
+        except OSError as exc:  # the project is kept whatever happens
+            print(f"warning: could not remove the example files: {exc}", file=sys.stderr)
     try:
         text = env_file_text(context, os.environ.get("OPENAI_API_KEY", ""),
                              secrets.token_urlsafe(48))  # fmt: skip

@@ -30,6 +30,11 @@ EMBEDDED = "embedded"
 SCHEMES = ("postgresql", "postgres")
 MAX_SLUG = 64
 MAX_MODEL = 200
+# Yes/no answers. Cookiecutter turns them into real booleans (the same words as here); a
+# replayed or hand-written context may still hold them as text.
+BOOLEANS = ("create_tables", "chat_page", "examples")
+YES_WORDS = frozenset({"1", "true", "t", "yes", "y", "on"})
+NO_WORDS = frozenset({"0", "false", "f", "no", "n", "off"})
 # Import names the generated project (or its tests and tools) use: a package of the same
 # name would shadow them.
 RESERVED_SLUGS = frozenset(
@@ -266,6 +271,16 @@ def validate_python_version(version: str) -> None:
         )
 
 
+def validate_bool(name: str, value: object) -> None:
+    """A yes/no answer: a boolean, or yes/no/true/false (y/n, on/off, 1/0) as text."""
+    if isinstance(value, bool):
+        return
+    if isinstance(value, str) and value.strip().lower() in YES_WORDS | NO_WORDS:
+        return
+    shown = json.dumps(value if isinstance(value, str) else repr(value), ensure_ascii=False)
+    raise InvalidAnswer(f"{name}: {shown} is not allowed; allowed: yes or no (true or false)")
+
+
 def validate(context: dict[str, object]) -> None:
     """Raise InvalidAnswer for the first bad answer."""
     validate_text("project_name", str(context.get("project_name", "")), required=True)
@@ -275,6 +290,8 @@ def validate(context: dict[str, object]) -> None:
     validate_model(str(context.get("model", "")))
     validate_database_url(str(context.get("database_url", "")))
     validate_python_version(str(context.get("python_version", "3.11")))
+    for name in BOOLEANS:
+        validate_bool(name, context.get(name, True))
 
 
 def main(context: dict[str, object]) -> int:

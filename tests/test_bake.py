@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import shutil
@@ -15,9 +16,18 @@ import psycopg
 import pytest
 import yaml
 
-from tests.bake import UNRENDERED, Baked, Baker, files_under, postgres_processes_using, run_in
+from tests.bake import (
+    TEMPLATE,
+    UNRENDERED,
+    Baked,
+    Baker,
+    files_under,
+    postgres_processes_using,
+    run_in,
+)
 
 TABLES = {"threads", "thread_items", "attachments", "schema_migrations"}
+YES_NO = {"chat_page", "create_tables", "examples"}
 PASSWORD = "Hunter2-#not$safe"
 NASTY = 'Tom\'s "Chat" — $(touch pwned) `id`; & | < > 🚀 ünïcödé \\ %s #'
 
@@ -75,7 +85,8 @@ def test_defaults_create_tables_in_embedded_database(baker: Baker, tmp_path: Pat
 
 
 MATRIX = [
-    ("acme_support", ["project_name=Acme Support", "chat_page=no", "python_version=3.12"]),
+    ("acme_support", ["project_name=Acme Support", "chat_page=no", "examples=no",
+                      "python_version=3.12"]),
     ("chat2", ["project_name=Chat 2", "project_slug=chat2", "model=gpt-4o-mini"]),
     ("my_bot", ["project_name=My-Bot", "model=meta-llama/Llama-3.1-8B-Instruct", "chat_page=yes",
                 "python_version=3.13", "database_url=postgres://bot@db.internal:5432/bot"]),
@@ -105,10 +116,19 @@ def test_answer_matrix(baker: Baker, tmp_path: Path, slug: str, answers: list[st
     assert baked.env_file()["OPENAI_MODEL"] == model
     answers_file = baked.cruft()["context"]["cookiecutter"]
     for key, value in baked.answers.items():
-        if key not in {"chat_page", "create_tables"}:
+        if key not in YES_NO:
             assert answers_file[key] == value
-    assert answers_file["chat_page"] is (baked.answers.get("chat_page", "yes") == "yes")
+    for key in YES_NO - {"create_tables"}:
+        assert answers_file[key] is (baked.answers.get(key, "yes") == "yes")
     assert "skipped creating the tables" in baked.result.stdout
+
+
+def test_bad_yes_no_answer_is_rejected(baker: Baker, tmp_path: Path) -> None:
+    """cookiecutter itself refuses a yes/no answer it cannot read, before any hook runs."""
+    baked = baker(tmp_path, "examples=maybe")
+    assert baked.result.returncode != 0
+    assert "maybe" in baked.output and "examples" in baked.output
+    assert list(baked.out.iterdir()) == []
 
 
 @pytest.mark.parametrize(
@@ -283,3 +303,58 @@ def test_rejected_regeneration_keeps_existing_project(baker: Baker, tmp_path: Pa
     second = baker(tmp_path, "model=bad model", options=("-f",))
     assert second.result.returncode != 0
     assert (first.project / ".env").is_file()
+
+
+# ------------------------------------------------------------------------------ examples
+
+EXAMPLE_NAMES = ("get_time", "switch_theme", "clock.refresh", "clock_widget")
+TEMPLATE_PACKAGE = (
+    TEMPLATE / "{{cookiecutter.project_slug}}" / "src" / "{{cookiecutter.project_slug}}"
+)
+
+
+def example_files(slug: str) -> list[str]:
+    """The post hook's EXAMPLE_FILES for this slug (read from the hook's source)."""
+    tree = ast.parse((TEMPLATE / "hooks" / "post_gen_project.py").read_text("utf-8"))
+    node = next(
+        n for n in tree.body
+        if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "EXAMPLE_FILES"
+    )  # fmt: skip
+    return [pattern.format(slug=slug) for pattern in ast.literal_eval(node.value)]
+
+
+def mentions(project: Path, names: tuple[str, ...]) -> dict[str, list[str]]:
+    """For each name, the files under src/ and tests/ that contain it."""
+    found: dict[str, list[str]] = {name: [] for name in names}
+    for top in ("src", "tests"):
+        for path in files_under(project / top, skip=(".venv", ".postgres", "__pycache__")):
+            text = path.read_text("utf-8", errors="replace")
+            for name in names:
+                if name in text:
+                    found[name].append(str(path.relative_to(project)))
+    return found
+
+
+def test_examples_no_leaves_out_the_example_code(baker: Baker, tmp_path: Path) -> None:
+    baked = baker(tmp_path, "examples=no", "create_tables=no")
+    assert_ok(baked)
+    files = example_files(baked.slug)
+    assert files, "EXAMPLE_FILES is empty"
+    present = [name for name in files if (baked.project / name).exists()]
+    assert present == [], f"example files left in an examples=no project: {present}"
+    found = {name: paths for name, paths in mentions(baked.project, EXAMPLE_NAMES).items() if paths}
+    assert found == {}, f"example code left in an examples=no project: {found}"
+    assert baked.cruft()["context"]["cookiecutter"]["examples"] is False
+    assert_fully_rendered(baked.project)
+
+
+def test_default_has_the_examples(baker: Baker, tmp_path: Path) -> None:
+    if not (TEMPLATE_PACKAGE / "tools.py").is_file():
+        pytest.skip("the example code (tools.py, widgets.py, ...) is not in the template yet")
+    baked = baker(tmp_path, "create_tables=no")
+    assert_ok(baked)
+    missing = [name for name in example_files(baked.slug) if not (baked.project / name).is_file()]
+    assert missing == [], f"example files missing from a default project: {missing}"
+    absent = [name for name, paths in mentions(baked.project, EXAMPLE_NAMES).items() if not paths]
+    assert absent == [], f"a default project never mentions {absent}"
+    assert baked.cruft()["context"]["cookiecutter"]["examples"] is True

@@ -13,8 +13,9 @@ pytestmark = pytest.mark.slow
 
 COMBINATIONS = {
     "defaults": ("my_chatkit_app", []),
-    "no_chat_page": ("acme_support", ["project_name=Acme Support", "chat_page=no",
-                                      "model=gpt-4o-mini"]),
+    # chat page and examples left out (one combination: each one costs CI minutes)
+    "minimal": ("acme_support", ["project_name=Acme Support", "chat_page=no", "examples=no",
+                                 "model=gpt-4o-mini"]),
     "odd_names": ("odd_names", ["project_name=Zoë's \"Chat\" & <Co> $(id) \\ 🚀",
                                 "project_slug=odd_names",
                                 "description=Quotes \" ' \\ and 🚀 unicode; `ls` $HOME",

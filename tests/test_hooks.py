@@ -375,3 +375,88 @@ def test_failing_upgrade_is_one_warning_and_exit_0(
 )
 def test_to_bool(post: types.ModuleType, value: object, expected: bool) -> None:
     assert post.to_bool(value) is expected
+
+
+@pytest.mark.parametrize("value", [True, False, "yes", "no", "True", "false", "Y", "n", "on", "0"])
+def test_good_booleans(pre: types.ModuleType, value: object) -> None:
+    for name in pre.BOOLEANS:
+        pre.validate_bool(name, value)
+
+
+@pytest.mark.parametrize("value", ["maybe", "", "2", "yess", None, 1, ["yes"]])
+def test_bad_booleans(pre: types.ModuleType, value: object) -> None:
+    with pytest.raises(pre.InvalidAnswer) as caught:
+        pre.validate_bool("examples", value)
+    message = str(caught.value)
+    assert message.startswith("examples: ")
+    assert "allowed: yes or no" in message
+    assert "\n" not in message
+
+
+def test_every_yes_no_prompt_is_validated(pre: types.ModuleType) -> None:
+    booleans = {key for key, value in DEFAULTS.items() if isinstance(value, bool)}
+    assert booleans == set(pre.BOOLEANS) == {"create_tables", "chat_page", "examples"}
+
+
+def test_bad_examples_answer_is_one_line_and_exit_1(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    pre = load_hook("pre_gen_project", examples="maybe")
+    assert pre.main(pre.CONTEXT) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith('error: examples: "maybe" ')
+
+
+# ------------------------------------------------------------------------------ examples
+
+
+def _example_files(post: types.ModuleType, root: Path, slug: str) -> list[Path]:
+    return [root / pattern.format(slug=slug) for pattern in post.EXAMPLE_FILES]
+
+
+def test_example_files_are_the_known_list(post: types.ModuleType) -> None:
+    assert post.EXAMPLE_FILES == (
+        "src/{slug}/tools.py",
+        "src/{slug}/widgets.py",
+        "tests/test_examples.py",
+    )
+
+
+def test_remove_examples_deletes_only_the_example_files(
+    post: types.ModuleType, tmp_path: Path
+) -> None:
+    examples = _example_files(post, tmp_path, "acme")
+    keep = [tmp_path / "src" / "acme" / "agent.py", tmp_path / "tests" / "test_api.py",
+            tmp_path / "src" / "other" / "tools.py"]  # fmt: skip
+    for path in [*examples, *keep]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x = 1\n")
+    removed = post.remove_examples(tmp_path, "acme")
+    assert removed == ["src/acme/tools.py", "src/acme/widgets.py", "tests/test_examples.py"]
+    assert not any(path.exists() for path in examples)
+    assert all(path.is_file() for path in keep)
+    assert (tmp_path / "src" / "acme").is_dir()
+
+
+def test_remove_examples_accepts_missing_files(post: types.ModuleType, tmp_path: Path) -> None:
+    assert post.remove_examples(tmp_path, "acme") == []
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_examples.py").write_text("")
+    assert post.remove_examples(tmp_path, "acme") == ["tests/test_examples.py"]
+
+
+@pytest.mark.parametrize(("answer", "kept"), [(True, True), (False, False), ("no", False)])
+def test_main_removes_examples_only_when_asked(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, answer: object, kept: bool
+) -> None:
+    post = load_hook("post_gen_project", examples=answer, create_tables=False)
+    monkeypatch.chdir(tmp_path)
+    examples = _example_files(post, tmp_path, "my_chatkit_app")
+    for path in examples:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x = 1\n")
+    assert post.main(post.CONTEXT) == 0
+    assert [path.exists() for path in examples] == [kept] * len(examples)
+    assert (tmp_path / ".env").is_file()

@@ -1,10 +1,18 @@
 """A small OpenAI-compatible model server for tests and benchmarks.
 
 It speaks `POST /v1/responses` and `POST /v1/chat/completions`, streaming (SSE) and not, so
-the real openai and Agents SDKs do real HTTP and parse real server-sent events. Behaviour is
-set per test: the reply, how many tokens and how fast, and faults (HTTP errors with
-Retry-After, a connection reset mid-stream, a hang). It records every request it saw and
-every stream the client abandoned.
+the real openai and Agents SDKs do real HTTP and parse real server-sent events, and
+`POST /v1/audio/transcriptions` (multipart upload in, `{"text": ...}` out). Behaviour is set
+per test: the reply, how many tokens and how fast, the transcript, and faults (HTTP errors
+with Retry-After, a connection reset mid-stream, a hang). It records every request it saw,
+every upload it transcribed and every stream the client abandoned.
+
+Tool calls are deterministic. When a request offers tools and its newest input item is a user
+message containing `@tool NAME {json-args}` (NAME one of the offered tools; the JSON object
+is optional), the answer is that function call, streamed event by event as the real API
+streams it; several directives make several calls. When the newest input items are tool
+outputs, the answer is text quoting them: `Tool said: <output>` (joined by "; " when there
+are several). `FakeModel.tool_calls` replaces the directive parser for a test.
 
 Run it alone: `python tests/fake_openai.py --port 9999 --tokens 20 --delay 0.01`.
 """
@@ -15,19 +23,25 @@ import argparse
 import asyncio
 import itertools
 import json
+import re
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.datastructures import UploadFile
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 TITLE_MARKER = "title"
+DIRECTIVE = re.compile(r"@tool\s+([A-Za-z0-9_-]+)")
+"""`@tool NAME`, then optionally a JSON object of arguments (names as the API allows them)."""
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -41,6 +55,109 @@ class Fault:
 
 
 @dataclass
+class ToolCall:
+    """One function call the fake model makes: a tool's name and its arguments as JSON text."""
+
+    name: str
+    arguments: str = "{}"
+
+
+def _text_of(content: Any) -> str:
+    """The text of a message content or tool output: a string or a list of text parts."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return json.dumps(content)
+
+
+def _input_items(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """A Responses `input` or Chat Completions `messages`, as a list of items."""
+    items = body.get("input") or body.get("messages") or []
+    if isinstance(items, str):  # Responses accepts a bare string as one user message
+        return [{"role": "user", "content": items}]
+    return [item for item in items if isinstance(item, dict)]
+
+
+def _is_tool_output(item: dict[str, Any]) -> bool:
+    return item.get("type") == "function_call_output" or item.get("role") == "tool"
+
+
+def last_user_text(body: dict[str, Any]) -> str:
+    """The text of the newest user message in a Responses or Chat Completions request."""
+    for message in reversed(_input_items(body)):
+        if message.get("role") == "user":
+            return _text_of(message.get("content"))
+    return ""
+
+
+def tool_names(body: dict[str, Any]) -> set[str]:
+    """The function tools a request offers (Responses and Chat Completions shapes)."""
+    names = set()
+    for tool in body.get("tools") or []:
+        if tool.get("type") != "function":
+            continue
+        name = tool.get("name") or (tool.get("function") or {}).get("name")
+        if name:
+            names.add(name)
+    return names
+
+
+def tool_outputs(body: dict[str, Any]) -> list[str]:
+    """The outputs of the tool calls that end the input, oldest first ([] if it ends otherwise).
+
+    Function-call items between the outputs are skipped: the Agents SDK may interleave them.
+    """
+    outputs: list[str] = []
+    for item in reversed(_input_items(body)):
+        if _is_tool_output(item):
+            outputs.append(_text_of(item.get("output", item.get("content"))))
+        elif item.get("type") != "function_call":
+            break
+    return outputs[::-1]
+
+
+def directive_tool_calls(body: dict[str, Any]) -> list[ToolCall]:
+    """The calls asked for by `@tool NAME {json-args}` in the newest item, if a user message.
+
+    Directives naming a tool the request does not offer are ignored, as are malformed
+    arguments (the call then gets `{}`), so a typo gives a text answer rather than an error.
+    """
+    items = _input_items(body)
+    if not items or items[-1].get("role") != "user" or _is_tool_output(items[-1]):
+        return []
+    text, offered = _text_of(items[-1].get("content")), tool_names(body)
+    decoder, calls, position = json.JSONDecoder(), [], 0
+    while match := DIRECTIVE.search(text, position):
+        position, arguments = match.end(), "{}"
+        rest = text[position:].lstrip()
+        if rest.startswith("{"):
+            try:
+                value, used = decoder.raw_decode(rest)
+            except json.JSONDecodeError:
+                value, used = None, 0
+            if isinstance(value, dict):
+                arguments = json.dumps(value)
+                # skip past the JSON so an "@tool" inside its strings is not a directive
+                position = len(text) - len(rest) + used
+        if match[1] in offered:
+            calls.append(ToolCall(match[1], arguments))
+    return calls
+
+
+def default_transcript(upload: dict[str, Any]) -> str:
+    """What the fake hears in an upload: only its size and type, so tests can check both."""
+    return f"heard {upload['size']} bytes of {upload['content_type']}"
+
+
+def _pieces(text: str) -> list[str]:
+    """`text` in 4-character pieces, as streamed tokens (at least one, maybe empty)."""
+    return [text[i : i + 4] for i in range(0, len(text), 4)] or [""]
+
+
+@dataclass
 class FakeModel:
     """What the fake server answers. Change the fields between (or during) tests."""
 
@@ -48,37 +165,75 @@ class FakeModel:
     delay: float = 0.0
     first_token_delay: float = 0.0
     reply: Callable[[dict[str, Any]], str] | None = None
+    """The streamed text answer (it wins over quoting tool outputs); None: `tokens` tokens."""
+    tool_calls: Callable[[dict[str, Any]], list[ToolCall]] | None = directive_tool_calls
+    """The calls to make instead of text ([] or None: answer text). Asked only when the
+    request offers tools, streamed or not."""
+    transcript: str | Callable[[dict[str, Any]], str] = default_transcript
+    """The transcription's text, or a function of the recorded upload (see `transcriptions`)."""
     faults: list[Fault] = field(default_factory=list)
     fault_every: int = 0
     """When > 0, every Nth streamed request fails with `fault_template` (for soak tests)."""
     fault_template: Fault = field(default_factory=lambda: Fault(status=500))
     requests: list[dict[str, Any]] = field(default_factory=list)
     paths: list[str] = field(default_factory=list)
+    transcriptions: list[dict[str, Any]] = field(default_factory=list)
+    """One per transcription request: model, filename, content_type, size, response_format."""
     abandoned: int = 0
     """Streams whose client went away before the last event (cancellations)."""
     completed: int = 0
     first_token_at: list[float] = field(default_factory=list)
     _counter: itertools.count[int] = field(default_factory=itertools.count)
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    """Numbers tool-call ids; never reset, so ids stay unique across tests of a session."""
 
     def reset(self) -> None:
         """Back to defaults, forgetting what was recorded."""
         fresh = FakeModel()
-        for name in ("tokens", "delay", "first_token_delay", "reply", "fault_every"):
+        for name in (
+            "tokens",
+            "delay",
+            "first_token_delay",
+            "reply",
+            "tool_calls",
+            "transcript",
+            "fault_every",
+            "fault_template",
+        ):
             setattr(self, name, getattr(fresh, name))
         self.faults.clear()
         self.requests.clear()
         self.paths.clear()
+        self.transcriptions.clear()
         self.abandoned = self.completed = 0
         self.first_token_at.clear()
 
+    def calls_for(self, body: dict[str, Any]) -> list[ToolCall]:
+        """The function calls that answer `body` ([] for a text answer)."""
+        if self.tool_calls is None or not body.get("tools"):
+            return []  # a model cannot call tools it was not offered
+        return self.tool_calls(body)
+
     def answer_for(self, body: dict[str, Any]) -> list[str]:
-        """The tokens of the answer to `body`."""
+        """The tokens of the text answer to `body`."""
+        outputs = tool_outputs(body)
         if not body.get("stream"):
+            if outputs:  # a non-streamed agent run continuing after its tools
+                return _pieces(quote_outputs(outputs))
             return ["A", " short", " title"]
         if self.reply is not None:
-            text = self.reply(body)
-            return [text[i : i + 4] for i in range(0, len(text), 4)] or [""]
+            return _pieces(self.reply(body))
+        if outputs:
+            return _pieces(quote_outputs(outputs))
         return [f"tok{i} " for i in range(self.tokens)]
+
+    def new_call_ids(self) -> tuple[str, str]:
+        """A fresh (item id, call id) pair for one function call."""
+        number = next(self._ids)
+        return f"fc_fake_{number}", f"call_fake_{number}"
+
+    def transcript_for(self, upload: dict[str, Any]) -> str:
+        return self.transcript if isinstance(self.transcript, str) else self.transcript(upload)
 
     def next_fault(self, stream: bool) -> Fault | None:
         """The fault for this request, if any (faults apply to streamed answers only)."""
@@ -92,19 +247,19 @@ class FakeModel:
         return None
 
 
-def last_user_text(body: dict[str, Any]) -> str:
-    """The text of the newest user message in a Responses or Chat Completions request."""
-    messages = body.get("input") or body.get("messages") or []
-    if isinstance(messages, str):
-        return messages
-    for message in reversed(messages):
-        if message.get("role") != "user":
-            continue
-        content = message.get("content")
-        if isinstance(content, str):
-            return content
-        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
-    return ""
+def quote_outputs(outputs: list[str]) -> str:
+    """The text answer after tool calls: it quotes their outputs, so tests can find them."""
+    return "; ".join(f"Tool said: {output}" for output in outputs)
+
+
+@dataclass
+class _Call:
+    """A function call being answered, with the ids the server gave it."""
+
+    item_id: str
+    call_id: str
+    name: str
+    arguments: str
 
 
 def _sse(payload: dict[str, Any]) -> bytes:
@@ -148,6 +303,24 @@ def _message(item_id: str, text: str, status: str) -> dict[str, Any]:
     }
 
 
+def _function_call(call: _Call, status: str) -> dict[str, Any]:
+    """A Responses function_call output item; arguments are empty until it is done."""
+    return {
+        "type": "function_call",
+        "id": call.item_id,
+        "call_id": call.call_id,
+        "name": call.name,
+        "arguments": call.arguments if status == "completed" else "",
+        "status": status,
+    }
+
+
+def _chat_tool_call(call: _Call) -> dict[str, Any]:
+    """A Chat Completions tool call, whole (for non-streamed answers)."""
+    function = {"name": call.name, "arguments": call.arguments}
+    return {"id": call.call_id, "type": "function", "function": function}
+
+
 class FakeOpenAI:
     """The ASGI app and, optionally, a uvicorn server for it on 127.0.0.1."""
 
@@ -157,6 +330,7 @@ class FakeOpenAI:
             routes=[
                 Route("/v1/responses", self.responses, methods=["POST"]),
                 Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
+                Route("/v1/audio/transcriptions", self.transcriptions, methods=["POST"]),
                 Route("/v1/models", self.models, methods=["GET"]),
             ]
         )
@@ -220,15 +394,22 @@ class FakeOpenAI:
             return JSONResponse({"error": error}, status_code=fault.status, headers=headers)
         return None
 
-    async def _tokens(self, tokens: list[str], fault: Fault | None) -> AsyncIterator[str]:
+    def _calls(self, body: dict[str, Any]) -> list[_Call]:
+        return [
+            _Call(*self.model.new_call_ids(), call.name, call.arguments)
+            for call in self.model.calls_for(body)
+        ]
+
+    async def _paced(self, steps: list[T], fault: Fault | None) -> AsyncIterator[T]:
+        """`steps` (text tokens or argument pieces) at the model's pace, failing as told."""
         await asyncio.sleep(self.model.first_token_delay)
         self.model.first_token_at.append(time.perf_counter())
-        for index, token in enumerate(tokens):
+        for index, step in enumerate(steps):
             if fault and fault.reset_after_tokens is not None and index >= fault.reset_after_tokens:
                 raise ConnectionResetError("fake reset mid-stream")
             if index and self.model.delay:
                 await asyncio.sleep(self.model.delay)
-            yield token
+            yield step
 
     def _streaming(self, events: AsyncIterator[bytes]) -> StreamingResponse:
         async def guarded() -> AsyncIterator[bytes]:
@@ -251,6 +432,11 @@ class FakeOpenAI:
         model = body.get("model", "unknown")
         number = len(self.model.requests)
         response_id, item_id = f"resp_{number}", f"msg_fake_{number}"
+        if calls := self._calls(body):
+            if not body.get("stream"):
+                output = [_function_call(call, "completed") for call in calls]
+                return JSONResponse(_response_object(response_id, model, "completed", output))
+            return self._streaming(self._responses_call_events(response_id, model, calls, fault))
         tokens = self.model.answer_for(body)
         if not body.get("stream"):
             message = _message(item_id, "".join(tokens), "completed")
@@ -287,7 +473,7 @@ class FakeOpenAI:
             }
         )
         text = ""
-        async for token in self._tokens(tokens, fault):
+        async for token in self._paced(tokens, fault):
             text += token
             yield _sse(
                 {
@@ -330,14 +516,90 @@ class FakeOpenAI:
             {"type": "response.completed", "response": completed, "sequence_number": next(seq)}
         )
 
+    async def _responses_call_events(
+        self, response_id: str, model: str, calls: list[_Call], fault: Fault | None
+    ) -> AsyncIterator[bytes]:
+        """One output item per call, in turn: added, argument deltas, arguments done, done."""
+        seq = itertools.count()
+        in_progress = _response_object(response_id, model, "in_progress", [])
+        yield _sse(
+            {"type": "response.created", "response": in_progress, "sequence_number": next(seq)}
+        )
+        yield _sse(
+            {"type": "response.in_progress", "response": in_progress, "sequence_number": next(seq)}
+        )
+
+        def closing(index: int) -> list[bytes]:
+            call = calls[index]
+            where = {"output_index": index, "item_id": call.item_id}
+            return [
+                _sse(
+                    {
+                        "type": "response.function_call_arguments.done",
+                        **where,
+                        "arguments": call.arguments,
+                        "sequence_number": next(seq),
+                    }
+                ),
+                _sse(
+                    {
+                        "type": "response.output_item.done",
+                        "output_index": index,
+                        "item": _function_call(call, "completed"),
+                        "sequence_number": next(seq),
+                    }
+                ),
+            ]
+
+        # The pieces of all calls go through one pacing, so delays and resets count them all.
+        steps = [(i, piece) for i, call in enumerate(calls) for piece in _pieces(call.arguments)]
+        current = -1
+        async for index, piece in self._paced(steps, fault):
+            if index != current:
+                for event in closing(current) if current >= 0 else []:
+                    yield event
+                current = index
+                yield _sse(
+                    {
+                        "type": "response.output_item.added",
+                        "output_index": index,
+                        "item": _function_call(calls[index], "in_progress"),
+                        "sequence_number": next(seq),
+                    }
+                )
+            yield _sse(
+                {
+                    "type": "response.function_call_arguments.delta",
+                    "output_index": index,
+                    "item_id": calls[index].item_id,
+                    "delta": piece,
+                    "sequence_number": next(seq),
+                }
+            )
+        for event in closing(current):
+            yield event
+        output = [_function_call(call, "completed") for call in calls]
+        completed = _response_object(response_id, model, "completed", output)
+        yield _sse(
+            {"type": "response.completed", "response": completed, "sequence_number": next(seq)}
+        )
+
     async def chat_completions(self, request: Request) -> Response:
         body, fault = await self._prepare(request)
         if fault and (failed := await self._fault_response(fault)) is not None:
             return failed
         model = body.get("model", "unknown")
         completion_id = f"chatcmpl-{len(self.model.requests)}"
-        tokens = self.model.answer_for(body)
+        calls = self._calls(body)
+        tokens = [] if calls else self.model.answer_for(body)
         if not body.get("stream"):
+            message: dict[str, Any] = {"role": "assistant", "content": "".join(tokens)}
+            if calls:
+                message = {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [_chat_tool_call(call) for call in calls],
+                }
             return JSONResponse(
                 {
                     "id": completion_id,
@@ -347,50 +609,124 @@ class FakeOpenAI:
                     "choices": [
                         {
                             "index": 0,
-                            "message": {"role": "assistant", "content": "".join(tokens)},
-                            "finish_reason": "stop",
+                            "message": message,
+                            "finish_reason": "tool_calls" if calls else "stop",
                         }
                     ],
                     "usage": {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13},
                 }
             )
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        return self._streaming(
-            self._chat_events(completion_id, model, tokens, fault, include_usage)
-        )
+        if calls:
+            events = self._chat_call_events(completion_id, model, calls, fault, include_usage)
+        else:
+            events = self._chat_events(completion_id, model, tokens, fault, include_usage)
+        return self._streaming(events)
+
+    def _chat_chunker(self, completion_id: str, model: str) -> Callable[..., bytes]:
+        """Makes the SSE lines of one completion's chunks (they share id, model and time)."""
+        created = int(time.time())
+
+        def chunk(
+            delta: dict[str, Any] | None = None,
+            finish: str | None = None,
+            usage: dict[str, Any] | None = None,
+        ) -> bytes:
+            payload: dict[str, Any] = {
+                "id": completion_id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "choices": []
+                if delta is None
+                else [{"index": 0, "delta": delta, "finish_reason": finish}],
+            }
+            if usage is not None:
+                payload["usage"] = usage
+            return f"data: {json.dumps(payload)}\n\n".encode()
+
+        return chunk
 
     async def _chat_events(
         self, completion_id: str, model: str, tokens: list[str], fault: Fault | None, usage: bool
     ) -> AsyncIterator[bytes]:
-        def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-            payload = {
-                "id": completion_id,
-                "object": "chat.completion.chunk",
-                "created": int(time.time()),
-                "model": model,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-            }
-            return f"data: {json.dumps(payload)}\n\n".encode()
-
+        chunk = self._chat_chunker(completion_id, model)
         yield chunk({"role": "assistant", "content": ""})
-        async for token in self._tokens(tokens, fault):
+        async for token in self._paced(tokens, fault):
             yield chunk({"content": token})
         yield chunk({}, "stop")
         if usage:
-            final = {
-                "id": completion_id,
-                "object": "chat.completion.chunk",
-                "created": int(time.time()),
-                "model": model,
-                "choices": [],
+            yield chunk(usage=_usage_chat(len(tokens)))
+        yield b"data: [DONE]\n\n"
+
+    async def _chat_call_events(
+        self, completion_id: str, model: str, calls: list[_Call], fault: Fault | None, usage: bool
+    ) -> AsyncIterator[bytes]:
+        """Each call's header (id, name, empty arguments), then its argument pieces."""
+        chunk = self._chat_chunker(completion_id, model)
+        steps = [(i, piece) for i, call in enumerate(calls) for piece in _pieces(call.arguments)]
+        current = -1
+        async for index, piece in self._paced(steps, fault):
+            if index != current:
+                current = index
+                header = {
+                    "index": index,
+                    "id": calls[index].call_id,
+                    "type": "function",
+                    "function": {"name": calls[index].name, "arguments": ""},
+                }
+                # The real API names the role, with a null content, in the first chunk only.
+                first = {"role": "assistant", "content": None} if index == 0 else {}
+                yield chunk({**first, "tool_calls": [header]})
+            yield chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
+        yield chunk({}, "tool_calls")
+        if usage:
+            yield chunk(usage=_usage_chat(len(steps)))
+        yield b"data: [DONE]\n\n"
+
+    async def transcriptions(self, request: Request) -> Response:
+        """Speech to text: records the upload, then answers the `transcript` (or a fault)."""
+        async with request.form() as form:
+            upload = form.get("file")
+            if not isinstance(upload, UploadFile):
+                error = {"message": "file is required", "type": "invalid_request_error"}
+                return JSONResponse({"error": error}, status_code=400)
+            size = len(await upload.read())
+            response_format = str(form.get("response_format") or "json")
+            record = {
+                "model": str(form.get("model") or ""),
+                "filename": upload.filename,
+                "content_type": upload.content_type,
+                "size": size,
+                "response_format": response_format,
+            }
+        self.model.transcriptions.append(record)  # not in requests/paths: they pair JSON bodies
+        # Uploads are never streamed, but a queued fault is meant for the next call, whatever it is.
+        fault = self.model.next_fault(stream=True)
+        if fault and (failed := await self._fault_response(fault)) is not None:
+            return failed
+        text = self.model.transcript_for(record)
+        if response_format in ("text", "srt", "vtt"):
+            return PlainTextResponse(text)
+        return JSONResponse(
+            {
+                "text": text,
                 "usage": {
-                    "prompt_tokens": 10,
-                    "completion_tokens": len(tokens),
-                    "total_tokens": 10 + len(tokens),
+                    "type": "tokens",
+                    "input_tokens": 10,
+                    "output_tokens": len(text.split()),
+                    "total_tokens": 10 + len(text.split()),
                 },
             }
-            yield f"data: {json.dumps(final)}\n\n".encode()
-        yield b"data: [DONE]\n\n"
+        )
+
+
+def _usage_chat(completion_tokens: int) -> dict[str, Any]:
+    return {
+        "prompt_tokens": 10,
+        "completion_tokens": completion_tokens,
+        "total_tokens": 10 + completion_tokens,
+    }
 
 
 def main() -> None:

@@ -24,17 +24,12 @@ from chatkit.types import (
 from openai._models import construct_type
 from openai.types.responses import ResponseStreamEvent
 
-from {{ cookiecutter.project_slug }}.respond import (
-    STREAM_EVENT,
-    HistoryConverter,
-    PassThroughOpenAI,
-    _send_as_is,
-    clean_title,
-    fallback_title,
-    model_error,
-    with_store_ids,
-)
+from {{ cookiecutter.project_slug }}.compat.openai_client import STREAM_EVENT, PassThroughOpenAI, send_as_is
+from {{ cookiecutter.project_slug }}.history import HistoryConverter
+from {{ cookiecutter.project_slug }}.model import model_error
+from {{ cookiecutter.project_slug }}.respond import with_store_ids
 from {{ cookiecutter.project_slug }}.settings import Settings
+from {{ cookiecutter.project_slug }}.titles import clean_title, fallback_title
 
 from .fixtures_app import TEST_AUTH_SECRET
 
@@ -88,11 +83,9 @@ async def test_history_is_plain_strings_unless_the_message_is_richer() -> None:
 
 def test_conversation_goes_in_extra_body_untouched() -> None:
     messages = [{"role": "user", "content": "hi"}]
-    moved = _send_as_is(
-        {"model": "m", "messages": messages, "extra_body": {"x": 1}}, "messages", []
-    )
+    moved = send_as_is({"model": "m", "messages": messages, "extra_body": {"x": 1}}, "messages", [])
     assert moved == {"model": "m", "messages": [], "extra_body": {"x": 1, "messages": messages}}
-    assert _send_as_is({"input": "plain text"}, "input", None) == {"input": "plain text"}
+    assert send_as_is({"input": "plain text"}, "input", None) == {"input": "plain text"}
 
 
 EVENTS: list[dict[str, Any]] = [

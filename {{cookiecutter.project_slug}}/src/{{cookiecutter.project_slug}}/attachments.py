@@ -42,7 +42,7 @@ from .context import (
     get_request_context,
     verify_token,
 )
-from .responses import error_response
+from .errors import error_response
 from .settings import Settings
 from .store import PostgresStore
 

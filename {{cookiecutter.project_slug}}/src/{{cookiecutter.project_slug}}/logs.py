@@ -8,6 +8,8 @@ import sys
 import time
 from typing import Any
 
+from .compat.chatkit_server import SDK_TASK_NOISE
+
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "color_message"}
 
 
@@ -38,7 +40,7 @@ class SdkCancellationNoise(logging.Filter):
     these lines would only look like errors.
     """
 
-    MARKERS = ("StopAsyncIteration", "_AsyncQueueIterator.__anext__")
+    MARKERS = SDK_TASK_NOISE
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()

@@ -20,7 +20,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from .context import create_token
-from .responses import error_response
+from .errors import error_response
 from .settings import Settings
 
 DEV_USER = "dev-user"

@@ -1,35 +1,43 @@
-"""The ChatKit server: the SDK's ChatKitServer wired to our store and `respond`."""
+"""The ChatKit server: the SDK's ChatKitServer wired to our store, agent, actions and dictation."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
+from chatkit.actions import Action
 from chatkit.server import ChatKitServer, NonStreamingResult, StreamingResult
-from chatkit.store import AttachmentStore, Store
+from chatkit.store import AttachmentStore
 from chatkit.types import (
+    AudioInput,
     ChatKitReq,
     FeedbackKind,
     ThreadItem,
     ThreadMetadata,
     ThreadStreamEvent,
+    TranscriptionResult,
     UserMessageItem,
-    is_streaming_req,
+    WidgetItem,
 )
 
+from .actions import ActionCall, parse_action
+from .compat.chatkit_server import process_parsed
 from .context import RequestContext
-from .respond import ModelGateway, respond
-
-logger = logging.getLogger(__name__)
+from .dictation import transcribe
+from .model import ModelGateway
+from .respond import respond
+from .store import PostgresStore
 
 
 class ChatServer(ChatKitServer[RequestContext]):
-    """Answers every user message with the configured OpenAI model."""
+    """Answers messages with the agent, runs widget actions, transcribes, keeps feedback."""
+
+    store: PostgresStore
 
     def __init__(
         self,
-        store: Store[RequestContext],
+        store: PostgresStore,
         gateway: ModelGateway,
         attachment_store: AttachmentStore[RequestContext] | None = None,
     ) -> None:
@@ -40,15 +48,8 @@ class ChatServer(ChatKitServer[RequestContext]):
     async def process_request(
         self, request: ChatKitReq, context: RequestContext
     ) -> StreamingResult | NonStreamingResult:
-        """`process` for a request that is already parsed.
-
-        The SDK's `process` builds a new pydantic TypeAdapter for ChatKitReq on every call
-        (a full schema build, about a fifth of the server's CPU under load) and parses the
-        body again; the endpoint has parsed it once with a module-level adapter already.
-        """
-        if is_streaming_req(request):
-            return StreamingResult(self._process_streaming(request, context))
-        return NonStreamingResult(await self._process_non_streaming(request, context))
+        """`process` for a request the endpoint has already parsed (see compat)."""
+        return await process_parsed(self, request, context)
 
     def respond(
         self,
@@ -57,6 +58,33 @@ class ChatServer(ChatKitServer[RequestContext]):
         context: RequestContext,
     ) -> AsyncIterator[ThreadStreamEvent]:
         return respond(thread, input_user_message, context, store=self.store, gateway=self.gateway)
+
+    def action(
+        self,
+        thread: ThreadMetadata,
+        action: Action[str, Any],
+        sender: WidgetItem | None,
+        context: RequestContext,
+    ) -> AsyncIterator[ThreadStreamEvent]:
+        """Run the handler for the action's type (actions.py; the endpoint checked it first)."""
+        handler, payload = parse_action(action, sender)
+        return handler.handle(ActionCall(thread, payload, sender, context))
+
+    async def transcribe(
+        self, audio_input: AudioInput, context: RequestContext
+    ) -> TranscriptionResult:
+        """Dictation: the text spoken in the recording (dictation.py)."""
+        return await transcribe(self.gateway, audio_input)
+
+    async def add_feedback(
+        self,
+        thread_id: str,
+        item_ids: list[str],
+        feedback: FeedbackKind,
+        context: RequestContext,
+    ) -> None:
+        """Keep 👍/👎 on items (table `feedback`); another user's items are NotFoundError (404)."""
+        await self.store.save_feedback(thread_id, item_ids, feedback, context)
 
     async def handle_stream_cancelled(
         self,
@@ -73,18 +101,3 @@ class ChatServer(ChatKitServer[RequestContext]):
         self._saving.add(save)
         save.add_done_callback(self._saving.discard)
         await asyncio.shield(save)
-
-    async def add_feedback(
-        self,
-        thread_id: str,
-        item_ids: list[str],
-        feedback: FeedbackKind,
-        context: RequestContext,
-    ) -> None:
-        """Record 👍/👎 on items. Only the items' owner may: others get NotFoundError (404)."""
-        for item_id in item_ids:
-            await self.store.load_item(thread_id, item_id, context)
-        logger.info(
-            "feedback",
-            extra={"thread_id": thread_id, "item_ids": item_ids, "feedback": feedback},
-        )

@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     history_items: int = Field(default=20, ge=1, le=1000)
     """How many of the newest thread items the model sees."""
     generate_titles: bool = True
+    transcribe_model: str = "gpt-4o-mini-transcribe"
+    """Model for dictation (`input.transcribe`), at the same OPENAI_BASE_URL."""
     instructions: str = "You are a helpful assistant. Answer clearly and concisely."
 
     auth_secret: SecretStr
@@ -67,6 +69,8 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = []
     max_request_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     max_attachment_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    max_audio_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    """Largest dictation recording accepted (the request may be a third larger: base64)."""
     public_url: str | None = None
     """The app's public base URL, for attachment links (default: each request's own)."""
     chat_page: bool = {{ "True" if cookiecutter.chat_page else "False" }}

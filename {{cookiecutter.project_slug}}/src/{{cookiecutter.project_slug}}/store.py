@@ -109,6 +109,27 @@ SELECT c.content FROM attachment_contents AS c JOIN attachments AS a ON a.id = c
 WHERE a.id = %(id)s AND a.user_id = %(user)s
 """
 
+# Feedback on items of a thread the user owns, all or nothing: `owned` finds the named
+# items (each once, however often it is named); the insert runs only when every distinct
+# id was found, so a missing or foreign id writes no row. Latest kind wins.
+SAVE_FEEDBACK = """
+WITH owned AS (
+    SELECT i.thread_id, i.id
+    FROM thread_items AS i JOIN threads AS t ON t.id = i.thread_id
+    WHERE i.thread_id = %(thread)s AND i.id = ANY(%(ids)s::text[]) AND t.user_id = %(user)s
+)
+INSERT INTO feedback AS f (thread_id, item_id, user_id, kind)
+SELECT o.thread_id, o.id, %(user)s, %(kind)s
+FROM owned AS o
+WHERE (SELECT count(*) FROM owned)
+    = (SELECT count(DISTINCT id) FROM unnest(%(ids)s::text[]) AS id)
+ON CONFLICT (thread_id, item_id, user_id) DO UPDATE
+SET kind = EXCLUDED.kind, updated_at = now()
+RETURNING f.item_id
+"""
+
+FEEDBACK_KINDS = frozenset({"positive", "negative"})
+
 # Keyset pages. The anchor row (the thread, or the `after` cursor) comes first: no row at
 # all means "not found"; a row with a NULL payload means "found, but the page is empty".
 THREADS_PAGE = """
@@ -416,6 +437,28 @@ class PostgresStore(Store[RequestContext]):
         """Delete the item if the user's thread has it (a no-op otherwise)."""
         context.cache.pop(("items", thread_id), None)
         await self._run(DELETE_ITEM, {"thread": thread_id, "id": item_id, "user": context.user.id})
+
+    # --- feedback -----------------------------------------------------------------------
+
+    async def save_feedback(
+        self, thread_id: str, item_ids: list[str], kind: str, context: RequestContext
+    ) -> None:
+        """Keep the user's `kind` ("positive"/"negative") on each item: one row per item.
+
+        One statement, all or nothing: NotFoundError (and no row written or changed) when
+        any id is not an item of this thread, or the thread is missing or someone else's.
+        Repeated ids count once. Nothing in `context.cache` holds feedback.
+        """
+        if kind not in FEEDBACK_KINDS:
+            raise ValueError(f"feedback kind must be 'positive' or 'negative', not {kind!r}")
+        wanted = list(dict.fromkeys(item_ids))  # distinct, in the order given
+        params = {"thread": thread_id, "ids": wanted, "user": context.user.id, "kind": kind}
+        try:
+            saved = await self._fetch(SAVE_FEEDBACK, params)
+        except psycopg.errors.ForeignKeyViolation:
+            saved = []  # an item (or its thread) was deleted while we wrote
+        if len(saved) != len(wanted):
+            raise NotFoundError(f"item not found in thread {thread_id} ({len(wanted)} ids given)")
 
     # --- attachments --------------------------------------------------------------------
 
