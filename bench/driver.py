@@ -1031,7 +1031,7 @@ def _below(value: float | None, limit: float | None, *, inclusive: bool = False)
 
 
 def _check_tool_turn(turn: Turn) -> Turn:
-    """Fail a tool turn whose stream lacks the progress update, the widget or the quoted output.
+    """Fail a tool turn whose stream lacks the quoted output, the widget or the progress update.
 
     The fake model answers `Tool said: <output>` after a tool call, and get_time's output says
     `It is HH:MM ... in <zone>`: anything else means the tool did not run (or not as asked).
@@ -1040,9 +1040,9 @@ def _check_tool_turn(turn: Turn) -> Turn:
         return turn
     quoted = "Tool said: It is " in turn.text and TOOL_ARGUMENTS["timezone"] in turn.text
     for problem, missing in (
-        ("no progress update", "progress_update" not in turn.shown),
-        ("no widget", "widget" not in turn.shown),
         (f"answer does not quote {TOOL}", not quoted),
+        ("no widget", "widget" not in turn.shown),
+        ("no progress update", "progress_update" not in turn.shown),
     ):
         if missing:
             turn.ok, turn.error = False, problem

@@ -51,7 +51,7 @@ options passed to bench/driver.py:
   --database-url URL    use this PostgreSQL (default: a throwaway embedded one)
   --no-baseline         measure the generated app only
   --titles on|off       GENERATE_TITLES for the app (default on, as shipped)
-  --only PHASES         overhead,ttft,throughput,long,scale (default: all)
+  --only PHASES         overhead,tool,ttft,throughput,long,scale (default: all)
   --profile FILE        also run py-spy on the app under load (.svg, or .txt stacks)
   --db-transport tcp|socket, --think S, --seconds S, --levels 1,8,32,128,
   --ttft-concurrency N, --ttft-first S, --ttft-tokens N, --ttft-delay S,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import pytest
@@ -91,7 +91,11 @@ def handled(monkeypatch: pytest.MonkeyPatch) -> list[ActionCall[Any]]:
 
 
 def button(action_type: str, payload: JSON | None = None) -> JSON:
-    return {"type": "Button", "label": "Go", "onClickAction": {"type": action_type, "payload": payload}}
+    return {
+        "type": "Button",
+        "label": "Go",
+        "onClickAction": {"type": action_type, "payload": payload},
+    }
 
 
 def card(*children: JSON, **extra: Any) -> DynamicWidgetRoot:
@@ -107,7 +111,9 @@ def widget_item(thread_id: str, widget: DynamicWidgetRoot) -> WidgetItem:
     )
 
 
-def tool_call(thread_id: str, status: str = "pending") -> ClientToolCallItem:
+def tool_call(
+    thread_id: str, status: Literal["pending", "completed"] = "pending"
+) -> ClientToolCallItem:
     return ClientToolCallItem(
         id=f"ctc_{uuid.uuid4().hex}",
         thread_id=thread_id,
@@ -115,7 +121,7 @@ def tool_call(thread_id: str, status: str = "pending") -> ClientToolCallItem:
         call_id=f"call_{uuid.uuid4().hex}",
         name="pick_color",
         arguments={"palette": "warm"},
-        status=status,  # type: ignore[arg-type]
+        status=status,
     )
 
 
@@ -201,7 +207,9 @@ async def test_action_on_another_users_thread_is_404(
     thread_id = await new_thread(owner)
     before = await items_of(owner, thread_id)
 
-    response = await post(other, "threads.custom_action", action_params(thread_id, NOTE, {"text": "x"}))
+    response = await post(
+        other, "threads.custom_action", action_params(thread_id, NOTE, {"text": "x"})
+    )
     assert_json_error(response, 404, "not_found")
     assert handled == []
     assert await items_of(owner, thread_id) == before
@@ -252,7 +260,9 @@ async def test_widget_that_does_not_offer_the_action_is_400(
     before = await items_of(client, thread_id)
 
     params = action_params(thread_id, PRESS, {"choice": "a"}, widget.id)
-    message = assert_json_error(await post(client, "threads.custom_action", params), 400, "invalid_action")
+    message = assert_json_error(
+        await post(client, "threads.custom_action", params), 400, "invalid_action"
+    )
     assert "offers no" in message
     without_sender = action_params(thread_id, PRESS, {"choice": "a"})
     message = assert_json_error(
@@ -297,7 +307,9 @@ async def test_registered_action_is_dispatched_to_its_handler(
     "widget",
     [
         card({"type": "Row", "children": [{"type": "Col", "children": [button(PRESS)]}]}),
-        card({"type": "Text", "value": "Sure?"}, confirm={"label": "Yes", "action": {"type": PRESS}}),
+        card(
+            {"type": "Text", "value": "Sure?"}, confirm={"label": "Yes", "action": {"type": PRESS}}
+        ),
     ],
     ids=["nested-button", "card-confirm"],
 )
@@ -340,7 +352,10 @@ def test_offered_actions_finds_every_action_in_the_tree() -> None:
                 "onSubmitAction": {"type": "b.submit"},
                 "children": [{"type": "Select", "onChangeAction": {"type": "c.change"}}],
             },
-            {"type": "ListView", "children": [{"type": "ListViewItem", "onClickAction": {"type": "d.item"}}]},
+            {
+                "type": "ListView",
+                "children": [{"type": "ListViewItem", "onClickAction": {"type": "d.item"}}],
+            },
         ],
         "confirm": {"label": "OK", "action": {"type": "e.confirm"}},
         "cancel": {"label": "No", "action": {"type": "f.cancel"}},
@@ -372,7 +387,9 @@ def test_offered_actions_ignores_what_is_not_an_action() -> None:
 
 def test_offered_actions_reads_a_real_widget() -> None:
     """Works on a validated widget's dump, as parse_action uses it."""
-    widget = card(button(PRESS, {"choice": "x"}), confirm={"label": "OK", "action": {"type": OTHER}})
+    widget = card(
+        button(PRESS, {"choice": "x"}), confirm={"label": "OK", "action": {"type": OTHER}}
+    )
     assert set(offered_actions(widget.model_dump())) == {PRESS, OTHER}
 
 
@@ -476,7 +493,9 @@ async def test_tool_output_completes_the_pending_call_and_the_model_answers(
         for event in events
         if event["type"] == "thread.item.done" and event["item"]["type"] == "assistant_message"
     ]
-    assert [assistant_text(reply) for reply in replies] == ['Tool said: {"color": "teal", "shade": 3}']
+    assert [assistant_text(reply) for reply in replies] == [
+        'Tool said: {"color": "teal", "shade": 3}'
+    ]
     stored = await items_of(client, thread_id)
     (call,) = [item for item in stored if item["type"] == "client_tool_call"]
     assert call["id"] == pending.id and call["status"] == "completed"

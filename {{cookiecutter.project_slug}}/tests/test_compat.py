@@ -39,6 +39,7 @@ from chatkit.types import (
     ThreadMetadata,
     ThreadStreamEvent,
     UserMessageItem,
+    UserMessageTagContent,
     UserMessageTextContent,
     WidgetItem,
 )
@@ -178,12 +179,13 @@ async def test_a_streamed_turn_is_parsed_fast_and_sent_as_is(
 
     monkeypatch.setattr(owner, "_process_response_data", counting_hook)
 
-    passed_on: list[tuple[str, Any]] = []
+    passed_on: list[tuple[str, Any, JSON]] = []
     real_send_as_is = openai_client.send_as_is
 
     def spy(params: JSON, field: str, absent: object) -> JSON:
-        passed_on.append((field, params.get(field)))
-        return real_send_as_is(params, field, absent)
+        moved = real_send_as_is(params, field, absent)
+        passed_on.append((field, params.get(field), moved))
+        return moved
 
     monkeypatch.setattr(openai_client, "send_as_is", spy)
 
@@ -198,8 +200,14 @@ async def test_a_streamed_turn_is_parsed_fast_and_sent_as_is(
     )
     assert slow_stream_events == 0, "openai: some stream events took the SDK's slow parser"
 
+    conversations = [value for field, value, _ in passed_on if isinstance(value, list)]
+    assert conversations, "openai: the turn's conversation did not go through send_as_is"
+    for field, value, moved in passed_on:
+        if isinstance(value, list):
+            assert moved[field] is openai.omit and moved["extra_body"][field] is value, (
+                f"send_as_is left {field!r} for the SDK's transformer: {moved.get(field)!r:.200}"
+            )
     (streamed,) = [body for body in fake_model.requests if body.get("stream")]
-    conversations = [value for field, value in passed_on if field == "input"]
     assert isinstance(streamed["input"], list) and streamed["input"] in conversations, (
         "openai: the model received an `input` other than the one send_as_is passed on "
         f"(received {streamed['input']!r}, passed on {conversations!r})"
@@ -280,10 +288,10 @@ def example(schema: JSON, defs: JSON, *, full: bool, pick: int, depth: int = 0) 
             if name in required or deeper
         }
     if kind == "array":
-        items = schema.get("items")
+        items: JSON = schema.get("items", {})
         return [example(items, defs, full=full, pick=pick, depth=depth + 1)] if deeper else []
     scalars = {"string": "x", "integer": 1, "number": 1.5, "boolean": True, "null": None}
-    return scalars.get(kind, "x")
+    return scalars.get(str(kind), "x")
 
 
 def payloads(cls: type[BaseModel]) -> Iterator[JSON]:
@@ -389,6 +397,7 @@ class Env:
 
 
 def user_message(thread_id: str, at: datetime) -> UserMessageItem:
+    content: list[UserMessageTextContent | UserMessageTagContent]
     content = [UserMessageTextContent(text="hello")]
     return UserMessageItem(
         id=f"msg_u{at.second}",

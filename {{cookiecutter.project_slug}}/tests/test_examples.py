@@ -268,7 +268,7 @@ REFUSED_ACTIONS: dict[str, tuple[Callable[[Clock], JSON], str]] = {
     ),
     "sent from a user message": (
         lambda c: {"item_id": c.user_message_id, "action": REFRESH_PARIS},
-        "invalid_request",  # api.check_targets: the named item is not a widget
+        "invalid_action",  # api.check_targets: the named item is not a widget
     ),
     "sent from no widget": (lambda c: {"action": REFRESH_PARIS}, "invalid_action"),
     "unknown zone": (
@@ -397,7 +397,7 @@ async def test_a_conversation_goes_on_after_tool_turns(
     client = client_for(server=server)
     thread_id = (await ask_for_the_time(client)).thread_id
     for theme in ("dark", "light"):
-        events = await client.send(f'@tool switch_theme {{"theme": "{theme}"}}', thread_id)
+        events = await client.send("@tool switch_theme " + json.dumps({"theme": theme}), thread_id)
         assert not errors(events)
         result = {"theme": theme, "applied": True}
         params = {"thread_id": thread_id, "result": result}

@@ -3,8 +3,9 @@
 Hypothesis throws requests at `POST /chatkit` over real HTTP: every request type with params
 built from the SDK's own request models (fuzzed values, missing and extra fields, ids that are
 unknown or another user's), wrong types, huge strings, deep JSON and invalid UTF-8. Whatever
-comes in, the answer is below 500, errors are JSON, streams are well-formed SSE, the server
-stays healthy and the other user's data is untouched. Message text of every kind (SQL, HTML,
+comes in, the answer is below 500, errors are JSON, streams are well-formed SSE, and after
+each fuzzing run (in the same test, so any order or selection of tests checks it) the server
+is healthy and the other user's data untouched. Message text of every kind (SQL, HTML,
 control characters, emoji, right-to-left) is stored and returned verbatim; U+0000, which
 PostgreSQL cannot store, is refused with a clear 400 and nothing is written.
 """
@@ -35,7 +36,6 @@ FUZZ = settings(
     derandomize=True,
     suppress_health_check=[
         HealthCheck.too_slow,
-        HealthCheck.function_scoped_fixture,
         HealthCheck.data_too_large,
         HealthCheck.large_base_example,
     ],
@@ -296,24 +296,33 @@ def _is_utf8(data: bytes) -> bool:
 # --- properties -------------------------------------------------------------------------------
 
 
-@settings(FUZZ, max_examples=150)
-@given(data=st.data())
-def test_fuzzed_chatkit_requests(world: World, data: st.DataObject) -> None:
-    body = data.draw(world.requests, label="body")
-    response = world.me.post(body)
-    event(f"{body['type']} -> HTTP {response.status_code}")
-    check_answer(response)
+def test_fuzzed_chatkit_requests(world: World) -> None:
+    """Fuzzed requests of every type: no 5xx, well-formed answers; afterwards the server is
+    healthy and the other user's data untouched."""
+
+    @settings(FUZZ, max_examples=150)
+    @given(data=st.data())
+    def fuzz(data: st.DataObject) -> None:
+        body = data.draw(world.requests, label="body")
+        response = world.me.post(body)
+        event(f"{body['type']} -> HTTP {response.status_code}")
+        check_answer(response)
+
+    fuzz()
+    assert_healthy_and_untouched(world)
 
 
-@settings(FUZZ, max_examples=60)
-@given(body=raw_bodies)
-def test_malformed_bodies(world: World, body: bytes) -> None:
-    response = world.me.post(body)
-    event(f"HTTP {response.status_code}")
-    check_answer(response)
+def test_malformed_bodies(world: World) -> None:
+    """Junk bytes, deep JSON, invalid UTF-8: no 5xx; afterwards healthy and untouched."""
 
+    @settings(FUZZ, max_examples=60)
+    @given(body=raw_bodies)
+    def fuzz(body: bytes) -> None:
+        response = world.me.post(body)
+        event(f"HTTP {response.status_code}")
+        check_answer(response)
 
-def test_server_stays_healthy_after_fuzzing(world: World) -> None:
+    fuzz()
     assert_healthy_and_untouched(world)
 
 
@@ -342,18 +351,27 @@ def test_message_text_is_stored_verbatim(world: World, text: str) -> None:
     assert thread["title"] == text[:500]
 
 
-@settings(FUZZ, max_examples=25)
-@given(
-    text=st.text(
-        alphabet=st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=80
-    )
-)
-def test_any_text_round_trips(world: World, text: str) -> None:
+def test_any_text_round_trips(world: World) -> None:
+    """Any text (but U+0000) comes back from the store as it was sent."""
     thread_id = world.own_ids[0]
-    world.me.call("threads.add_user_message", {"thread_id": thread_id, "input": user_input(text)})
-    page = world.me.call("items.list", {"thread_id": thread_id, "order": "desc", "limit": 5})
-    newest_user = next(i for i in page["data"] if i["type"] == "user_message")
-    assert newest_user["content"][0]["text"] == text
+
+    @settings(FUZZ, max_examples=25)
+    @given(
+        text=st.text(
+            alphabet=st.characters(codec="utf-8", exclude_characters="\x00"),
+            min_size=1,
+            max_size=80,
+        )
+    )
+    def fuzz(text: str) -> None:
+        params = {"thread_id": thread_id, "input": user_input(text)}
+        world.me.call("threads.add_user_message", params)
+        page = world.me.call("items.list", {"thread_id": thread_id, "order": "desc", "limit": 5})
+        newest_user = next(i for i in page["data"] if i["type"] == "user_message")
+        assert newest_user["content"][0]["text"] == text
+
+    fuzz()
+    assert_healthy_and_untouched(world)
 
 
 NUL_REQUESTS: dict[str, Callable[[str], JSON]] = {

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any
 
 import httpx
 import openai
-import pytest
 from chatkit.types import (
     AssistantMessageContent,
     AssistantMessageContentPartTextDelta,
@@ -21,10 +19,8 @@ from chatkit.types import (
     UserMessageItem,
     UserMessageTextContent,
 )
-from openai._models import construct_type
-from openai.types.responses import ResponseStreamEvent
 
-from {{ cookiecutter.project_slug }}.compat.openai_client import STREAM_EVENT, PassThroughOpenAI, send_as_is
+from {{ cookiecutter.project_slug }}.compat.openai_client import send_as_is
 from {{ cookiecutter.project_slug }}.history import HistoryConverter
 from {{ cookiecutter.project_slug }}.model import model_error
 from {{ cookiecutter.project_slug }}.respond import with_store_ids
@@ -86,47 +82,6 @@ def test_conversation_goes_in_extra_body_untouched() -> None:
     moved = send_as_is({"model": "m", "messages": messages, "extra_body": {"x": 1}}, "messages", [])
     assert moved == {"model": "m", "messages": [], "extra_body": {"x": 1, "messages": messages}}
     assert send_as_is({"input": "plain text"}, "input", None) == {"input": "plain text"}
-
-
-EVENTS: list[dict[str, Any]] = [
-    {
-        "type": "response.output_text.delta",
-        "item_id": "msg_1",
-        "output_index": 0,
-        "content_index": 0,
-        "delta": "tok ",
-        "logprobs": [],
-        "sequence_number": 4,
-    },
-    {
-        "type": "response.output_item.added",
-        "output_index": 0,
-        "item": {
-            "type": "message",
-            "id": "m",
-            "role": "assistant",
-            "status": "in_progress",
-            "content": [],
-        },
-        "sequence_number": 2,
-    },
-]
-
-
-@pytest.mark.parametrize("event", EVENTS, ids=[e["type"] for e in EVENTS])
-def test_fast_event_parser_matches_the_sdk(event: dict[str, Any]) -> None:
-    fast = STREAM_EVENT.validate_python(event)
-    slow = construct_type(type_=ResponseStreamEvent, value=event)
-    assert type(fast) is type(slow) and fast == slow
-
-
-def test_unparseable_events_fall_back_to_the_sdk() -> None:
-    client = PassThroughOpenAI(api_key="x", base_url="http://127.0.0.1:9/v1")
-    odd = {"type": "response.output_text.delta", "delta": "no other fields"}
-    parsed = client._process_response_data(
-        data=odd, cast_to=ResponseStreamEvent, response=httpx.Response(200)
-    )
-    assert parsed.delta == "no other fields"
 
 
 def test_titles_are_cleaned_or_made_from_the_message() -> None:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
+from collections.abc import Awaitable, Mapping
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any, TypeVar
 
 import psycopg
 import pytest
@@ -72,6 +74,7 @@ pytestmark = pytest.mark.filterwarnings(
 )
 
 NOW = datetime(2025, 3, 1, 12, 0, 0, 123456)
+R = TypeVar("R")
 
 
 def uid(prefix: str) -> str:
@@ -796,32 +799,132 @@ async def test_every_page_query_uses_indexes(store: PostgresStore, context: Requ
             assert "Seq Scan" not in plan, plan
 
 
+class Statements:
+    """Counts the statements the store sends to the database (every one goes through
+    `PostgresStore._execute`)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        execute = PostgresStore._execute
+
+        async def counting(
+            store: PostgresStore, query: Any, params: Mapping[str, Any], *, fetch: bool
+        ) -> tuple[list[tuple[Any, ...]], int]:
+            self.count += 1
+            return await execute(store, query, params, fetch=fetch)
+
+        monkeypatch.setattr(PostgresStore, "_execute", counting)
+
+    async def cost(self, operation: Awaitable[R]) -> tuple[R, int]:
+        """What `operation` returns, and how many statements it sent."""
+        before = self.count
+        result = await operation
+        return result, self.count - before
+
+
 async def test_reads_within_a_request_are_cached_and_writes_refresh_them(
-    store: PostgresStore, context: RequestContext
+    store: PostgresStore, context: RequestContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """One request reads its thread and newest items once; a write costs its statement and
+    the next read goes to the database again; another request shares nothing."""
     thread = await saved_thread(store, context)
     start = datetime.now(UTC)
-    for n in range(5):
-        item = message(thread.id, uid("msg"), start + timedelta(seconds=n))
+    items = [message(thread.id, uid("msg"), start + timedelta(seconds=n)) for n in range(5)]
+    for item in items:
         await store.add_thread_item(thread.id, item, context)
-    newest = await store.load_thread_items(thread.id, None, 20, "desc", context)
-    again = await store.load_thread_items(thread.id, None, 2, "desc", context)
-    assert again.data == newest.data[:2] and again.has_more
+    newest_ids = [item.id for item in reversed(items)]
+    statements = Statements(monkeypatch)
+    request = make_context(context.user.id)  # a new request: nothing cached yet
 
+    # The thread: one statement, however often it is loaded; each load is a fresh object.
+    loaded, cost = await statements.cost(store.load_thread(thread.id, request))
+    assert cost == 1 and loaded == thread
+    again, cost = await statements.cost(store.load_thread(thread.id, request))
+    assert cost == 0 and again == thread and again is not loaded
+    again.title = "changed but not saved"
+    unchanged, cost = await statements.cost(store.load_thread(thread.id, request))
+    assert cost == 0 and unchanged.title == thread.title
+    again.title = "Renamed"
+    _, cost = await statements.cost(store.save_thread(again, request))
+    assert cost == 1
+    renamed, cost = await statements.cost(store.load_thread(thread.id, request))
+    assert cost == 1 and renamed.title == "Renamed"
+
+    # The newest page: one statement; the same or a smaller newest page costs nothing, and
+    # a bigger one nothing either when the first page already held every item.
+    page, cost = await statements.cost(
+        store.load_thread_items(thread.id, None, 20, "desc", request)
+    )
+    assert cost == 1 and [i.id for i in page.data] == newest_ids and not page.has_more
+    same, cost = await statements.cost(
+        store.load_thread_items(thread.id, None, 20, "desc", request)
+    )
+    assert cost == 0 and same == page
+    smaller, cost = await statements.cost(
+        store.load_thread_items(thread.id, None, 2, "desc", request)
+    )
+    assert cost == 0
+    assert smaller == await store.load_thread_items(
+        thread.id, None, 2, "desc", make_context(context.user.id)
+    )
+    assert [i.id for i in smaller.data] == newest_ids[:2] and smaller.after == newest_ids[1]
+    bigger, cost = await statements.cost(
+        store.load_thread_items(thread.id, None, 50, "desc", request)
+    )
+    assert cost == 0 and bigger == page
+
+    # Other orders and cursors always read the database.
+    for _ in range(2):
+        _, cost = await statements.cost(
+            store.load_thread_items(thread.id, None, 20, "asc", request)
+        )
+        assert cost == 1
+        _, cost = await statements.cost(
+            store.load_thread_items(thread.id, newest_ids[0], 2, "desc", request)
+        )
+        assert cost == 1
+
+    # Each item write costs one statement, and the next newest page is read again.
     extra = message(thread.id, uid("msg"), start + timedelta(hours=1), "the newest")
-    await store.add_thread_item(thread.id, extra, context)
-    assert (await store.load_thread_items(thread.id, None, 1, "desc", context)).data == [extra]
+    _, cost = await statements.cost(store.add_thread_item(thread.id, extra, request))
+    assert cost == 1
+    top, cost = await statements.cost(store.load_thread_items(thread.id, None, 1, "desc", request))
+    assert cost == 1 and top.data == [extra]
+    extra.content = [UserMessageTextContent(text="edited")]
+    _, cost = await statements.cost(store.save_item(thread.id, extra, request))
+    assert cost == 1
+    top, cost = await statements.cost(store.load_thread_items(thread.id, None, 1, "desc", request))
+    assert cost == 1 and top.data == [extra]
+    _, cost = await statements.cost(store.delete_thread_item(thread.id, extra.id, request))
+    assert cost == 1
+    top, cost = await statements.cost(store.load_thread_items(thread.id, None, 1, "desc", request))
+    assert cost == 1 and [i.id for i in top.data] == newest_ids[:1]
 
-    loaded = await store.load_thread(thread.id, context)
-    loaded.title = "Renamed"
-    await store.save_thread(loaded, context)
-    assert (await store.load_thread(thread.id, context)).title == "Renamed"
+    # A bigger newest page than the cached one (which had more rows beyond it) reads again.
+    other = make_context(context.user.id)
+    _, cost = await statements.cost(store.load_thread_items(thread.id, None, 2, "desc", other))
+    assert cost == 1, "another request shares nothing with the first"
+    wider, cost = await statements.cost(store.load_thread_items(thread.id, None, 4, "desc", other))
+    assert cost == 1 and [i.id for i in wider.data] == newest_ids[:4] and wider.has_more
+    _, cost = await statements.cost(store.load_thread_items(thread.id, None, 3, "desc", other))
+    assert cost == 0
+    _, cost = await statements.cost(store.load_thread(thread.id, other))
+    assert cost == 1
 
-    other_request = RequestContext(request=None, user=context.user)
-    await store.delete_thread_item(thread.id, extra.id, other_request)
-    assert (await store.load_thread_items(thread.id, None, 1, "desc", other_request)).data != [
-        extra
-    ], "a new request reads the database again"
-    await store.delete_thread(thread.id, context)
+    # An empty thread's newest page is cached too.
+    empty = await saved_thread(store, request)
+    for expected in (1, 0):
+        page, cost = await statements.cost(
+            store.load_thread_items(empty.id, None, 20, "desc", request)
+        )
+        assert cost == expected and page.data == []
+
+    # Deleting the thread drops both entries: the next reads find nothing.
+    _, cost = await statements.cost(store.delete_thread(thread.id, request))
+    assert cost == 1
+    before = statements.count
     with pytest.raises(NotFoundError):
-        await store.load_thread_items(thread.id, None, 1, "desc", context)
+        await store.load_thread(thread.id, request)
+    with pytest.raises(NotFoundError):
+        await store.load_thread_items(thread.id, None, 1, "desc", request)
+    assert statements.count - before == 2, "both read the database, not the cache"
