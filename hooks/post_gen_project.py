@@ -26,6 +26,8 @@ CONTEXT: dict[str, object] = json.loads({{ cookiecutter | tojson | tojson }})  #
 
 EMBEDDED = "embedded"
 UPGRADE_TIMEOUT = 900
+LOCK_TIMEOUT = 300
+SUPPORTED_PYTHONS = ("3.11", "3.12", "3.13")
 SAFE_ENV_VALUE = re.compile(r"[A-Za-z0-9_./:@%+=,-]*")
 # Recorded answers that are about this machine or this run, not about the project.
 UNRECORDED = frozenset({"_output_dir", "_repo_dir", "__prompts__"})
@@ -173,14 +175,95 @@ def write_env(project_dir: Path, text: str) -> bool:
 # Recorded answers (.cruft.json)
 
 
-def template_location(template: str, parent_cwd: Path | None) -> str:
-    """Where the template lives, absolute when it was given as a relative local path."""
-    if "://" in template or re.match(r"^[\w.-]+[:@]", template) or os.path.isabs(template):
-        return template
+# cookiecutter's own (cookiecutter.config.BUILTIN_ABBREVIATIONS, repository.REPO_REGEX)
+BUILTIN_ABBREVIATIONS = {
+    "gh": "https://github.com/{0}.git",
+    "gl": "https://gitlab.com/{0}.git",
+    "bb": "https://bitbucket.org/{0}",
+}
+REPO_URL = re.compile(r"((((git|hg)\+)?(git|ssh|file|https?):(//)?)|(\w+@[\w\.]+))")
+
+
+def expand_abbreviations(template: str, abbreviations: dict[str, str]) -> str:
+    """`gh:OWNER/REPO` as `https://github.com/OWNER/REPO.git`: cookiecutter's
+    `repository.expand_abbreviations`, line for line (the hook tests compare them)."""
+    if template in abbreviations:
+        return abbreviations[template]
+    prefix, _sep, rest = template.partition(":")
+    if prefix in abbreviations:
+        return abbreviations[prefix].format(rest)
+    return template
+
+
+def config_args_from_parent() -> tuple[str | None, bool]:
+    """`--config-file` and `--default-config` of the cookiecutter command running this hook
+    (read on Linux; elsewhere cookiecutter's COOKIECUTTER_CONFIG and ~/.cookiecutterrc apply)."""
+    with contextlib.suppress(OSError):
+        raw = Path(f"/proc/{os.getppid()}/cmdline").read_bytes()
+        args = [arg.decode("utf-8", "replace") for arg in raw.split(b"\0")]
+        config = None
+        for index, arg in enumerate(args):
+            if arg == "--config-file" and index + 1 < len(args):
+                config = args[index + 1]
+            elif arg.startswith("--config-file="):
+                config = arg.partition("=")[2]
+        return config, "--default-config" in args
+    return None, False
+
+
+def user_abbreviations() -> dict[str, str]:
+    """The abbreviations cookiecutter used: the user's configured ones and the builtins."""
+    config_file, default_config = config_args_from_parent()
+    with contextlib.suppress(Exception):
+        from cookiecutter.config import get_user_config
+
+        found = get_user_config(config_file=config_file, default_config=default_config)
+        return {**BUILTIN_ABBREVIATIONS, **dict(found.get("abbreviations") or {})}
+    return dict(BUILTIN_ABBREVIATIONS)
+
+
+def clonable(url: str) -> str:
+    """The URL git clones: cookiecutter strips a `git+` (or `hg+`) prefix before cloning."""
+    kind, plus, rest = url.partition("+")
+    return rest if plus and kind in {"git", "hg"} and "+" not in rest else url
+
+
+def origin_url(repo_dir: Path | None) -> str | None:
+    """The URL cookiecutter cloned the template from (its clone's `origin`), if it cloned."""
+    git = shutil.which("git")
+    if not git or repo_dir is None or not (repo_dir / ".git").exists():
+        return None
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        done = subprocess.run(
+            [git, "-C", str(repo_dir), "remote", "get-url", "origin"],
+            capture_output=True, text=True, timeout=20, check=False,
+        )  # fmt: skip
+        if done.returncode == 0 and done.stdout.strip():
+            return done.stdout.strip()
+    return None
+
+
+def template_location(
+    template: str,
+    parent_cwd: Path | None,
+    abbreviations: dict[str, str] | None = None,
+    repo_dir: Path | None = None,
+) -> str:
+    """Where the template lives, in a form `git clone` (and so cruft) understands: a URL with
+    abbreviations expanded the way cookiecutter expands them and no `git+` prefix, or an
+    absolute path for a local template."""
+    expanded = expand_abbreviations(template, abbreviations or BUILTIN_ABBREVIATIONS)
+    if REPO_URL.match(expanded):
+        return clonable(expanded)
+    if re.match(r"[A-Za-z][\w.+-]+:", expanded):
+        # an abbreviation this hook could not see (a --config-file off Linux): ask the clone
+        return origin_url(repo_dir) or expanded
+    if os.path.isabs(expanded) or expanded.endswith(".zip"):
+        return expanded
     # cookiecutter runs hooks from inside the template folder: its cwd is the template.
     if parent_cwd and (parent_cwd / "cookiecutter.json").is_file():
         return str(parent_cwd)
-    return template
+    return expanded
 
 
 def parent_cwd() -> Path | None:
@@ -230,10 +313,12 @@ def recorded_answers(context: dict[str, object], template: str, commit: str | No
 def write_answers(project_dir: Path, context: dict[str, object]) -> Path:
     """Write `.cruft.json` next to the project's files."""
     cwd = parent_cwd()
-    template = template_location(str(context.get("_template", "")), cwd)
     repo_dir = Path(str(context.get("_repo_dir", "")))
     if not repo_dir.is_absolute():
         repo_dir = cwd if cwd and (cwd / "cookiecutter.json").is_file() else repo_dir.resolve()
+    template = template_location(
+        str(context.get("_template", "")), cwd, user_abbreviations(), repo_dir
+    )
     data = recorded_answers(context, template, template_commit(repo_dir))
     path = project_dir / ".cruft.json"
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -265,7 +350,7 @@ def find_uv() -> str | None:
 
 def upgrade_command(slug: str, project_dir: Path) -> tuple[list[str], dict[str, str]] | str:
     """How to run `db upgrade` here, or the reason it can't run."""
-    env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "PYTHONPATH"}}
+    env = uv_env()
     uv = find_uv()
     if uv:
         return [uv, "run", "--quiet", "python", "-m", slug, "db", "upgrade"], env
@@ -333,14 +418,88 @@ def warn_tables(reason: str, slug: str, project_dir: Path, url: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# The lock file, and a Python that uv cannot find
+
+
+def uv_env() -> dict[str, str]:
+    """The environment for uv in the project: its own .venv, not cookiecutter's."""
+    return {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "PYTHONPATH"}}
+
+
+def lock_dependencies(uv: str, project_dir: Path) -> str | None:
+    """`uv lock`: pin every dependency in uv.lock; returns a warning reason, or None."""
+    try:
+        done = subprocess.run(
+            [uv, "lock", "--quiet"], cwd=project_dir, env=uv_env(), stdin=subprocess.DEVNULL,
+            capture_output=True, text=True, timeout=LOCK_TIMEOUT, check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return f"uv lock did not finish within {LOCK_TIMEOUT} s"
+    except OSError as exc:
+        return f"could not run {uv}: {exc.strerror or exc}"
+    if done.returncode != 0:
+        return f"uv lock failed: {last_line(done.stderr) or last_line(done.stdout)}"
+    say("pinned the dependencies in uv.lock (commit it; CI installs with uv sync --locked)")
+    return None
+
+
+def uv_has_python(uv: str, request: str, project_dir: Path) -> bool:
+    """Whether uv finds an installed Python for `request` (never downloading one)."""
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        done = subprocess.run(
+            [uv, "python", "find", request], cwd=project_dir,
+            env={**uv_env(), "UV_PYTHON_DOWNLOADS": "never"}, stdin=subprocess.DEVNULL,
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        return done.returncode == 0
+    return False
+
+
+def missing_python(uv: str, version: str, project_dir: Path, reason: str) -> tuple[str, str] | None:
+    """When a uv command failed (`reason`) because there is no Python `version` or newer
+    here and none could be downloaded: (the cause, the way out) for the warning; else None."""
+    if uv_has_python(uv, f">={version}", project_dir):
+        return None
+    older = [v for v in SUPPORTED_PYTHONS if version_key(v) < version_key(version)]
+    usable = next((v for v in reversed(older) if uv_has_python(uv, v, project_dir)), None)
+    uv_said = reason.partition(" failed: ")[2] or reason
+    cause = (
+        f"uv found no Python {version} or newer on this machine and did not download one "
+        f"({uv_said})"
+    )
+    way_out = f"install Python {version} (e.g. `uv python install {version}`)"
+    if usable:
+        way_out += f", or regenerate with python_version={usable}"
+    return cause, way_out
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split(".") if part.isdigit())
+
+
+def regenerating(context: dict[str, object]) -> bool:
+    """Whether cruft is regenerating the template (`cruft diff`/`cruft update` render it into
+    a temp dir): its context has the `_commit` cruft adds and none of cookiecutter's
+    `_output_dir`."""
+    return "_commit" in context and "_output_dir" not in context
+
+
+# ---------------------------------------------------------------------------------------------
 
 
 def main(context: dict[str, object]) -> int:
-    """Write `.env` and `.cruft.json`, then create the tables; always returns 0."""
+    """Write `.env`, `.cruft.json` and uv.lock, then create the tables; always returns 0."""
     remove_own_rendered_copy(sys.argv[0])
     project_dir = Path.cwd()
     slug = str(context["project_slug"])
     url = str(context["database_url"])
+    if regenerating(context):
+        # cruft diff/update: the same files as a fresh generation would have (its skip list
+        # covers .env, .cruft.json and uv.lock), and not a word on their output
+        if not to_bool(context.get("examples", True)):
+            with contextlib.suppress(OSError):
+                remove_examples(project_dir, slug)
+        return 0
     if not to_bool(context.get("examples", True)):
         try:
             removed = remove_examples(project_dir, slug)
@@ -358,16 +517,57 @@ def main(context: dict[str, object]) -> int:
     except Exception as exc:  # the project is kept whatever happens
         print(redact_text(f"warning: could not finish the project files: {exc}", url),
               file=sys.stderr)  # fmt: skip
-    if not to_bool(context.get("create_tables", True)):
-        say(f"skipped creating the tables; later run: {upgrade_hint(slug)}")
-        return 0
     try:
-        reason = create_tables(slug, project_dir, url)
+        finish_with_uv(context, project_dir, slug, url)
     except Exception as exc:  # the project is kept whatever happens
-        reason = f"{type(exc).__name__}: {exc}"
-    if reason:
-        warn_tables(reason, slug, project_dir, url)
+        warn_tables(f"{type(exc).__name__}: {exc}", slug, project_dir, url)
     return 0
+
+
+def finish_with_uv(context: dict[str, object], project_dir: Path, slug: str, url: str) -> None:
+    """uv.lock, then the tables; one warning line for whatever could not be done."""
+    version = str(context.get("python_version", "3.11"))
+    wanted = to_bool(context.get("create_tables", True))
+    uv = find_uv()
+    python_problem = None
+    not_done: list[str] = []
+    later: list[str] = []
+    if uv is None:
+        say("uv is not installed: no uv.lock yet (run `uv lock` in the project once it is)")
+    else:
+        reason = lock_dependencies(uv, project_dir)
+        if reason:
+            python_problem = missing_python(uv, version, project_dir, reason)
+            not_done.append("no uv.lock was written")
+            later.append("uv lock")
+            if python_problem is None:
+                print(f"warning: no uv.lock was written ({reason}). The project is ready; "
+                      f"write it later with: cd {project_dir} && uv lock", file=sys.stderr,
+                      flush=True)  # fmt: skip
+    if not wanted:
+        say(f"skipped creating the tables; later run: {upgrade_hint(slug)}")
+    elif python_problem:
+        not_done.append("the tables were not created")
+        later.append(upgrade_hint(slug))
+    else:
+        try:
+            reason = create_tables(slug, project_dir, url)
+        except Exception as exc:  # the project is kept whatever happens
+            reason = f"{type(exc).__name__}: {exc}"
+        if reason and uv:
+            python_problem = missing_python(uv, version, project_dir, reason)
+        if reason and python_problem:
+            not_done.append("the tables were not created")
+            later.append(upgrade_hint(slug))
+        elif reason:
+            warn_tables(reason, slug, project_dir, url)
+    if python_problem:
+        cause, way_out = python_problem
+        message = (
+            f"warning: {cause}: {' and '.join(not_done)}. The project is ready; {way_out}, "
+            f"then run: cd {project_dir} && {' && '.join(later)}"
+        )
+        print(redact_text(message, url), file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

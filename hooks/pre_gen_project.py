@@ -4,8 +4,9 @@ Runs on cookiecutter's own interpreter, standard library only. Every answer is r
 `tojson`, so quotes or code in an answer can never break or inject into this script.
 
 First it removes a database password from cookiecutter's replay file (written before any hook
-runs); then it validates the answers. A bad answer prints one line naming the variable, what
-was given and what is allowed, and exits 1: cookiecutter then removes the output directory.
+runs); then it validates the answers. Every bad answer prints one line naming the variable,
+what was given and what is allowed (all of them in one run), and it exits 1: cookiecutter then
+removes the output directory.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import os
 import re
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -281,17 +283,29 @@ def validate_bool(name: str, value: object) -> None:
     raise InvalidAnswer(f"{name}: {shown} is not allowed; allowed: yes or no (true or false)")
 
 
-def validate(context: dict[str, object]) -> None:
-    """Raise InvalidAnswer for the first bad answer."""
-    validate_text("project_name", str(context.get("project_name", "")), required=True)
-    validate_slug(str(context.get("project_slug", "")))
-    validate_text("description", str(context.get("description", "")), required=False)
-    validate_text("author_name", str(context.get("author_name", "")), required=False)
-    validate_model(str(context.get("model", "")))
-    validate_database_url(str(context.get("database_url", "")))
-    validate_python_version(str(context.get("python_version", "3.11")))
-    for name in BOOLEANS:
-        validate_bool(name, context.get(name, True))
+def validate(context: dict[str, object]) -> list[str]:
+    """Every bad answer, one message each, in prompt order (empty when all are good)."""
+
+    def answer(name: str, default: str = "") -> str:
+        return str(context.get(name, default))
+
+    checks = [
+        partial(validate_text, "project_name", answer("project_name"), required=True),
+        partial(validate_slug, answer("project_slug")),
+        partial(validate_text, "description", answer("description"), required=False),
+        partial(validate_text, "author_name", answer("author_name"), required=False),
+        partial(validate_model, answer("model")),
+        partial(validate_database_url, answer("database_url")),
+        *[partial(validate_bool, name, context.get(name, True)) for name in BOOLEANS],
+        partial(validate_python_version, answer("python_version", "3.11")),
+    ]
+    problems = []
+    for check in checks:
+        try:
+            check()
+        except InvalidAnswer as exc:
+            problems.append(str(exc))
+    return problems
 
 
 def main(context: dict[str, object]) -> int:
@@ -301,12 +315,10 @@ def main(context: dict[str, object]) -> int:
     if has_password(url):
         for warning in scrub_replay_files(url, replay_dirs()):
             print(warning, file=sys.stderr)
-    try:
-        validate(context)
-    except InvalidAnswer as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    problems = validate(context)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

@@ -125,11 +125,11 @@ class Baker:
         env.update(extra or {})
         return env
 
-    def config_file(self, root: Path) -> Path:
+    def config_file(self, root: Path, extra: str = "") -> Path:
         config = root / "cookiecutter-config.yaml"
         config.write_text(
             f"replay_dir: {json.dumps(str(root / 'replay'))}\n"
-            f"cookiecutters_dir: {json.dumps(str(root / 'cookiecutters'))}\n"
+            f"cookiecutters_dir: {json.dumps(str(root / 'cookiecutters'))}\n" + extra
         )
         return config
 
@@ -142,7 +142,8 @@ class Baker:
         env: dict[str, str] | None = None,
         path: str | None = None,
         use_config_file: bool = True,
-        template: Path = TEMPLATE,
+        config: str = "",
+        template: Path | str = TEMPLATE,
     ) -> Baked:
         for sub in ("home", "out"):
             (root / sub).mkdir(parents=True, exist_ok=True)
@@ -150,7 +151,7 @@ class Baker:
         command = [str(self.bin_dir / "cookiecutter"), str(template), "--no-input"]
         command += ["-o", str(root / "out"), *options]
         if use_config_file:
-            command += ["--config-file", str(self.config_file(root))]
+            command += ["--config-file", str(self.config_file(root, config))]
         command += list(answers)
         result = subprocess.run(
             command,

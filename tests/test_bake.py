@@ -24,6 +24,7 @@ from tests.bake import (
     files_under,
     postgres_processes_using,
     run_in,
+    uv_binary,
 )
 
 TABLES = {"threads", "thread_items", "attachments", "schema_migrations"}
@@ -111,7 +112,7 @@ def test_answer_matrix(baker: Baker, tmp_path: Path, slug: str, answers: list[st
     assert pyproject["project"]["requires-python"] == f">={python}"
     assert f"FROM python:{python}-slim" in (project / "Dockerfile").read_text()
     compose = yaml.safe_load((project / "compose.yaml").read_text())
-    assert set(compose["services"]) == {"app", "db"}
+    assert set(compose["services"]) == {"app", "db", "proxy"}
     model = baked.answers.get("model", "gpt-4.1")
     assert baked.env_file()["OPENAI_MODEL"] == model
     answers_file = baked.cruft()["context"]["cookiecutter"]
@@ -163,6 +164,22 @@ def test_bad_answers_are_rejected(baker: Baker, tmp_path: Path, answer: str, var
     assert PASSWORD not in replay
 
 
+def test_every_bad_answer_is_reported_in_one_run(baker: Baker, tmp_path: Path) -> None:
+    """The user fixes everything after one run, not one answer per run."""
+    baked = baker(tmp_path, "project_slug=json", "model=gpt 4", "project_name=",
+                  f"database_url=mysql://root:{PASSWORD}@db/app", slug="json")  # fmt: skip
+    assert baked.result.returncode != 0
+    ours = [line for line in baked.result.stderr.splitlines() if line.startswith("error: ")]
+    assert [line.split(":", 2)[1].strip() for line in ours] == [
+        "project_name",
+        "project_slug",
+        "model",
+        "database_url",
+    ], baked.output
+    assert PASSWORD not in baked.output
+    assert list(baked.out.iterdir()) == []
+
+
 # ------------------------------------------------------------------------------ databases
 
 
@@ -189,6 +206,71 @@ def test_no_uv_keeps_the_project(baker: Baker, tmp_path: Path) -> None:
     assert len(warnings) == 1, baked.output
     assert "uv is not installed" in warnings[0]
     assert "uv run python -m my_chatkit_app db upgrade" in warnings[0]
+    assert (baked.project / ".env").is_file()
+
+
+def test_project_is_locked_and_ci_installs_from_the_lock(baker: Baker, tmp_path: Path) -> None:
+    """uv.lock is written at generation, committed, and CI installs with `uv sync --locked`."""
+    baked = baker(tmp_path, "create_tables=no")
+    assert_ok(baked)
+    assert "warning" not in baked.output.lower(), baked.output
+    lock = baked.project / "uv.lock"
+    assert lock.is_file(), baked.output
+    assert 'name = "my-chatkit-app"' in lock.read_text() or 'name = "my_chatkit_app"' in (
+        lock.read_text()
+    )
+    current = run_in(baked.project, "uv", "lock", "--check", "--offline")
+    assert current.returncode == 0, current.stdout + current.stderr
+    ci = yaml.safe_load((baked.project / ".github" / "workflows" / "ci.yml").read_text())
+    installs = [step["run"] for job in ci["jobs"].values() for step in job["steps"]
+                if step.get("run", "").startswith("uv sync")]  # fmt: skip
+    assert installs == ["uv sync --locked"]
+    # cruft leaves the project's own lock alone (it is not a template file)
+    assert "uv.lock" in baked.cruft()["skip"]
+    if not shutil.which("git"):
+        pytest.skip("git is not installed")
+    subprocess.run(["git", "init", "-q"], cwd=baked.project, check=True)
+    ignored = subprocess.run(["git", "check-ignore", "uv.lock"], cwd=baked.project, check=False)
+    assert ignored.returncode == 1, "uv.lock must be committed"
+
+
+def python_missing_here(path: str, env: dict[str, str]) -> str | None:
+    """A python_version (3.12 or 3.13) that uv cannot find with this PATH, if any."""
+    for version in ("3.13", "3.12"):
+        done = subprocess.run(
+            [uv_binary(), "python", "find", version], capture_output=True, text=True,
+            env={**env, "PATH": path, "UV_PYTHON_DOWNLOADS": "never"}, check=False,
+        )  # fmt: skip
+        if done.returncode != 0:
+            return version
+    return None
+
+
+@pytest.mark.parametrize("downloads", ["never", "unreachable"])
+def test_no_python_for_python_version_is_named(
+    baker: Baker, tmp_path: Path, downloads: str
+) -> None:
+    """No Python 3.13 here, and uv may not (or cannot) download one: the warning says so and
+    how to get out, not uv's last line about DNS or a download."""
+    path = os.pathsep.join([str(baker.bin_dir), str(Path(uv_binary()).parent), "/usr/bin", "/bin"])
+    env = {"HOME": str(tmp_path / "home"), "UV_PYTHON_INSTALL_DIR": str(tmp_path / "pythons")}
+    if downloads == "unreachable":  # downloads allowed, but from a mirror nothing answers on
+        env.update(UV_PYTHON_DOWNLOADS="automatic", UV_HTTP_RETRIES="0",
+                   UV_PYTHON_INSTALL_MIRROR="http://127.0.0.1:9/python")  # fmt: skip
+    version = python_missing_here(path, {**os.environ, **env, "UV_PYTHON": ""})
+    if version is None:
+        pytest.skip("Python 3.12 and 3.13 are both on this machine")
+    baked = baker(tmp_path, f"python_version={version}", path=path, env=env)
+    assert_ok(baked)
+    warnings = [line for line in baked.result.stderr.splitlines() if "warning" in line.lower()]
+    assert len(warnings) == 1, baked.output
+    (line,) = warnings
+    assert f"uv found no Python {version} or newer on this machine" in line, line
+    assert f"install Python {version}" in line, line
+    assert "python_version=3.11" in line, line
+    assert line.endswith(
+        f"then run: cd {baked.project} && uv lock && uv run python -m my_chatkit_app db upgrade"
+    ), line
     assert (baked.project / ".env").is_file()
 
 

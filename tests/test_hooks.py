@@ -5,7 +5,9 @@ from __future__ import annotations
 import ast
 import json
 import os
+import shutil
 import stat
+import subprocess
 import types
 from pathlib import Path
 
@@ -176,6 +178,32 @@ def test_main_reports_one_line_and_exit_1(
     assert "hunter2" not in err
 
 
+def test_every_bad_answer_is_reported_at_once(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Several bad answers: one `error:` line for each, in prompt order, then exit 1."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    pre = load_hook(
+        "pre_gen_project", project_slug="json", model="gpt 4", examples="maybe",
+        database_url="mysql://u:hunter2@h/db", python_version="3.9",
+    )  # fmt: skip
+    assert pre.main(pre.CONTEXT) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(":", 2)[1].strip() for line in lines] == [
+        "project_slug",
+        "model",
+        "database_url",
+        "examples",
+        "python_version",
+    ], lines
+    assert all(line.startswith("error: ") and "allowed: " in line for line in lines), lines
+    assert "hunter2" not in "\n".join(lines)
+
+
+def test_good_answers_validate_clean(pre: types.ModuleType) -> None:
+    assert pre.validate(pre.CONTEXT) == []
+
+
 # ------------------------------------------------------------------------------ passwords
 
 
@@ -323,11 +351,85 @@ def test_recorded_answers_carry_no_password(tmp_path: Path) -> None:
 
 
 def test_template_location(post: types.ModuleType, tmp_path: Path) -> None:
+    """What `.cruft.json` records is something `git clone` (and so cruft) understands."""
     (tmp_path / "cookiecutter.json").write_text("{}")
+    mine = {**post.BUILTIN_ABBREVIATIONS, "loc": "file:///srv/templates/{0}.git"}
     assert post.template_location(".", tmp_path) == str(tmp_path)
-    assert post.template_location("gh:acme/tpl", tmp_path) == "gh:acme/tpl"
+    assert post.template_location("gh:acme/tpl", tmp_path) == "https://github.com/acme/tpl.git"
+    assert post.template_location("gl:acme/tpl", tmp_path) == "https://gitlab.com/acme/tpl.git"
+    assert post.template_location("bb:acme/tpl", tmp_path) == "https://bitbucket.org/acme/tpl"
+    assert post.template_location("loc:tpl", tmp_path, mine) == "file:///srv/templates/tpl.git"
+    assert post.template_location("git+file:///srv/t.git", tmp_path) == "file:///srv/t.git"
+    assert post.template_location("git+https://x/y.git", tmp_path) == "https://x/y.git"
+    assert post.template_location("git+ssh://git@x/y.git", tmp_path) == "ssh://git@x/y.git"
+    assert post.template_location("git@github.com:a/b.git", tmp_path) == "git@github.com:a/b.git"
     assert post.template_location("https://x/y.git", tmp_path) == "https://x/y.git"
     assert post.template_location("/abs/tpl", tmp_path) == "/abs/tpl"
+
+
+def test_an_abbreviation_the_hook_cannot_see_comes_from_the_clone(
+    post: types.ModuleType, tmp_path: Path
+) -> None:
+    """Off Linux the hook cannot read `--config-file`; the clone's origin is the URL."""
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    if not shutil.which("git"):
+        pytest.skip("git is not installed")
+    subprocess.run(["git", "init", "-q"], cwd=clone, check=True)
+    subprocess.run(["git", "remote", "add", "origin", "file:///srv/t.git"], cwd=clone, check=True)
+    assert post.template_location("mine:t", tmp_path, None, clone) == "file:///srv/t.git"
+
+
+@pytest.mark.parametrize(
+    "template", ["gh:a/b", "gl:a/b", "bb:a/b", "loc:x", "loc", "gh", "https://x/y", "./t", "a:b:c"]
+)
+def test_abbreviations_expand_like_cookiecutter(post: types.ModuleType, template: str) -> None:
+    """The hook's copies of cookiecutter's abbreviations, expansion and repo-URL test agree."""
+    from cookiecutter.config import BUILTIN_ABBREVIATIONS
+    from cookiecutter.repository import expand_abbreviations, is_repo_url
+
+    mine = {**BUILTIN_ABBREVIATIONS, "loc": "file:///t/{0}.git"}
+    assert post.BUILTIN_ABBREVIATIONS == BUILTIN_ABBREVIATIONS
+    expanded = post.expand_abbreviations(template, mine)
+    assert expanded == expand_abbreviations(template, mine)
+    assert bool(post.REPO_URL.match(expanded)) == is_repo_url(expanded)
+
+
+def test_user_abbreviations_come_from_the_cookiecutter_config(
+    post: types.ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text('abbreviations:\n  loc: "file:///t/{0}.git"\n')
+    monkeypatch.setenv("COOKIECUTTER_CONFIG", str(config))
+    monkeypatch.setattr(post, "config_args_from_parent", lambda: (None, False))
+    found = post.user_abbreviations()
+    assert found["loc"] == "file:///t/{0}.git"
+    assert found["gh"] == "https://github.com/{0}.git"
+
+
+def test_cruft_regeneration_is_recognised(post: types.ModuleType) -> None:
+    """cruft renders with `_commit` in the context and without cookiecutter's `_output_dir`."""
+    assert not post.regenerating(post.CONTEXT)
+    cruft_context = {k: v for k, v in post.CONTEXT.items() if not k.startswith("_")}
+    assert post.regenerating({**cruft_context, "_template": "x", "_commit": "a" * 40})
+
+
+@pytest.mark.parametrize("examples", [True, False])
+def test_under_cruft_the_hook_is_silent_and_touches_nothing_else(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    examples: bool,
+) -> None:  # fmt: skip
+    post = load_hook("post_gen_project", examples=examples)
+    context = {k: v for k, v in post.CONTEXT.items() if k not in {"_output_dir", "_repo_dir"}}
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(post, "find_uv", lambda: pytest.fail("no uv under cruft"))
+    example = tmp_path / "tests" / "test_examples.py"
+    example.parent.mkdir()
+    example.write_text("x = 1\n")
+    assert post.main({**context, "_commit": "a" * 40}) == 0
+    assert capsys.readouterr() == ("", "")
+    assert example.exists() is examples
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tests"]
 
 
 # ------------------------------------------------------------------------------ tables
@@ -360,6 +462,8 @@ def test_failing_upgrade_is_one_warning_and_exit_0(
     post = load_hook("post_gen_project", database_url="postgresql://u:hunter2@h/db")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(post, "create_tables", lambda *a: "cannot reach u:hunter2@h")
+    monkeypatch.setattr(post, "lock_dependencies", lambda *a: None)
+    monkeypatch.setattr(post, "uv_has_python", lambda *a: True)
     assert post.main(post.CONTEXT) == 0
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
@@ -367,6 +471,85 @@ def test_failing_upgrade_is_one_warning_and_exit_0(
     assert "uv run python -m my_chatkit_app db upgrade" in lines[0]
     assert "hunter2" not in captured.err + captured.out
     assert (tmp_path / ".env").exists() and (tmp_path / ".cruft.json").exists()
+
+
+class FakeUv:
+    """Stands in for uv: `uv lock` and `uv run` fail the way uv fails without a Python."""
+
+    NO_PYTHON = (
+        "error: No interpreter found for Python >=3.13 in managed installations or search path"
+        "\n  cause: failed to lookup address information: Name or service not known"
+    )
+
+    def __init__(self, pythons: set[str], lock_ok: bool = False) -> None:
+        self.pythons = pythons
+        self.lock_ok = lock_ok
+        self.calls: list[list[str]] = []
+
+    def __call__(self, command: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        self.calls.append(command[1:])
+        if command[1:3] == ["python", "find"]:
+            request = command[3]
+            found = any(request in (v, f">={v}") or (request.startswith(">=") and v >= request[2:])
+                        for v in self.pythons)  # fmt: skip
+            return subprocess.CompletedProcess(command, 0 if found else 2, "", "")
+        if command[1] == "lock" and self.lock_ok:
+            return subprocess.CompletedProcess(command, 0, "", "")
+        return subprocess.CompletedProcess(command, 2, "", self.NO_PYTHON)
+
+
+@pytest.mark.parametrize("create_tables", [True, False])
+def test_no_python_for_the_version_is_named_with_the_way_out(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    create_tables: bool,
+) -> None:  # fmt: skip
+    """uv's failure to find (or download) Python 3.13 is the cause, not its DNS error."""
+    post = load_hook("post_gen_project", python_version="3.13", create_tables=create_tables)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(post, "find_uv", lambda: "/bin/uv")
+    fake = FakeUv({"3.11"})
+    monkeypatch.setattr(post.subprocess, "run", fake)
+    assert post.main(post.CONTEXT) == 0
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("warning: uv found no Python 3.13 or newer on this machine"), line
+    assert "install Python 3.13" in line and "python_version=3.11" in line, line
+    later = "uv lock && uv run python -m my_chatkit_app db upgrade" if create_tables else "uv lock"
+    assert line.endswith(f"then run: cd {tmp_path} && {later}"), line
+    assert ("the tables were not created" in line) is create_tables
+    assert not any(call[:1] == ["run"] for call in fake.calls), "no db upgrade without Python"
+
+
+def test_db_upgrade_without_the_python_names_it_too(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The lock worked (a cached resolution, say) but `uv run` cannot find the Python."""
+    post = load_hook("post_gen_project", python_version="3.12")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(post, "find_uv", lambda: "/bin/uv")
+    monkeypatch.setattr(post.subprocess, "run", FakeUv({"3.11"}, lock_ok=True))
+    monkeypatch.setattr(post, "stop_leftover_servers", lambda *a: None)
+    assert post.main(post.CONTEXT) == 0
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("warning: uv found no Python 3.12 or newer"), line
+    assert "the tables were not created" in line and "uv.lock" not in line, line
+    assert line.endswith("&& uv run python -m my_chatkit_app db upgrade"), line
+
+
+def test_other_lock_failures_are_one_warning_and_the_rest_goes_on(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    post = load_hook("post_gen_project", create_tables=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(post, "find_uv", lambda: "/bin/uv")
+    monkeypatch.setattr(post, "lock_dependencies", lambda *a: "uv lock failed: offline")
+    monkeypatch.setattr(post, "uv_has_python", lambda *a: True)
+    assert post.main(post.CONTEXT) == 0
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        f"warning: no uv.lock was written (uv lock failed: offline). The project is ready; "
+        f"write it later with: cd {tmp_path} && uv lock"
+    ]
+    assert (tmp_path / ".env").is_file() and (tmp_path / ".cruft.json").is_file()
 
 
 @pytest.mark.parametrize(

@@ -231,10 +231,15 @@ def test_uncap_lifts_the_caps_of_the_generated_project(
     assert done.returncode == 0, done.stderr
     old = tomllib.loads(before)
     new = tomllib.loads(path.read_text())
-    capped = {req.partition(">")[0].partition("<")[0] for req in old["project"]["dependencies"]
+    def requirements(pyproject: dict) -> list[str]:  # runtime, extras and the dev group
+        project = pyproject["project"]
+        extras = [r for group in project.get("optional-dependencies", {}).values() for r in group]
+        return [*project["dependencies"], *extras, *pyproject["dependency-groups"]["dev"]]
+
+    capped = {req.partition(">")[0].partition("<")[0] for req in requirements(old)
               if "<" in req}  # fmt: skip
     assert capped >= CAPPED
-    assert all("<" not in req for req in new["project"]["dependencies"])
+    assert all("<" not in req for req in requirements(new))
     assert len(new["project"]["dependencies"]) == len(old["project"]["dependencies"])
     assert new["project"]["requires-python"] == old["project"]["requires-python"]
     for table in ("project", "dependency-groups"):

@@ -6,8 +6,14 @@ one unless --database-url is given), holds --conversations conversations for --s
 reports turns completed, errors by kind, items written vs. expected (from the database), and
 the app's RSS and open database connections at start and end.
 
+With --hostile R, that share of each conversation's requests is hostile instead: the same
+attachment 20 times, more attachments than allowed, a 1 MB title, a message over
+MAX_MESSAGE_CHARS, feedback on 20,000 ids, garbage and oversized uploads, a burst of streams
+over the concurrency limit. Each must get its 4xx (the repeated attachment is one and is
+answered); any 5xx, or another status, counts as a failure, and nothing may be lost.
+
     uv run python benchmarks/soak.py --conversations 128 --seconds 60 --fault-rate 0.05
-    uv run python benchmarks/soak.py --json > soak.json
+    uv run python benchmarks/soak.py --hostile 0.05 --json > soak.json
 
 Not part of the test suite (it takes as long as you ask it to).
 """
@@ -19,6 +25,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import secrets
 import shutil
 import socket
@@ -56,6 +63,11 @@ class Tally:
     errors: Counter[str] = field(default_factory=Counter)
     user_messages_accepted: int = 0
     """Turns whose user message the server took (completed, or an error event mid-turn)."""
+    statuses_5xx: int = 0
+    hostile: Counter[str] = field(default_factory=Counter)
+    """Hostile requests by `kind -> status`."""
+    hostile_unexpected: Counter[str] = field(default_factory=Counter)
+    """Hostile requests answered otherwise than they must be, by `kind -> status`."""
 
 
 @dataclass
@@ -78,6 +90,10 @@ class Report:
     db_connections_start: int
     db_connections_end: int
     model_streams_failed: int
+    hostile_rate: float = 0.0
+    hostile_requests: dict[str, int] = field(default_factory=dict)
+    hostile_unexpected: dict[str, int] = field(default_factory=dict)
+    responses_5xx: int = 0
 
     @property
     def nothing_lost(self) -> bool:
@@ -85,6 +101,11 @@ class Report:
             self.items_written == self.items_expected
             and self.assistant_messages_written == self.assistant_messages_expected
         )
+
+    @property
+    def ok(self) -> bool:
+        """Nothing lost, no 5xx, and every hostile request answered as it must be."""
+        return self.nothing_lost and not self.responses_5xx and not self.hostile_unexpected
 
 
 # --- infrastructure -----------------------------------------------------------------------------
@@ -180,12 +201,20 @@ async def events_of(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
 
 
 async def one_turn(
-    http: httpx.AsyncClient, url: str, token: str, thread_id: str | None, tally: Tally
-) -> str | None:
-    """One message and its answer; returns the thread id."""
+    http: httpx.AsyncClient,
+    url: str,
+    token: str,
+    thread_id: str | None,
+    tally: Tally,
+    attachments: list[str] | None = None,
+    hostile: bool = False,
+) -> tuple[str | None, int]:
+    """One message and its answer; returns the thread id and the HTTP status (0: no answer).
+
+    A hostile turn's refusal is not counted among the errors (its sender records it)."""
     content = {
         "content": [{"type": "input_text", "text": f"soak turn {tally.turns_started}"}],
-        "attachments": [],
+        "attachments": attachments or [],
         "inference_options": {},
     }
     if thread_id is None:
@@ -198,8 +227,10 @@ async def one_turn(
     try:
         async with http.stream("POST", url, json=body, headers=headers) as response:
             if response.status_code != 200:
-                tally.errors[f"HTTP {response.status_code}"] += 1
-                return thread_id
+                if not hostile:
+                    tally.errors[f"HTTP {response.status_code}"] += 1
+                    tally.statuses_5xx += response.status_code >= 500
+                return thread_id, response.status_code
             done, error = False, None
             async for event in events_of(response):
                 if event["type"] == "thread.created":
@@ -210,7 +241,7 @@ async def one_turn(
                     error = event.get("message") or event.get("code") or "error"
     except httpx.HTTPError as exc:
         tally.errors[f"client {type(exc).__name__}"] += 1
-        return thread_id
+        return thread_id, 0
     tally.user_messages_accepted += 1
     if error is not None:
         tally.errors[f"error event: {error}"] += 1
@@ -218,15 +249,148 @@ async def one_turn(
         tally.turns_completed += 1
     else:
         tally.errors["stream ended without an answer"] += 1
-    return thread_id
+    return thread_id, 200
+
+
+# --- hostile requests ---------------------------------------------------------------------------
+
+UPLOAD_LIMIT = 1024 * 1024
+"""MAX_ATTACHMENT_BYTES of the soak's app (small, so oversized uploads stay cheap to send)."""
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(64 * 1024)
+EXPECTED: dict[str, set[int]] = {
+    "repeated attachment": {200},
+    "too many attachments": {400},
+    "huge title": {400},
+    "long message": {400},
+    "feedback flood": {400},
+    "garbage upload": {400},
+    "oversized upload": {413, 0},
+    "stream burst": {200, 429},
+}
+"""What each hostile request must get. The repeated attachment collapses into one: a turn.
+0 for an oversized upload: the server refused it and closed the connection while the client
+was still sending (httpx then sees the connection go, not the 413)."""
+
+
+@dataclass
+class Hostile:
+    """One conversation's hostile side: its base URL, token and (once made) attachment."""
+
+    http: httpx.AsyncClient
+    base: str
+    token: str
+    tally: Tally
+    attachment: str | None = None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def record(self, kind: str, status: int) -> None:
+        self.tally.hostile[f"{kind} -> {status}"] += 1
+        self.tally.statuses_5xx += status >= 500
+        if status not in EXPECTED[kind]:
+            self.tally.hostile_unexpected[f"{kind} -> {status}"] += 1
+
+    async def chatkit(self, kind: str, type_: str, params: dict[str, Any]) -> None:
+        body = {"type": type_, "params": params}
+        async with self.http.stream(
+            "POST", self.base + "/chatkit", json=body, headers=self.headers
+        ) as response:
+            await response.aread()
+        self.record(kind, response.status_code)
+
+    async def upload(
+        self, kind: str, headers: dict[str, str] | None = None, **request: Any
+    ) -> httpx.Response:
+        headers = {**self.headers, **(headers or {})}
+        response = await self.http.post(self.base + "/attachments", headers=headers, **request)
+        if kind:
+            self.record(kind, response.status_code)
+        return response
+
+    async def run(self, kind: str, thread_id: str | None) -> str | None:
+        """Send one hostile request of `kind`; returns the conversation's thread id."""
+        thread = thread_id or "thr_none"
+        text: dict[str, Any] = {"type": "input_text", "text": "x"}
+        if kind == "repeated attachment":
+            if self.attachment is None:
+                made = await self.upload("", files={"file": ("dot.png", PNG, "image/png")})
+                if made.status_code != 200:
+                    self.record(kind, made.status_code)
+                    return thread_id
+                self.attachment = str(made.json()["id"])
+            thread_id, status = await one_turn(
+                self.http,
+                self.base + "/chatkit",
+                self.token,
+                thread_id,
+                self.tally,
+                [self.attachment] * 20,
+                hostile=True,
+            )
+            self.record(kind, status)
+        elif kind == "too many attachments":
+            ids = [f"atc_fake{n}" for n in range(10)] + ["atc_real"] * 20
+            message = {"content": [text], "attachments": ids, "inference_options": {}}
+            await self.chatkit(kind, "threads.create", {"input": message})
+        elif kind == "huge title":
+            params = {"thread_id": thread, "title": "t" * 1_000_000}
+            await self.chatkit(kind, "threads.update", params)
+        elif kind == "long message":
+            long = {**text, "text": "y" * 20_001}
+            message = {"content": [long], "attachments": [], "inference_options": {}}
+            await self.chatkit(kind, "threads.create", {"input": message})
+        elif kind == "feedback flood":
+            flood = {"thread_id": thread, "item_ids": ["msg_x"] * 20_000, "kind": "positive"}
+            await self.chatkit(kind, "items.feedback", flood)
+        elif kind == "garbage upload":
+            junk = random.randbytes(64 * 1024)
+            content_type = {"Content-Type": "multipart/form-data; boundary=soak"}
+            await self.upload(kind, content=junk, headers=content_type)
+        elif kind == "oversized upload":
+
+            async def chunks() -> AsyncIterator[bytes]:  # chunked: no Content-Length
+                yield b'--soak\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n'
+                yield b"Content-Type: application/octet-stream\r\n\r\n"
+                for _ in range(2 * UPLOAD_LIMIT // 65536 + 1):
+                    yield bytes(65536)
+                yield b"\r\n--soak--\r\n"
+
+            content_type = {"Content-Type": "multipart/form-data; boundary=soak"}
+            try:
+                await self.upload(kind, content=chunks(), headers=content_type)
+            except httpx.TransportError:
+                self.record(kind, 0)
+        elif kind == "stream burst":
+            url = self.base + "/chatkit"
+            burst = [
+                one_turn(self.http, url, self.token, None, self.tally, hostile=True)
+                for _ in range(6)
+            ]
+            for _thread, status in await asyncio.gather(*burst):
+                self.record(kind, status)
+        return thread_id
 
 
 async def conversation(
-    http: httpx.AsyncClient, url: str, token: str, deadline: float, tally: Tally
+    http: httpx.AsyncClient,
+    url: str,
+    token: str,
+    deadline: float,
+    tally: Tally,
+    hostile_rate: float = 0.0,
+    seed: int = 0,
 ) -> None:
+    rng = random.Random(seed)
+    hostile = Hostile(http, url.removesuffix("/chatkit"), token, tally)
+    kinds = list(EXPECTED)
     thread_id: str | None = None
     while time.monotonic() < deadline:
-        thread_id = await one_turn(http, url, token, thread_id, tally)
+        if hostile_rate and rng.random() < hostile_rate:
+            thread_id = await hostile.run(rng.choice(kinds), thread_id)
+        else:
+            thread_id, _status = await one_turn(http, url, token, thread_id, tally)
 
 
 async def sample_rss(proc: subprocess.Popen[bytes], peak: list[float], stop: asyncio.Event) -> None:
@@ -249,6 +413,10 @@ async def soak(args: argparse.Namespace, database_url: str) -> Report:
         "OPENAI_BASE_URL": fake.base_url,
         "OPENAI_MAX_RETRIES": "0",
         "LOG_LEVEL": "WARNING",
+        # The soak's users send turn after turn without pause, far more than people type:
+        # keep the per-user check (and its cost) in, with a rate no conversation reaches.
+        "RATE_LIMIT_MESSAGES_PER_MINUTE": "1000000",
+        "MAX_ATTACHMENT_BYTES": str(UPLOAD_LIMIT),
     }
     base = f"http://127.0.0.1:{port}"
     try:
@@ -270,7 +438,10 @@ async def soak(args: argparse.Namespace, database_url: str) -> Report:
                     for n in range(args.conversations)
                 ]
                 await asyncio.gather(
-                    *(conversation(http, base + "/chatkit", t, deadline, tally) for t in tokens)
+                    *(
+                        conversation(http, base + "/chatkit", t, deadline, tally, args.hostile, n)
+                        for n, t in enumerate(tokens)
+                    )
                 )
                 elapsed = time.monotonic() - started
                 stop.set()
@@ -298,6 +469,10 @@ async def soak(args: argparse.Namespace, database_url: str) -> Report:
         db_connections_start=conns_start,
         db_connections_end=conns_end,
         model_streams_failed=streamed // fault_every if fault_every else 0,
+        hostile_rate=args.hostile,
+        hostile_requests=dict(sorted(tally.hostile.items())),
+        hostile_unexpected=dict(sorted(tally.hostile_unexpected.items())),
+        responses_5xx=tally.statuses_5xx,
     )
 
 
@@ -315,6 +490,10 @@ def print_table(report: Report) -> None:
             f"{report.assistant_messages_written} / {report.assistant_messages_expected}",
         ),
         ("nothing lost", "yes" if report.nothing_lost else "NO"),
+        ("responses with status 5xx", report.responses_5xx),
+        ("hostile rate", report.hostile_rate),
+        *((f"hostile: {kind}", count) for kind, count in report.hostile_requests.items()),
+        *((f"UNEXPECTED: {kind}", count) for kind, count in report.hostile_unexpected.items()),
         (
             "app RSS MB start / end (peak)",
             f"{report.rss_mb_start} / {report.rss_mb_end} ({report.rss_mb_peak})",
@@ -334,16 +513,20 @@ def main() -> int:
     parser.add_argument("--conversations", type=int, default=128)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--fault-rate", type=float, default=0.05, help="share of failing answers")
+    parser.add_argument(
+        "--hostile", type=float, default=0.0, help="share of hostile requests (e.g. 0.05)"
+    )
     parser.add_argument("--database-url", default=None, help="default: a temporary embedded one")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args()
     with database(args.database_url) as url:
         report = asyncio.run(soak(args, url))
     if args.json:
-        print(json.dumps({**asdict(report), "nothing_lost": report.nothing_lost}, indent=2))
+        summary = {**asdict(report), "nothing_lost": report.nothing_lost, "ok": report.ok}
+        print(json.dumps(summary, indent=2))
     else:
         print_table(report)
-    return 0 if report.nothing_lost else 1
+    return 0 if report.ok else 1
 
 
 if __name__ == "__main__":

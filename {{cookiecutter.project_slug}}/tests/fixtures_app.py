@@ -24,7 +24,7 @@ from {{ cookiecutter.project_slug }}.settings import Settings
 
 from .fake_openai import FakeModel, FakeOpenAI
 
-TEST_AUTH_SECRET = "test-secret-" + "x" * 40
+TEST_AUTH_SECRET = "test-secret-QkvtXKHmEknJ0ZdsjM60LGIkuSDNkaNYrDKZlEw2"
 
 
 async def wait_until(predicate: Callable[[], Any], seconds: float = 5.0) -> Any:

@@ -1,5 +1,6 @@
 """The development chat page: served only in development, its token endpoint only to loopback,
-and in a real headless Chromium it explains what is missing instead of staying blank.
+and in a real headless Chromium it explains what is missing instead of staying blank. Its
+Content-Security-Policy lets its own script and ChatKit's run, and no site frame it.
 
 Chromium runs with every host name except 127.0.0.1 unresolvable (so no test depends on the
 internet, and the CDN is reliably "unreachable"), driven over the Chrome DevTools Protocol.
@@ -9,12 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 import os
 import shutil
 import subprocess
+import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +32,7 @@ from {{ cookiecutter.project_slug }}.context import verify_token
 from {{ cookiecutter.project_slug }}.page import CHATKIT_SCRIPT_URL, DEV_USER, install_chat_page
 
 from .fake_openai import FakeModel, last_user_text
-from .fixtures_app import AppServer, app_settings
+from .fixtures_app import AppServer, app_settings, wait_until
 from .test_terminal_chat import require_tool
 
 # --- HTTP: what is served where ------------------------------------------------------------
@@ -54,7 +59,11 @@ async def test_page_is_served_in_development(page_server: AppServer) -> None:
 
 
 @pytest.mark.parametrize(
-    "overrides", [{"environment": "production", "chat_page": True}, {"chat_page": False}]
+    "overrides",
+    [
+        {"environment": "production", "chat_page": True, "public_url": "https://chat.example.com"},
+        {"chat_page": False},
+    ],
 )
 async def test_no_page_and_no_token_when_disabled(
     app_factory: Callable[..., AppServer], overrides: dict[str, Any]
@@ -99,7 +108,12 @@ async def test_dev_token_refused_off_loopback(
 
 
 async def test_dev_token_refused_in_production_even_if_installed(database_url: str) -> None:
-    settings = app_settings(database_url, "http://127.0.0.1:9/v1", environment="production")
+    settings = app_settings(
+        database_url,
+        "http://127.0.0.1:9/v1",
+        environment="production",
+        public_url="https://chat.example.com",
+    )
     app = FastAPI()
     install_chat_page(app, settings)
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
@@ -107,6 +121,44 @@ async def test_dev_token_refused_in_production_even_if_installed(database_url: s
         response = await http.post("/dev/token")
     assert response.status_code == 403
     assert "ENVIRONMENT=development" in response.json()["error"]["message"]
+
+
+def csp_directives(header: str) -> dict[str, list[str]]:
+    """A Content-Security-Policy header as {directive: [sources]}."""
+    pairs = (part.split() for part in header.split(";") if part.strip())
+    return {name: sources for name, *sources in pairs}
+
+
+async def test_page_has_a_content_security_policy(page_server: AppServer) -> None:
+    """No site may frame the page; scripts run only from the app (its inline script, by hash)
+    and the ChatKit CDN; ChatKit's frame comes from OpenAI; no plugins, no <base> tricks."""
+    async with httpx.AsyncClient() as http:
+        response = await http.get(page_server.url + "/")
+    csp = csp_directives(response.headers["content-security-policy"])
+    assert csp["frame-ancestors"] == ["'none'"]
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    cdn = "https://cdn.platform.openai.com"
+    assert CHATKIT_SCRIPT_URL.startswith(cdn + "/")
+    inline = response.text.split("<script>")[1].split("</script>")[0]
+    digest = base64.b64encode(hashlib.sha256(inline.encode()).digest()).decode()
+    assert sorted(csp["script-src"]) == sorted(["'self'", f"'sha256-{digest}'", cdn])
+    assert cdn in csp["frame-src"] and "'self'" in csp["connect-src"]
+    assert csp["object-src"] == ["'none'"] and csp["base-uri"] == ["'none'"]
+    assert csp["default-src"] == ["'self'"]
+    assert not any("unsafe" in source for source in csp["script-src"])
+
+
+async def test_page_policy_lets_attachment_links_reach_public_url(
+    app_factory: Callable[..., AppServer],
+) -> None:
+    """With PUBLIC_URL on another origin, uploads and previews may still reach it."""
+    server = app_factory(chat_page=True, public_url="http://files.example:8000/chat")
+    async with httpx.AsyncClient() as http:
+        response = await http.get(server.url + "/")
+    csp = csp_directives(response.headers["content-security-policy"])
+    assert "http://files.example:8000" in csp["connect-src"]
+    assert "http://files.example:8000" in csp["img-src"]
 
 
 # --- In a real browser ---------------------------------------------------------------------
@@ -386,3 +438,56 @@ async def test_page_wires_the_component_to_chatkit_with_a_bearer_token(
         thread = await client.request("threads.get_by_id", {"thread_id": threads[0]["id"]})
     texts = [part["text"] for item in thread["items"]["data"] for part in item["content"]]
     assert texts == ["hello from the page", "page said: hello from the page"]
+
+
+@contextmanager
+def framing_site(target: str) -> Iterator[str]:
+    """Another site (another port on 127.0.0.1) whose page puts `target` in an iframe."""
+    html = f'<!doctype html><iframe id="chat" src="{target}"></iframe>'.encode()
+
+    class Framer(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(html)))
+            self.end_headers()
+            self.wfile.write(html)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Framer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_page_cannot_be_framed_by_another_site(
+    browser: DevTools, page_server: AppServer
+) -> None:
+    """A page of another site that puts the chat page in an iframe gets nothing: Chromium
+    shows its error page in the frame (frame-ancestors 'none'), so no click can be tricked
+    out of the chat."""
+
+    def framed() -> dict[str, Any] | None:
+        """The iframe once it has navigated: the chat page, or Chromium's error page."""
+        return next(
+            (
+                event["params"]["frame"]
+                for event in browser.events
+                if event.get("method") == "Page.frameNavigated"
+                and event["params"]["frame"].get("parentId")
+            ),
+            None,
+        )
+
+    with framing_site(page_server.url + "/") as framer:
+        await browser.open(framer)
+        frame = await wait_until(framed, 10)
+    assert frame is not None, "the iframe never navigated"
+    assert frame["url"] == "chrome-error://chromewebdata/", frame
+    assert frame.get("unreachableUrl") == page_server.url + "/"

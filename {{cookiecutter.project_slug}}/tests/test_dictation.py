@@ -259,8 +259,9 @@ async def test_no_api_key_is_503(
     fake_model: FakeModel,
     key: str | None,
 ) -> None:
-    """Without OPENAI_API_KEY the app runs and dictation says why it cannot work."""
-    server = app_factory(openai_api_key=key)
+    """Without OPENAI_API_KEY (and OPENAI_BASE_URL: OpenAI's API) the app runs and dictation
+    says why it cannot work."""
+    server = app_factory(openai_api_key=key, openai_base_url=None)
     client = client_for(server=server)
     response = await transcribe(client, audio(1000))
     assert response.status_code == 503, response.text

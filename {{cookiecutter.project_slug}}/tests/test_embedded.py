@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -16,8 +13,10 @@ import httpx
 from {{ cookiecutter.project_slug }}.embedded import resolve_database_url
 from {{ cookiecutter.project_slug }}.settings import Settings
 
+from .processes import ServerProcess
+
 PACKAGE = "{{ cookiecutter.project_slug }}"
-AUTH_SECRET = "embedded-tests-" + "e" * 40
+AUTH_SECRET = "embedded-tests-CsW57nh9NbatKm-qm-u1JxjHrbwK3YefPSG5xM4h"
 
 
 def test_a_real_url_is_used_as_it_is() -> None:
@@ -85,39 +84,19 @@ def dead_pid() -> int:
 
 def test_serve_stops_the_embedded_server_when_it_is_stopped(tmp_path: Path) -> None:
     data_dir = tmp_path / ".postgres"
-    assert run_db(data_dir, "upgrade").returncode == 0
+    upgrade = run_db(data_dir, "upgrade")
+    assert upgrade.returncode == 0, upgrade.stdout + upgrade.stderr
     env = {k: v for k, v in os.environ.items() if k not in ("XDG_RUNTIME_DIR", "TEST_DATABASE_URL")}
-    env.update(DATABASE_URL="embedded", EMBEDDED_DATA_DIR=str(data_dir), AUTH_SECRET=AUTH_SECRET)
-    port = free_port()
-    app = subprocess.Popen(
-        [sys.executable, "-m", PACKAGE, "serve", "--port", str(port)],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    env.update(DATABASE_URL="embedded", EMBEDDED_DATA_DIR=str(data_dir), AUTH_SECRET=AUTH_SECRET,
+               LOG_LEVEL="INFO")  # fmt: skip
+    app = ServerProcess([sys.executable, "-m", PACKAGE, "serve", "--port", "0"], env=env,
+                        cwd=tmp_path)  # fmt: skip
     try:
-        assert wait_for_health(port), "the app answers /health"
-        assert server_running(data_dir)
+        app.wait_started(60)
+        assert httpx.get(app.url + "/health", timeout=10).status_code == 200, app.describe()
+        assert server_running(data_dir), app.describe()
     finally:
-        app.send_signal(signal.SIGTERM)  # uvicorn re-raises it: exit handlers do not run
-        app.wait(timeout=30)
-    assert not server_running(data_dir), "the app released the development server"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_for_health(port: int, seconds: float = 30) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                return True
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    return False
+        app.stop(30)  # SIGTERM: uvicorn re-raises it, so exit handlers do not run
+    assert not server_running(data_dir), "the app released the development server" + (
+        app.describe()
+    )

@@ -10,8 +10,6 @@ import itertools
 import json
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,6 +29,7 @@ from {{ cookiecutter.project_slug }}.embedded import start_embedded, stop_embedd
 
 from .fake_openai import FakeModel, FakeOpenAI, Fault
 from .fixtures_app import TEST_AUTH_SECRET, AppServer, app_settings, wait_until
+from .processes import ServerProcess
 
 PACKAGE = "{{ cookiecutter.project_slug }}"
 JSON = dict[str, Any]
@@ -278,12 +277,6 @@ async def test_disconnected_streams_leak_no_connections_or_tasks(
 # --- (d) two instances start at once on an empty database ---------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def instance_env(database_url: str, fake_openai: FakeOpenAI) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "DATABASE_"))}
     env.update(
@@ -293,7 +286,7 @@ def instance_env(database_url: str, fake_openai: FakeOpenAI) -> dict[str, str]:
         OPENAI_BASE_URL=fake_openai.base_url,
         OPENAI_MODEL="test-model",
         OPENAI_MAX_RETRIES="0",
-        LOG_LEVEL="WARNING",
+        LOG_LEVEL="INFO",  # uvicorn's startup line gives the port the OS picked
     )
     return env
 
@@ -301,10 +294,17 @@ def instance_env(database_url: str, fake_openai: FakeOpenAI) -> dict[str, str]:
 async def test_two_instances_start_at_once_on_an_empty_database(
     fresh_schema_url: str, fake_openai: FakeOpenAI, fake_model: FakeModel, tmp_path: Path
 ) -> None:
-    """The deployment recipe `db upgrade && serve`, twice at once: one migrates, both serve."""
-    ports = [free_port(), free_port()]
-    procs = [start_instance(port, fresh_schema_url, fake_openai, tmp_path) for port in ports]
+    """The deployment recipe `db upgrade && serve`, twice at once: one migrates, both serve.
+
+    Each listens on `--port 0` (a port chosen beforehand could be taken by then, and `serve`
+    exits 3), and every assertion shows both instances' output."""
+    instances = [start_instance(fresh_schema_url, fake_openai, tmp_path) for _ in range(2)]
+
+    def outputs() -> str:
+        return "".join(instance.describe() for instance in instances)
+
     try:
+        ports = [await instance.started(60) for instance in instances]
         async with httpx.AsyncClient() as http:
 
             async def both_healthy() -> bool:
@@ -314,51 +314,33 @@ async def test_two_instances_start_at_once_on_an_empty_database(
                     return False
                 return all(a.status_code == 200 for a in answers)
 
-            assert await wait_until(both_healthy, 30), [p.poll() for p in procs]
+            assert await wait_until(both_healthy, 30), outputs()
         token = create_token_for("two-instances")
         for port in ports:
             async with ChatKitClient(f"http://127.0.0.1:{port}", token) as client:
-                assert not error_events(await client.send(f"hello {port}"))
+                assert not error_events(await client.send(f"hello {port}")), outputs()
     finally:
-        outputs = [stop_process(proc) for proc in procs]
+        for instance in instances:
+            instance.stop()
 
-    applied = [line for out in outputs for line in out.splitlines() if line.startswith("applied")]
-    assert sorted(applied) == sorted(f"applied {m.name}" for m in load_migrations()), outputs
+    applied = [line.strip() for instance in instances for line in instance.stdout_lines
+               if line.startswith("applied")]  # fmt: skip
+    assert sorted(applied) == sorted(f"applied {m.name}" for m in load_migrations()), outputs()
     async with await psycopg.AsyncConnection.connect(fresh_schema_url) as conn:
         cursor = await conn.execute("SELECT version, count(*) FROM schema_migrations GROUP BY 1")
         rows = dict(await cursor.fetchall())
-    assert rows == {m.version: 1 for m in load_migrations()}
+    assert rows == {m.version: 1 for m in load_migrations()}, outputs()
 
 
-def start_instance(
-    port: int, database_url: str, fake_openai: FakeOpenAI, cwd: Path
-) -> subprocess.Popen[str]:
+def start_instance(database_url: str, fake_openai: FakeOpenAI, cwd: Path) -> ServerProcess:
     """`db upgrade && serve`, the way a container entrypoint starts the app."""
     python = sys.executable
-    script = (
-        f'"{python}" -m {PACKAGE} db upgrade && exec "{python}" -m {PACKAGE} serve --port {port}'
-    )
-    return subprocess.Popen(
-        ["/bin/sh", "-c", script],
-        env=instance_env(database_url, fake_openai),
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    script = f'"{python}" -m {PACKAGE} db upgrade && exec "{python}" -m {PACKAGE} serve --port 0'
+    return ServerProcess(
+        ["/bin/sh", "-c", script], env=instance_env(database_url, fake_openai), cwd=cwd
     )
 
 
 def create_token_for(user_id: str) -> str:
     claims = {"sub": user_id, "exp": int(time.time()) + 600}
     return jwt.encode(claims, TEST_AUTH_SECRET, algorithm="HS256")
-
-
-def stop_process(proc: subprocess.Popen[str]) -> str:
-    """Stop an instance (SIGTERM, as a deployment would) and return its stdout."""
-    proc.terminate()
-    try:
-        out, _ = proc.communicate(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, _ = proc.communicate()
-    return out

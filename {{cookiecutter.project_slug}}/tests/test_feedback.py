@@ -33,7 +33,7 @@ from {{ cookiecutter.project_slug }}.store import PostgresStore
 from .fixtures_db import make_context
 
 PACKAGE = "{{ cookiecutter.project_slug }}"
-AUTH_SECRET = "feedback-tests-" + "s" * 40
+AUTH_SECRET = "feedback-tests-TMwhWfQN0qe7XGakPPh6WaaDMCVgltwi4_D-d8GG"
 EXPORT_KEYS = {"thread_id", "item_id", "user_id", "kind", "created_at", "updated_at"}
 
 Row = tuple[Any, ...]

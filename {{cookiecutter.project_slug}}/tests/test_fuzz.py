@@ -7,12 +7,19 @@ comes in, the answer is below 500, errors are JSON, streams are well-formed SSE,
 each fuzzing run (in the same test, so any order or selection of tests checks it) the server
 is healthy and the other user's data untouched. Message text of every kind (SQL, HTML,
 control characters, emoji, right-to-left) is stored and returned verbatim; U+0000, which
-PostgreSQL cannot store, is refused with a clear 400 and nothing is written.
+PostgreSQL cannot store, is refused with a clear 400 and nothing is written, however deep in
+the JSON it sits.
+
+Beside /chatkit, hypothesis fuzzes file uploads (multipart bodies with random field and file
+names, content types, sizes, NULs and broken boundaries, direct and two-phase) and the claims
+of validly signed tokens (`sub`, `exp`, `iat`, `nbf`, `name`, `email` and extra claims of any
+type): every answer is 2xx or 4xx, and the server stays healthy.
 """
 
 from __future__ import annotations
 
 import json
+import time
 import typing
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,14 +27,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 from chatkit.types import ChatKitReq
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from {{ cookiecutter.project_slug }}.client import user_input
 
-from .fixtures_app import AppServer
+from .fixtures_app import TEST_AUTH_SECRET, AppServer
 
 JSON = dict[str, Any]
 
@@ -123,7 +131,8 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(app_factory: Callable[..., AppServer]) -> Iterator[World]:
-    app = app_factory()
+    # One user sends hundreds of messages a minute here: no rate limit (the others stay on).
+    app = app_factory(rate_limit_messages_per_minute=0)
     with httpx.Client(timeout=60) as http:
 
         def login(name: str) -> User:
@@ -260,18 +269,24 @@ def chatkit_requests(world: World) -> st.SearchStrategy[JSON]:
     return st.one_of(choices)
 
 
-def deep_json(depth: int, kind: str) -> bytes:
-    """A request whose params nest `depth` levels deep."""
+def deep_json(depth: int, kind: str, leaf: bytes | None = None) -> bytes:
+    """A request whose params nest `depth` levels deep (around `leaf`, if given)."""
     if kind == "list":
-        inner = b"[" * depth + b"]" * depth
+        inner = b"[" * depth + (leaf or b"") + b"]" * depth
     else:
-        inner = b'{"a":' * depth + b"1" + b"}" * depth
+        inner = b'{"a":' * depth + (leaf or b"1") + b"}" * depth
     return b'{"type": "threads.list", "params": {"after": ' + inner + b"}}"
+
+
+ESCAPED_NUL = b'"\\u0000"'
 
 
 raw_bodies = st.one_of(
     st.binary(max_size=300),
     st.builds(deep_json, st.integers(1, 200_000), st.sampled_from(["list", "dict"])),
+    st.builds(
+        deep_json, st.integers(1, 200_000), st.sampled_from(["list", "dict"]), st.just(ESCAPED_NUL)
+    ),
     st.builds(
         lambda junk, field: (
             b'{"type": "threads.create", "params": {"input": {"content": [{"type": '
@@ -337,7 +352,7 @@ VERBATIM = {
     " \U0001d518\U0001d52b \U0010fffd",
     "rtl": "שלום עולם — مرحبا بالعالم \u202eevil\u202c \u200f",
     "escapes": 'backslash \\ \\n \\u0000 literal, quote " and {"json": [1, "two"]}',
-    "long": "long " * 20_000,
+    "long": "long " * 4_000,  # MAX_MESSAGE_CHARS (20,000)
 }
 
 
@@ -346,9 +361,9 @@ def test_message_text_is_stored_verbatim(world: World, text: str) -> None:
     thread_id = world.me.new_thread(text)
     (stored,) = [i for i in world.me.items(thread_id) if i["type"] == "user_message"]
     assert stored["content"] == [{"type": "input_text", "text": text}]
-    world.me.call("threads.update", {"thread_id": thread_id, "title": text[:500]})
+    world.me.call("threads.update", {"thread_id": thread_id, "title": text[:200]})
     thread = world.me.call("threads.get_by_id", {"thread_id": thread_id})
-    assert thread["title"] == text[:500]
+    assert thread["title"] == text[:200]
 
 
 def test_any_text_round_trips(world: World) -> None:
@@ -412,3 +427,170 @@ def test_extreme_page_limits_give_consistent_pages(world: World, type_: str, lim
     if response.status_code == 200:
         page = response.json()
         assert not page["has_more"] or page["after"], page
+
+
+@pytest.mark.parametrize("depth", [500, 2_000, 100_000])
+@pytest.mark.parametrize("kind", ["list", "dict"])
+def test_deep_nesting_around_a_nul_is_a_400(world: World, kind: str, depth: int) -> None:
+    """An escaped NUL at the bottom of deeply nested JSON: a 400, not a RecursionError."""
+    response = world.me.post(deep_json(depth, kind, ESCAPED_NUL))
+    assert response.status_code == 400, response.text[:500]
+    assert response.json()["error"]["code"] == "invalid_request"
+
+
+# --- uploads ----------------------------------------------------------------------------------
+
+REAL_TYPES = ["image/png", "image/jpeg", "text/plain", "application/pdf", "image/svg+xml"]
+header_text = st.text(
+    alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=1, max_size=60
+)
+boundaries = st.text(
+    alphabet=st.characters(codec="ascii", categories=["L", "N"]), min_size=1, max_size=70
+)
+file_contents = st.binary(max_size=2_000) | st.builds(
+    lambda byte, size: byte * size, st.binary(min_size=1, max_size=1), st.integers(0, 300_000)
+)
+
+
+def raw(text: str) -> bytes:
+    """Text as bytes, lone surrogates and all (as a hostile client would send them)."""
+    return text.encode("utf-8", "surrogatepass")
+
+
+@st.composite
+def multipart_bodies(draw: st.DrawFn) -> tuple[str, bytes, bytes | None]:
+    """(Content-Type header, body, the file's bytes when the body is a well-formed upload)."""
+    boundary = draw(boundaries)
+    field = draw(mostly(st.just("file"), tricky_text))
+    filename = draw(mostly(plain_text, tricky_text | huge_text | st.none()))
+    part_type = draw(mostly(st.sampled_from(REAL_TYPES), tricky_text | st.none()))
+    content = draw(file_contents)
+    disposition = b'form-data; name="' + raw(field) + b'"'
+    if filename is not None:
+        disposition += b'; filename="' + raw(filename) + b'"'
+    part = b"Content-Disposition: " + disposition + b"\r\n"
+    if part_type is not None:
+        part += b"Content-Type: " + raw(part_type) + b"\r\n"
+    body = b"--" + boundary.encode() + b"\r\n" + part + b"\r\n" + content + b"\r\n"
+    for _ in range(draw(st.integers(0, 5).map(lambda n: max(n - 3, 0)))):  # now and then
+        body += b"--" + boundary.encode() + b'\r\nContent-Disposition: form-data; name="x"\r\n\r\n'
+        body += draw(st.binary(max_size=50)) + b"\r\n"
+    body += b"--" + boundary.encode() + b"--\r\n"
+    header_boundary = draw(mostly(st.just(boundary), boundaries | st.just("")))
+    content_type = draw(
+        mostly(st.just(f"multipart/form-data; boundary={header_boundary}"), header_text)
+    )
+    cut = draw(mostly(st.just(len(body)), st.integers(0, len(body))))
+    well_formed = (
+        field == "file"
+        and header_boundary == boundary
+        and content_type == f"multipart/form-data; boundary={boundary}"
+        and cut == len(body)
+        and boundary.encode() not in content
+    )
+    return content_type, body[:cut], content if well_formed else None
+
+
+def check_upload(world: World, response: httpx.Response, content: bytes | None) -> None:
+    """Below 500 and JSON-shaped; a stored upload reads back as exactly the bytes sent."""
+    check_answer(response)
+    if response.status_code != 200 or content is None:
+        return
+    attachment_id = response.json()["id"]
+    stored = world.me.http.get(
+        f"{world.app.url}/attachments/{attachment_id}/content", headers=world.me.headers
+    )
+    assert stored.status_code == 200, stored.text[:300]
+    assert stored.content == content
+
+
+def test_fuzzed_uploads(world: World) -> None:
+    """Random multipart bodies, posted directly (`POST /attachments`) and to a two-phase
+    upload link: no 5xx, stored files read back as sent; afterwards healthy and untouched."""
+
+    @settings(FUZZ, max_examples=120)
+    @given(
+        upload=multipart_bodies(),
+        two_phase=st.booleans(),
+        name=mostly(plain_text.filter(bool), tricky_text),
+        mime_type=mostly(st.sampled_from(REAL_TYPES), tricky_text),
+    )
+    def fuzz(
+        upload: tuple[str, bytes, bytes | None], two_phase: bool, name: str, mime_type: str
+    ) -> None:
+        content_type, body, content = upload
+        url, headers = world.app.url + "/attachments", {**world.me.headers}
+        if two_phase:
+            params = {"name": name, "size": len(body), "mime_type": mime_type}
+            created = world.me.post({"type": "attachments.create", "params": params})
+            event(f"attachments.create -> HTTP {created.status_code}")
+            check_answer(created)
+            if created.status_code != 200:
+                return
+            url, headers = created.json()["upload_descriptor"]["url"], {}
+        headers["content-type"] = content_type
+        response = world.me.http.post(url, content=body, headers=headers)
+        event(f"{'two-phase' if two_phase else 'direct'} upload -> HTTP {response.status_code}")
+        check_upload(world, response, content)
+
+    fuzz()
+    assert_healthy_and_untouched(world)
+
+
+# --- token claims -----------------------------------------------------------------------------
+
+long_text = st.integers(min_value=250, max_value=5_000).map(lambda n: "z" * n)
+nasty_ids = st.sampled_from(["\x00", "u\x00", "\ud800", "u\t", "\n", "\x7f", "\x85", " ", ""])
+claim_values = json_values | long_text | st.floats() | st.integers(-(2**70), 2**70)
+
+
+@st.composite
+def token_claims(draw: st.DrawFn, now: int, user_id: str) -> dict[str, Any]:
+    """Claims of a validly signed token: mostly plausible, every field sometimes anything."""
+    past = st.integers(now - 10**6, now - 1)
+    any_time = st.integers(-(2**40), 2**40) | claim_values
+    claims = draw(
+        st.fixed_dictionaries(
+            {
+                "sub": mostly(st.just(user_id), nasty_ids | tricky_text | claim_values),
+                "exp": mostly(st.integers(now + 60, now + 3600), any_time),
+            },
+            optional={
+                "iat": mostly(past, any_time),
+                "nbf": mostly(past, any_time),
+                "name": tricky_text | claim_values,
+                "email": tricky_text | claim_values,
+            },
+        )
+    )
+    claims.update(draw(st.dictionaries(tricky_text, claim_values, max_size=3)))
+    claims.pop(draw(mostly(st.just(""), st.sampled_from(["sub", "exp"]))), None)
+    return claims
+
+
+def test_fuzzed_token_claims(world: World) -> None:
+    """Tokens signed with the right key but holding any claims: 200 or 401, never 5xx; a
+    token that is let in names a user who can list their threads."""
+
+    now = int(time.time())
+
+    @settings(FUZZ, max_examples=150)
+    @given(claims=token_claims(now, f"claims-{uuid.uuid4().hex}"))
+    @example(claims={"sub": "u\x00", "exp": now + 60})  # PostgreSQL cannot store a NUL
+    @example(claims={"sub": "u\ud800", "exp": now + 60})  # nor UTF-8 encode a lone surrogate
+    @example(claims={"sub": "u1", "exp": now + 60, "iat": float("inf")})
+    def fuzz(claims: dict[str, Any]) -> None:
+        token = jwt.encode(claims, TEST_AUTH_SECRET, algorithm="HS256")
+        response = world.me.http.post(
+            world.app.url + "/chatkit",
+            json={"type": "threads.list", "params": {}},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        event(f"HTTP {response.status_code}")
+        check_answer(response)
+        assert response.status_code in (200, 401), response.text[:300]
+        if response.status_code == 401:
+            assert response.json()["error"]["code"] == "unauthorized"
+
+    fuzz()
+    assert_healthy_and_untouched(world)

@@ -21,7 +21,7 @@ from {{ cookiecutter.project_slug }}.db import (
 )
 
 PACKAGE = "{{ cookiecutter.project_slug }}"
-AUTH_SECRET = "migration-tests-" + "s" * 40
+AUTH_SECRET = "migration-tests-kn_Za-PWLdNq8TMFJ_WaTNO-kGNAkdxnmZGMYdSY"
 FIRST = "0001_initial.sql"
 
 

@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from {{ cookiecutter.project_slug }}.client import ChatKitClient, assistant_text, user_input
+from {{ cookiecutter.project_slug }}.model import NO_KEY, MissingApiKeyError, api_key_for
 
 from .fake_openai import FakeModel, Fault
-from .fixtures_app import AppServer, wait_until
+from .fixtures_app import AppServer, app_settings, wait_until
 
 FAILURES: list[tuple[str, Fault, str, bool]] = [
     ("401", Fault(status=401), "rejected the server's API key", False),
@@ -82,15 +83,51 @@ async def test_timeout_is_an_error_event(
 
 
 async def test_missing_api_key_is_an_error_event_not_a_crash(
-    app_factory: Callable[..., AppServer], client_for: Callable[..., ChatKitClient]
+    app_factory: Callable[..., AppServer],
+    client_for: Callable[..., ChatKitClient],
+    fake_model: FakeModel,
 ) -> None:
-    server = app_factory(openai_api_key=None)
+    """Without a key and without OPENAI_BASE_URL (OpenAI's API, which needs a key) a message
+    gets a readable error event; nothing is sent anywhere."""
+    server = app_factory(openai_api_key=None, openai_base_url=None)
     client = client_for(server=server)
     events = await client.send("hello")
     (error,) = error_events(events)
     assert "OPENAI_API_KEY" in error["message"] and error["allow_retry"] is False
     items = await items_of(client, thread_id_of(events))
     assert [i["type"] for i in items] == ["user_message"]
+    assert fake_model.requests == []
+
+
+@pytest.mark.parametrize("api", ["responses", "chat_completions"])
+async def test_a_local_server_needs_no_api_key(
+    app_factory: Callable[..., AppServer],
+    client_for: Callable[..., ChatKitClient],
+    fake_model: FakeModel,
+    api: str,
+) -> None:
+    """With OPENAI_BASE_URL (Ollama, vLLM, ...) a missing key blocks nothing: the model is
+    asked with a placeholder key and the answer is streamed and stored."""
+    client = client_for(server=app_factory(openai_api_key=None, openai_api=api))
+    events = await client.send("hello")
+    assert not error_events(events), error_events(events)
+    items = await items_of(client, thread_id_of(events))
+    assert [i["type"] for i in items] == ["user_message", "assistant_message"]
+    assert assistant_text(items[1]) == "tok0 tok1 tok2 tok3 tok4 "
+    assert fake_model.requests, "the local server was asked"
+
+
+def test_the_placeholder_key_is_only_for_a_server_of_your_own() -> None:
+    """No key: a placeholder for OPENAI_BASE_URL, MissingApiKeyError for OpenAI itself."""
+    for missing in (None, "", "  "):
+        local = app_settings("embedded", "http://127.0.0.1:11434/v1", openai_api_key=missing)
+        assert api_key_for(local) == NO_KEY
+    keyed = app_settings("embedded", "http://127.0.0.1:11434/v1", openai_api_key="sk-mine")
+    assert api_key_for(keyed) == "sk-mine"
+    for base_url in (None, "https://api.openai.com/v1"):
+        openai_itself = app_settings("embedded", "", openai_base_url=base_url, openai_api_key=None)
+        with pytest.raises(MissingApiKeyError):
+            api_key_for(openai_itself)
 
 
 async def test_client_disconnect_cancels_the_model_call(

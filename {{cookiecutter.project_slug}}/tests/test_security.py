@@ -3,14 +3,19 @@
 User B, with a perfectly valid token, names A's attachments, A's items inside B's own
 threads, and A's threads and items as pagination cursors: every time "not found", and A's
 data stays exactly as it was. Tokens that are almost right (a non-string subject, not yet
-valid, absurdly long) are refused cleanly.
+valid, absurdly long) are refused cleanly, and so are validly signed tokens whose `sub` could
+not be stored (NUL, control characters, lone surrogates, over 255 characters) or whose `exp`
+is further away than TOKEN_MAX_TTL_SECONDS. A client that hangs up in the middle of its
+request body is not an error.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -19,9 +24,10 @@ import pytest
 from chatkit.types import FileAttachment
 
 from {{ cookiecutter.project_slug }}.client import ChatKitClient, user_input
+from {{ cookiecutter.project_slug }}.context import verify_token
 from {{ cookiecutter.project_slug }}.store import PostgresStore
 
-from .fixtures_app import TEST_AUTH_SECRET, AppServer
+from .fixtures_app import TEST_AUTH_SECRET, AppServer, wait_until
 from .fixtures_db import make_context
 
 JSON = dict[str, Any]
@@ -151,7 +157,8 @@ async def test_look_alike_user_ids_are_different_users(
 ) -> None:
     alice = client_for(alice_id)
     thread_id = await new_thread(alice, "hello")
-    for look_alike in (alice_id.upper(), f" {alice_id}", f"{alice_id}\t", alice_id[:-1]):
+    # (A tab or another control character makes no look-alike: such a sub is refused, below.)
+    for look_alike in (alice_id.upper(), f" {alice_id}", f"{alice_id}\u200b", alice_id[:-1]):
         other = client_for(look_alike)
         assert_not_found(await post(other, "threads.get_by_id", {"thread_id": thread_id}))
         assert (await other.request("threads.list", {}))["data"] == []
@@ -173,6 +180,17 @@ def almost_valid_tokens() -> list[tuple[str, dict[str, str]]]:
         ("two tokens", {"Authorization": "Bearer a.b.c d.e.f"}),
         ("lower-case scheme, junk", {"Authorization": "bearer ~!@#$%^&*()"}),
         ("10 KB of junk", {"Authorization": "Bearer " + "A" * 10_000}),
+        ("sub holds a NUL", _bearer({"sub": "u1\x00", "exp": now + 60})),
+        ("sub holds a tab", _bearer({"sub": "u1\t", "exp": now + 60})),
+        ("sub holds a newline", _bearer({"sub": "u1\nadmin", "exp": now + 60})),
+        ("sub holds DEL", _bearer({"sub": "u1\x7f", "exp": now + 60})),
+        ("sub holds a C1 control", _bearer({"sub": "u1\x85", "exp": now + 60})),
+        ("sub is a lone surrogate", _bearer({"sub": "u1\ud800", "exp": now + 60})),
+        ("sub is blank", _bearer({"sub": " \u3000 ", "exp": now + 60})),
+        ("sub is 256 characters", _bearer({"sub": "u" * 256, "exp": now + 60})),
+        ("iat is infinite", _bearer({"sub": "u1", "exp": now + 60, "iat": float("inf")})),
+        ("exp is infinite", _bearer({"sub": "u1", "exp": float("inf")})),
+        ("exp a year away", _bearer({"sub": "u1", "exp": now + 365 * 24 * 3600})),
     ]
 
 
@@ -233,3 +251,102 @@ async def test_expired_token_is_refused_on_streaming_and_changing_requests(
             assert response.status_code == 401, (type_, response.text)
     items = await alice.request("items.list", {"thread_id": thread_id, "order": "asc"})
     assert [item["type"] for item in items["data"]] == ["user_message", "assistant_message"]
+
+
+async def test_a_255_character_sub_is_a_user(app_server: AppServer) -> None:
+    """The longest allowed user id works end to end (the limit is not off by one)."""
+    async with ChatKitClient(app_server.url, app_server.token("u" * 255)) as client:
+        page = await client.request("threads.list", {})
+    assert page["data"] == []
+
+
+@pytest.mark.parametrize("claim", ["name", "email"])
+async def test_unsafe_name_or_email_claims_are_dropped_not_fatal(
+    app_server: AppServer, claim: str
+) -> None:
+    """A NUL in an optional claim costs the claim (None), never the request (no 500)."""
+    now = int(time.time())
+    claims = {"sub": f"u-{uuid.uuid4().hex}", "exp": now + 60, claim: "x\x00y"}
+    token = jwt.encode(claims, TEST_AUTH_SECRET, algorithm="HS256")
+    user = verify_token(token, app_server.settings)
+    assert (user.id, getattr(user, claim)) == (claims["sub"], None)
+    async with ChatKitClient(app_server.url, token) as client:
+        events = await client.send("hello")
+    assert any(event["type"] == "thread.created" for event in events)
+
+
+async def test_token_lifetime_is_capped(app_server: AppServer) -> None:
+    """`exp` beyond TOKEN_MAX_TTL_SECONDS is a 401; the `token` command's default lifetime
+    (TOKEN_TTL_SECONDS) is within it."""
+    settings = app_server.settings
+    assert settings.token_max_ttl_seconds >= settings.token_ttl_seconds
+    too_long = app_server.token("u1", ttl_seconds=settings.token_max_ttl_seconds + 120)
+    default = app_server.token("u1")
+    body = {"type": "threads.list", "params": {}}
+    async with httpx.AsyncClient() as http:
+        refused, accepted = [
+            await http.post(
+                app_server.url + "/chatkit", json=body, headers={"Authorization": f"Bearer {t}"}
+            )
+            for t in (too_long, default)
+        ]
+    assert refused.status_code == 401, refused.text
+    assert "TOKEN_MAX_TTL_SECONDS" in refused.json()["error"]["message"]
+    assert accepted.status_code == 200, accepted.text
+
+
+class Collect(logging.Handler):
+    """Keeps every log record it sees."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def app_logs(app_server: AppServer) -> Iterator[Collect]:
+    """Every record logged during the test (after the app started), its info lines too."""
+    collect, root = Collect(), logging.getLogger()
+    package = logging.getLogger("{{ cookiecutter.project_slug }}")
+    level = package.level
+    package.setLevel(logging.INFO)
+    root.addHandler(collect)
+    yield collect
+    root.removeHandler(collect)
+    package.setLevel(level)
+
+
+@pytest.mark.parametrize("path", ["/chatkit", "/attachments"])
+async def test_client_hanging_up_mid_body_is_not_an_error(
+    app_server: AppServer, app_logs: Collect, path: str
+) -> None:
+    """The client sends its headers and part of its body, then disconnects: the app ends the
+    request quietly (no "unhandled error", nothing at warning level) and stays healthy."""
+    port = int(app_server.url.rsplit(":", 1)[1])
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: Bearer {app_server.token('hang-up')}\r\n"
+        "Content-Type: multipart/form-data; boundary=b\r\n"
+        "Content-Length: 100000\r\n\r\n"
+    )
+    writer.write(head.encode() + b'--b\r\nContent-Disposition: form-data; name="file"')
+    await writer.drain()
+    writer.close()  # whenever the app reads next, the client is gone
+    await writer.wait_closed()
+
+    def finished() -> bool:
+        return any(
+            r.levelno >= logging.WARNING
+            or (r.getMessage() == "request" and getattr(r, "path", None) == path)
+            for r in app_logs.records
+        )
+
+    assert await wait_until(finished), "the app never finished the request"
+    loud = [f"{r.name}: {r.getMessage()}" for r in app_logs.records if r.levelno >= logging.WARNING]
+    assert loud == []
+    async with httpx.AsyncClient() as http:
+        assert (await http.get(app_server.url + "/health")).status_code == 200

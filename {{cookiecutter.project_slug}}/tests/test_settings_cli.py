@@ -1,8 +1,10 @@
-"""Settings refuse placeholder secrets; the command line mints tokens and fails readably."""
+"""Settings refuse weak secrets and unsafe production setups; the command line mints tokens
+and fails readably, in one line."""
 
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 from collections.abc import Callable
@@ -43,7 +45,13 @@ def test_cors_origins_from_a_comma_separated_env_value(monkeypatch: pytest.Monke
 
 
 def test_chat_page_is_never_served_in_production() -> None:
-    settings = make_settings(auth_secret=TEST_AUTH_SECRET, chat_page=True, environment="production")
+    settings = make_settings(
+        auth_secret=TEST_AUTH_SECRET,
+        chat_page=True,
+        environment="production",
+        database_url="postgresql://app@db/app",
+        public_url="https://chat.example.com",
+    )
     assert settings.serves_chat_page is False
 
 
@@ -99,3 +107,106 @@ async def test_no_cors_headers_by_default(app_server: AppServer) -> None:
             app_server.url + "/health", headers={"Origin": "https://x.example"}
         )
     assert "access-control-allow-origin" not in response.headers
+
+
+WEAK_SECRETS = {
+    "one character": ("a" * 64, "only 1 different characters"),
+    "a placeholder, repeated": ("change-me-" * 5, "placeholder word 'changeme'"),
+    "placeholder words": ("change-me-change-me-change-me-change-me", "placeholder word"),
+    "a password, repeated": ("passwordpasswordpasswordpassword", "placeholder word 'password'"),
+    "repeated words": ("correct-horse-battery-" * 2, "repeats a pattern"),
+    "a repeated unit": ("0123456789abcdef" * 3, "repeats a pattern"),
+    "mostly one character": ("x" * 60 + "9f3a0b7c1d2e", "repeats a pattern"),
+    "few characters": ("test-secret-" + "x" * 40, "only 7 different characters"),
+}
+
+
+@pytest.mark.parametrize("secret, reason", WEAK_SECRETS.values(), ids=WEAK_SECRETS.keys())
+def test_weak_auth_secrets_are_refused(secret: str, reason: str) -> None:
+    """Long enough but not random: refused, saying why."""
+    with pytest.raises(ValidationError, match="AUTH_SECRET must be a random string") as caught:
+        make_settings(auth_secret=secret)
+    assert reason in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "generate",
+    [lambda: secrets.token_urlsafe(48), lambda: secrets.token_hex(32)],
+    ids=["token_urlsafe(48), as the project generator writes", "token_hex(32)"],
+)
+def test_generated_auth_secrets_are_accepted(generate: Any) -> None:
+    """What the generator (and the error message) suggests always passes, run after run."""
+    for _ in range(300):
+        secret = generate()
+        assert make_settings(auth_secret=secret).auth_secret.get_secret_value() == secret
+
+
+def test_weak_auth_secret_is_one_readable_line() -> None:
+    done = run_cli("token", "alice", AUTH_SECRET="change-me-" * 5)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("error: invalid configuration: AUTH_SECRET: AUTH_SECRET must")
+    assert "'changeme'" in done.stderr and "secrets.token_urlsafe(48)" in done.stderr
+
+
+PRODUCTION = {
+    "auth_secret": TEST_AUTH_SECRET,
+    "environment": "production",
+    "database_url": "postgresql://app@db:5432/app",
+    "public_url": "https://chat.example.com",
+}
+
+
+def test_production_settings_are_accepted_when_complete() -> None:
+    assert make_settings(**PRODUCTION).public_url == "https://chat.example.com"
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"database_url": "embedded"}, "DATABASE_URL=embedded is for development only"),
+        ({"public_url": None}, "PUBLIC_URL is required with ENVIRONMENT=production"),
+        ({"public_url": ""}, "PUBLIC_URL is required with ENVIRONMENT=production"),
+    ],
+    ids=["embedded database", "no public url", "empty public url"],
+)
+def test_unsafe_production_settings_are_refused(change: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        make_settings(**{**PRODUCTION, **change})
+
+
+@pytest.mark.parametrize("url", ["chat.example.com", "ftp://chat.example.com", "https://"])
+def test_public_url_must_be_an_http_url(url: str) -> None:
+    with pytest.raises(ValidationError, match="PUBLIC_URL must be an http"):
+        make_settings(auth_secret=TEST_AUTH_SECRET, public_url=url)
+
+
+def test_token_max_ttl_must_cover_the_token_ttl() -> None:
+    with pytest.raises(ValidationError, match="TOKEN_MAX_TTL_SECONDS"):
+        make_settings(
+            auth_secret=TEST_AUTH_SECRET, token_ttl_seconds=3600, token_max_ttl_seconds=600
+        )
+
+
+def test_production_with_embedded_database_is_one_readable_line() -> None:
+    """Every command (`serve` too) reads the settings first: it stops at once, with one line
+    naming the problem."""
+    done = run_cli(
+        "token",
+        "alice",
+        AUTH_SECRET=TEST_AUTH_SECRET,
+        ENVIRONMENT="production",
+        PUBLIC_URL="https://chat.example.com",
+        DATABASE_URL="embedded",
+    )
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith(
+        "error: invalid configuration: DATABASE_URL=embedded is for development only"
+    )
+
+
+def test_token_command_refuses_a_lifetime_the_app_would_refuse() -> None:
+    done = run_cli("token", "alice", "--ttl", str(30 * 24 * 3600), AUTH_SECRET=TEST_AUTH_SECRET)
+    assert done.returncode == 2
+    assert "TOKEN_MAX_TTL_SECONDS" in done.stderr and done.stdout == ""

@@ -247,7 +247,7 @@ def test_failures_are_one_readable_line(
     if case == "server down":
         url = "http://127.0.0.1:9"  # the discard port: nothing listens there
     elif case == "wrong secret":
-        secret = "another-secret-" + "y" * 40
+        secret = "Qz8vR2mW5kT9pL4xN7cB1hJ6dF3sG0aE-another-strong-one"  # not the app's
     else:
         args += ["--thread", "thr_missing"]
     result = run_chat_process(url, *args, auth_secret=secret, cwd=tmp_path)

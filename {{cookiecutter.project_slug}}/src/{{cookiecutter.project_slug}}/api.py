@@ -4,14 +4,18 @@ The endpoint reads the body within its size limit, parses it once, and checks ev
 can before a stream starts: what the request names must exist and belong to the user (404),
 and actions, client tool outputs and audio must be ones this server can handle (400/413).
 The SDK would report those inside a 200 stream, which clients cannot tell from a failure of
-the model. Then it hands the parsed request to the ChatKit server (server.py).
+the model. Sizes are bounded (400): attachments per message (a repeated id counts once),
+message text, thread titles, feedback ids. A streamed request then takes its turn under the
+user's limits (limits.py: 429 with Retry-After), and the parsed request goes to the ChatKit
+server (server.py); when its stream ends, however it ends, the turn is finished: the stream
+lease released and the model usage recorded, in one statement.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Annotated, Any
 
 from chatkit.errors import ErrorCode
@@ -23,18 +27,25 @@ from chatkit.types import (
     ClientToolCallItem,
     ErrorEvent,
     InputTranscribeReq,
+    ItemsFeedbackReq,
     ThreadsAddClientToolOutputReq,
     ThreadsAddStructuredInputReq,
     ThreadsAddUserMessageReq,
     ThreadsCreateReq,
     ThreadsCustomActionReq,
     ThreadsRetryAfterItemReq,
+    ThreadsUpdateReq,
+    UserMessageInput,
+    UserMessageTagContent,
+    UserMessageTextContent,
     WidgetItem,
     is_streaming_req,
 )
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import TypeAdapter, ValidationError
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive, Scope, Send
 
 from .actions import InvalidActionError, parse_action
 from .attachments import AttachmentTooLarge
@@ -42,6 +53,7 @@ from .context import RequestContext, get_request_context
 from .dictation import check_audio
 from .errors import AppError, error_response
 from .gc_tuning import count_request
+from .limits import Turn, run_shielded, start_turn
 from .server import ChatServer
 from .settings import Settings
 from .store import PostgresStore
@@ -54,6 +66,10 @@ CHATKIT_REQUEST: TypeAdapter[ChatKitReq] = TypeAdapter(ChatKitReq)
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 JSON_OVERHEAD_BYTES = 64 * 1024
 """Room for the JSON around a transcription request's base64 audio."""
+MAX_TITLE_CHARS = 200
+"""Longest thread title `threads.update` accepts (generated titles are far shorter)."""
+MAX_FEEDBACK_IDS = 100
+"""Most item ids one `items.feedback` request may name."""
 
 
 class RequestTooLarge(Exception):
@@ -90,24 +106,80 @@ def describe_validation_error(exc: ValidationError) -> list[dict[str, str]]:
 
 
 def has_nul(value: Any) -> bool:
-    """Whether a decoded JSON value holds a NUL character anywhere (PostgreSQL refuses them)."""
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(has_nul(k) or has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(has_nul(v) for v in value)
+    """Whether a decoded JSON value holds a NUL character anywhere (PostgreSQL refuses them).
+
+    Iterative, so no nesting depth can exhaust the stack."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
     return False
 
 
 def refuses_nul(body: bytes) -> bool:
-    """True for a body whose text holds an escaped NUL (`\\u0000`), which cannot be stored."""
+    """True for a body whose text holds an escaped NUL (`\\u0000`), which cannot be stored.
+
+    Only a body with that escape is decoded here. One nested too deeply for `json` (about
+    1,000 levels) is left to the validator, whose own depth limit is lower: a 400 either way.
+    """
     if b"\\u0000" not in body:
         return False
     try:
         return has_nul(json.loads(body))
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
+
+
+def message_chars(message: UserMessageInput) -> int:
+    """The characters of a message the model reads: text parts, tags and quoted text."""
+    count = len(message.quoted_text or "")
+    for part in message.content:
+        if isinstance(part, UserMessageTextContent):
+            count += len(part.text)
+        elif isinstance(part, UserMessageTagContent):
+            count += len(part.text) + len(json.dumps(part.data, ensure_ascii=False))
+    return count
+
+
+def check_sizes(request: ChatKitReq, settings: Settings) -> None:
+    """Refuse (400) what is over a size limit; collapse repeated attachment ids, in place.
+
+    Runs before any database work. A message's attachment ids keep their first occurrence
+    and order (the SDK would otherwise load, store and send each repeat).
+    """
+    if isinstance(request, ThreadsCreateReq | ThreadsAddUserMessageReq):
+        message = request.params.input
+        message.attachments = list(dict.fromkeys(message.attachments))
+        most = settings.max_attachments_per_message
+        if len(message.attachments) > most:
+            raise AppError(
+                f"a message may carry at most {most} attachments", code="too_many_attachments"
+            )
+        if message_chars(message) > settings.max_message_chars:
+            raise AppError(
+                f"message text over {settings.max_message_chars} characters",
+                code="message_too_long",
+            )
+    elif isinstance(request, ThreadsAddStructuredInputReq):
+        answers = request.params.input.answers.values()
+        chars = sum(len(value) for answer in answers for value in answer.values)
+        if chars > settings.max_message_chars:
+            raise AppError(
+                f"answers over {settings.max_message_chars} characters", code="message_too_long"
+            )
+    elif isinstance(request, ThreadsUpdateReq) and len(request.params.title) > MAX_TITLE_CHARS:
+        raise AppError(f"title over {MAX_TITLE_CHARS} characters", code="title_too_long")
+    elif isinstance(request, ItemsFeedbackReq) and len(request.params.item_ids) > MAX_FEEDBACK_IDS:
+        raise AppError(
+            f"feedback names at most {MAX_FEEDBACK_IDS} items at once", code="too_many_items"
+        )
 
 
 async def check_targets(request: ChatKitReq, store: PostgresStore, context: RequestContext) -> None:
@@ -151,15 +223,48 @@ async def check_pending_client_tool_call(
         raise AppError("the thread has no pending client tool call", code="no_pending_tool_call")
 
 
-async def guard_stream(stream: StreamingResult) -> AsyncIterator[bytes]:
-    """Pass the SDK's events through; a failure mid-stream becomes an error event, not a cut."""
+async def guard_stream(stream: StreamingResult) -> AsyncGenerator[bytes, None]:
+    """Pass the SDK's events through; a failure mid-stream becomes an error event, not a cut.
+
+    Closing this generator closes the SDK's too, so its cleanup runs then, not whenever the
+    garbage collector gets to it.
+    """
+    events = stream.json_events
     try:
-        async for chunk in stream:
+        async for chunk in events:
             yield chunk
     except Exception:
         logger.exception("stream failed")
         event = ErrorEvent(code=ErrorCode.STREAM_ERROR, allow_retry=True)
         yield b"data: " + event.model_dump_json().encode() + b"\n\n"
+    finally:
+        await events.aclose()
+
+
+class TurnStream(StreamingResponse):
+    """A turn's SSE answer; when it ends (done, failed, the client gone, or never started),
+    the turn is finished: its stream lease released and its model usage recorded.
+
+    That statement runs once the response has ended, so the client never waits for it (a
+    next request on the connection is served meanwhile); a stream's slot is free again a
+    moment after its last byte.
+    """
+
+    def __init__(self, events: AsyncGenerator[bytes, None], turn: Turn | None) -> None:
+        super().__init__(events, media_type="text/event-stream", headers=SSE_HEADERS)
+        self.events = events
+        self.turn = turn
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await run_shielded(self._end())
+
+    async def _end(self) -> None:
+        await self.events.aclose()  # an interrupted stream counts its model usage here
+        if self.turn is not None:
+            await self.turn.finish()
 
 
 async def parse_request(request: Request, settings: Settings) -> ChatKitReq:
@@ -170,6 +275,10 @@ async def parse_request(request: Request, settings: Settings) -> ChatKitReq:
         raise AppError(
             f"request body over {body_limit(settings)} bytes", status=413, code="too_large"
         ) from None
+    except ClientDisconnect:
+        # The client went away mid-body: nothing to answer, nothing went wrong here.
+        logger.info("client disconnected before its request body was complete")
+        raise AppError("the request body was cut off", code="incomplete_body") from None
     if refuses_nul(body):
         raise AppError("text may not contain NUL characters")
     try:
@@ -195,9 +304,17 @@ async def chatkit_endpoint(
     settings: Settings = request.app.state.settings
     server: ChatServer = request.app.state.server
     parsed = await parse_request(request, settings)
+    turn: Turn | None = None
     try:
+        check_sizes(parsed, settings)
         await check_targets(parsed, server.store, context)
-        result = await server.process_request(parsed, context)
+        turn = await start_turn(parsed, server.store, context, settings)
+        try:
+            result = await server.process_request(parsed, context)
+        except BaseException:
+            if turn is not None:
+                await run_shielded(turn.finish())
+            raise
     except NotFoundError:
         return error_response(404, "not_found", "no such thread, item or attachment")
     except AttachmentTooLarge as exc:
@@ -210,9 +327,7 @@ async def chatkit_endpoint(
         logger.info("rejected %s: %s", parsed.type, type(exc).__name__)
         return error_response(400, "unsupported", str(exc)[:300])
     if isinstance(result, StreamingResult):
-        return StreamingResponse(
-            guard_stream(result), media_type="text/event-stream", headers=SSE_HEADERS
-        )
+        return TurnStream(guard_stream(result), turn)
     return Response(content=result.json, media_type="application/json")
 
 

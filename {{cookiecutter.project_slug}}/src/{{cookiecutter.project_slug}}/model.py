@@ -1,11 +1,16 @@
 """The model gateway: one OpenAI client for the app, the Agents SDK model, and error mapping.
 
 The client is built on first use, so a missing key never stops the app from starting; each
-model call then fails with a readable error instead. `model_error` turns what the openai and
-Agents SDKs raise into the message a user sees in the chat.
+model call then fails with a readable error instead. A server at OPENAI_BASE_URL (Ollama,
+vLLM, ...) gets a placeholder key when OPENAI_API_KEY is unset: local servers need none.
+`model_error` turns what the openai and Agents SDKs raise into the message a user sees in the
+chat; `error_kind` names the failure for metrics.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import openai
 from agents import Model, OpenAIChatCompletionsModel, OpenAIResponsesModel
@@ -15,9 +20,31 @@ from chatkit.errors import CustomStreamError
 from .compat.openai_client import PassThroughOpenAI
 from .settings import Settings
 
+if TYPE_CHECKING:
+    from .metrics import Metrics
+
+NO_KEY = "no-key"
+"""The API key sent to an OPENAI_BASE_URL server when OPENAI_API_KEY is unset (the openai SDK
+insists on one; local OpenAI-compatible servers ignore it)."""
+
 
 class MissingApiKeyError(Exception):
     """OPENAI_API_KEY is not configured; raised when a message needs the model."""
+
+
+def api_key_for(settings: Settings) -> str:
+    """OPENAI_API_KEY; or, for a server of your own at OPENAI_BASE_URL, a placeholder.
+
+    MissingApiKeyError when there is no key and the model is OpenAI's (no base URL, or
+    api.openai.com), which needs one.
+    """
+    key = settings.openai_api_key
+    if key is not None and key.get_secret_value().strip():
+        return key.get_secret_value()
+    base_url = (settings.openai_base_url or "").strip()
+    if not base_url or (urlsplit(base_url).hostname or "").endswith("api.openai.com"):
+        raise MissingApiKeyError
+    return NO_KEY
 
 
 class ModelGateway:
@@ -26,16 +53,15 @@ class ModelGateway:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._client: openai.AsyncOpenAI | None = None
+        self.metrics: Metrics | None = None
+        """The app's metrics when METRICS=true (main.py sets it)."""
 
     @property
     def client(self) -> openai.AsyncOpenAI:
         """The shared AsyncOpenAI client (one connection pool for the whole app)."""
         if self._client is None:
-            key = self.settings.openai_api_key
-            if key is None or not key.get_secret_value().strip():
-                raise MissingApiKeyError
             self._client = PassThroughOpenAI(
-                api_key=key.get_secret_value(),
+                api_key=api_key_for(self.settings),
                 base_url=self.settings.openai_base_url,
                 timeout=self.settings.openai_timeout,
                 max_retries=self.settings.openai_max_retries,
@@ -53,6 +79,32 @@ class ModelGateway:
         if self._client is not None:
             await self._client.close()
             self._client = None
+
+
+def error_kind(exc: BaseException) -> str | None:
+    """A short name for a failed model call (`rate_limit`, `timeout`, ...), None when `exc` is
+    no model failure: the `kind` label of the model errors metric."""
+    if isinstance(exc, MissingApiKeyError):
+        return "no_key"
+    for error_type, kind in ERROR_KINDS:
+        if isinstance(exc, error_type):
+            return kind
+    if isinstance(exc, openai.APIStatusError):
+        return "server_error" if exc.status_code >= 500 else "client_error"
+    if isinstance(exc, openai.OpenAIError | AgentsException | OSError):
+        return "other"
+    return None
+
+
+ERROR_KINDS: tuple[tuple[type[BaseException], str], ...] = (
+    (openai.AuthenticationError, "auth"),
+    (openai.PermissionDeniedError, "forbidden"),
+    (openai.RateLimitError, "rate_limit"),
+    (openai.NotFoundError, "not_found"),
+    (openai.APITimeoutError, "timeout"),
+    (openai.APIConnectionError, "connection"),
+)
+"""Checked in order (APITimeoutError is an APIConnectionError)."""
 
 
 def model_error(exc: BaseException, settings: Settings) -> CustomStreamError | None:

@@ -6,12 +6,19 @@ it at `/chatkit`. The page gets its bearer token from `POST /dev/token`, which m
 the fixed user DEV_USER and answers only in development, to a loopback client (127.0.0.1 or
 ::1) that asked for a loopback host name (no DNS rebinding) from this same origin. It is
 never available in production: there, use your identity provider's tokens.
+
+The page is sent with a Content-Security-Policy: scripts only from this app (its inline script
+by hash) and the ChatKit CDN, frames only from OpenAI, and no framing of the page by any site
+(`frame-ancestors 'none'`, and X-Frame-Options: DENY for older browsers).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import ipaddress
 import json
+import re
 from importlib.resources import files
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,7 +35,11 @@ DEV_USER = "dev-user"
 DEV_TOKEN_TTL_SECONDS = 3600
 CHATKIT_SCRIPT_URL = "https://cdn.platform.openai.com/deployments/chatkit/chatkit.js"
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+CHATKIT_ORIGIN = "https://cdn.platform.openai.com"
+OPENAI_ORIGINS = f"{CHATKIT_ORIGIN} https://*.openai.com https://chatgpt.com"
+"""Where the ChatKit component's frame and requests may go (its frame is served from the CDN)."""
 NO_STORE = {"Cache-Control": "no-store"}
+INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
 PACKAGE = __package__ or __name__.rpartition(".")[0]
 
 
@@ -51,6 +62,35 @@ def render_page(settings: Settings) -> str:
     template = files(PACKAGE).joinpath("static/chat.html").read_text("utf-8")
     config = json.dumps(page_config(settings)).replace("<", "\\u003c")
     return template.replace("__CHAT_PAGE_CONFIG__", config)
+
+
+def content_security_policy(html: str, public_url: str | None = None) -> str:
+    """The page's policy: its own inline scripts (by hash) and the ChatKit CDN may run; the
+    component's frame and requests may reach OpenAI, and attachment links PUBLIC_URL; nothing
+    may frame the page."""
+    hashes = " ".join(
+        "'sha256-" + base64.b64encode(hashlib.sha256(body.encode()).digest()).decode() + "'"
+        for body in INLINE_SCRIPT.findall(html)
+    )
+    app = "'self'"
+    if public_url:
+        parts = urlsplit(public_url)
+        app += f" {parts.scheme}://{parts.netloc}"
+    return "; ".join(
+        [
+            "default-src 'self'",
+            f"script-src 'self' {hashes} {CHATKIT_ORIGIN}",
+            "style-src 'self' 'unsafe-inline'",
+            f"img-src {app} data: blob: https:",
+            f"font-src 'self' data: {CHATKIT_ORIGIN}",
+            f"connect-src {app} {OPENAI_ORIGINS}",
+            f"frame-src {OPENAI_ORIGINS}",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        ]
+    )
 
 
 def is_loopback_address(host: str | None) -> bool:
@@ -87,11 +127,18 @@ def token_refusal(request: Request, settings: Settings) -> str | None:
 
 def install_chat_page(app: FastAPI, settings: Settings) -> None:
     """Add `GET /` (the chat page) and `POST /dev/token` (its development token)."""
+    page = render_page(settings)
+    page_headers = {
+        **NO_STORE,
+        "Content-Security-Policy": content_security_policy(page, settings.public_url),
+        "X-Frame-Options": "DENY",
+        "X-Content-Type-Options": "nosniff",
+    }
 
     @app.get("/", include_in_schema=False)
     async def chat_page() -> HTMLResponse:
         """The development chat page."""
-        return HTMLResponse(render_page(settings), headers=NO_STORE)
+        return HTMLResponse(page, headers=page_headers)
 
     @app.post("/dev/token", include_in_schema=False)
     async def dev_token(request: Request) -> JSONResponse:

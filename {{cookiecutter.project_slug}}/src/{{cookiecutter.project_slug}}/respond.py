@@ -4,8 +4,9 @@
 (agent.py) on it, and turn the streamed run into ChatKit events with `stream_agent_response`.
 Around it sit the fixes a real deployment needs: item ids come from the store (Chat
 Completions models all answer with the same placeholder id), model failures become readable
-error events (model.py), the model call is cancelled with the client, and the thread gets a
-title without delaying the answer (titles.py).
+error events (model.py), the model call is cancelled with the client, the thread gets a
+title without delaying the answer (titles.py), and every model call's tokens are counted on
+the turn's meter (usage.py), which the endpoint writes when the stream ends.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 
-from agents import RunConfig, Runner
+from agents import ModelSettings, RunConfig, Runner
 from chatkit.agents import AgentContext, stream_agent_response
 from chatkit.store import Store
 from chatkit.types import (
@@ -34,8 +35,13 @@ from .context import RequestContext
 from .history import converter_for, load_history
 from .model import ModelGateway, model_error
 from .titles import generate_title, title_or_fallback, user_text
+from .usage import meter_of
 
 logger = logging.getLogger(__name__)
+
+COUNT_USAGE = ModelSettings(include_usage=True)
+"""Chat Completions streams report their usage only when asked (the Agents SDK asks only
+api.openai.com); usage.py records it and the daily token budget depends on it."""
 
 
 async def with_store_ids(
@@ -74,17 +80,23 @@ async def respond(
     settings = gateway.settings
     wants_title = settings.generate_titles and thread.title is None
     title_task: asyncio.Task[str] | None = None
+    meter = meter_of(context)
+    meter.thread_id = thread.id
     try:
         history = await load_history(store, thread, context, settings.history_items)
         agent = build_agent(gateway)
         agent_context = AgentContext[RequestContext](
             thread=thread, store=store, request_context=context
         )
+        converter = converter_for(store, context, settings.max_model_input_bytes)
         result = Runner.run_streamed(
             agent,
-            await converter_for(store, context).to_agent_input(history),
+            await converter.to_agent_input(history),
             context=agent_context,
-            run_config=RunConfig(tracing_disabled=not settings.agents_tracing),
+            run_config=RunConfig(
+                tracing_disabled=not settings.agents_tracing,
+                model_settings=COUNT_USAGE if settings.openai_api == "chat_completions" else None,
+            ),
         )
 
         def new_id() -> str:
@@ -95,11 +107,12 @@ async def respond(
                 if wants_title and title_task is None and input_user_message is not None:
                     # Ask for a title once the answer is under way: it runs alongside the
                     # rest of the answer and never competes with its first token.
-                    title = generate_title(gateway, user_text(input_user_message))
+                    title = generate_title(gateway, user_text(input_user_message), meter)
                     title_task = asyncio.create_task(title)
                 yield event
         finally:
             result.cancel()  # stops the model request when the client goes away
+            meter.add_responses(settings.openai_model, result.raw_responses)
         if title_task is not None:
             thread.title = await title_or_fallback(title_task, input_user_message)
     except Exception as exc:

@@ -57,7 +57,11 @@ class ChatServer(ChatKitServer[RequestContext]):
         input_user_message: UserMessageItem | None,
         context: RequestContext,
     ) -> AsyncIterator[ThreadStreamEvent]:
-        return respond(thread, input_user_message, context, store=self.store, gateway=self.gateway)
+        gateway = self.gateway
+        events = respond(thread, input_user_message, context, store=self.store, gateway=gateway)
+        if gateway.metrics is not None:  # METRICS=true: time the turn, count its tokens
+            events = gateway.metrics.observe_turn(events, context)
+        return events
 
     def action(
         self,

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -28,6 +30,54 @@ PLACEHOLDER_SECRETS = frozenset(
     {"", "change-me", "changeme", "secret", "your-secret", "please-change-me", "auth-secret"}
 )
 MIN_SECRET_LENGTH = 32
+MIN_SECRET_DISTINCT = 10
+PLACEHOLDER_WORDS = (
+    "changeme",
+    "replaceme",
+    "yoursecret",
+    "mysecret",
+    "secretkey",
+    "placeholder",
+    "password",
+    "example",
+)
+"""Words that give a hand-made secret away (compared without case and punctuation)."""
+KEYGEN_COMMAND = 'python -c "import secrets; print(secrets.token_urlsafe(48))"'
+
+
+def repeats_itself(text: str) -> bool:
+    """Whether `text` is a short unit repeated (`abcabcab`), or mostly made of repeats: more
+    than a quarter of its 3-character windows occur earlier too (`change-me-change-me-x7`)."""
+    length = len(text)
+    for period in range(1, length // 2 + 1):
+        if text.startswith(text[period:]):
+            return True
+    windows = [text[i : i + 3] for i in range(length - 2)]
+    return len(set(windows)) < 0.75 * len(windows)
+
+
+def secret_weakness(secret: str) -> str | None:
+    """Why `secret` is too weak to sign tokens with, or None when it looks random.
+
+    A random secret of 32+ characters passes every check (`secrets.token_urlsafe(48)`, what
+    the project generator writes, and `secrets.token_hex(32)` always do); a hand-made one
+    usually fails one: too short, a placeholder word, too few different characters, or a
+    repeated pattern.
+    """
+    if secret.strip().lower() in PLACEHOLDER_SECRETS:
+        return "this one is a placeholder"
+    if len(secret) < MIN_SECRET_LENGTH:
+        return f"this one has {len(secret)}"
+    letters = re.sub(r"[^a-z0-9]", "", secret.lower())
+    for word in PLACEHOLDER_WORDS:
+        if word in letters:
+            return f"this one contains the placeholder word {word!r}"
+    distinct = len(set(secret))
+    if distinct < MIN_SECRET_DISTINCT:
+        return f"this one uses only {distinct} different characters"
+    if repeats_itself(secret):
+        return "this one repeats a pattern"
+    return None
 
 
 class Settings(BaseSettings):
@@ -64,6 +114,8 @@ class Settings(BaseSettings):
 
     auth_secret: SecretStr
     token_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    token_max_ttl_seconds: int = Field(default=7 * 24 * 3600 + 3600, ge=60)
+    """Bearer tokens whose `exp` is further away than this are refused (401)."""
 
     environment: Literal["development", "production"] = "development"
     cors_origins: Annotated[list[str], NoDecode] = []
@@ -71,22 +123,82 @@ class Settings(BaseSettings):
     max_attachment_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     max_audio_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     """Largest dictation recording accepted (the request may be a third larger: base64)."""
+    max_attachments_per_message: int = Field(default=10, ge=1, le=1000)
+    """Distinct attachments one message may carry (a repeated id counts once); more get 400."""
+    max_message_chars: int = Field(default=20_000, ge=1)
+    """Characters of text one message may hold (text parts, tags, quoted text); more get 400."""
+    max_model_input_bytes: int = Field(default=20 * 1024 * 1024, ge=0)
+    """Attachment bytes sent inline in one model request; the rest become short notes."""
+    rate_limit_messages_per_minute: int = Field(default=30, ge=0)
+    """Messages (new, added or retried) per user per minute, in bursts up to that; 0: no limit."""
+    max_concurrent_streams_per_user: int = Field(default=4, ge=0)
+    """Streamed answers one user may have running at once; 0: no limit."""
+    user_daily_tokens: int = Field(default=0, ge=0)
+    """Model tokens (input + output) per user per UTC day; 0: no budget."""
     public_url: str | None = None
-    """The app's public base URL, for attachment links (default: each request's own)."""
+    """The app's public base URL, for attachment links (default: each request's own; required
+    in production)."""
+    attachment_link_ttl_seconds: int = Field(default=24 * 3600, ge=60)
+    """How long an image preview link works (links are re-signed whenever they are read)."""
+    attachment_orphan_hours: int = Field(default=24, ge=1)
+    """`db prune` deletes attachments never sent in a message once they are this old."""
     chat_page: bool = {{ "True" if cookiecutter.chat_page else "False" }}
     chatkit_domain_key: str = "domain_pk_localhost_dev"
     log_level: str = "INFO"
+    log_format: Literal["console", "json"] | None = None
+    """`console` (readable lines) or `json` (one object per line); unset: console in
+    development, json in production (see `effective_log_format`)."""
+    metrics: bool = False
+    """Serve Prometheus metrics at /metrics (off: no route, no cost)."""
+    metrics_token: SecretStr | None = None
+    """When set, /metrics asks for `Authorization: Bearer <METRICS_TOKEN>`; unset, it answers
+    loopback clients only."""
+    otel_exporter_otlp_endpoint: str | None = None
+    """OpenTelemetry collector (OTLP over HTTP, e.g. http://localhost:4318): when set, the app
+    sends traces there (needs the `otel` extra: `pip install .[otel]`)."""
 
     @field_validator("auth_secret")
     @classmethod
-    def _reject_placeholder_secret(cls, value: SecretStr) -> SecretStr:
-        secret = value.get_secret_value()
-        if secret.strip().lower() in PLACEHOLDER_SECRETS or len(secret) < MIN_SECRET_LENGTH:
+    def _reject_weak_secret(cls, value: SecretStr) -> SecretStr:
+        weakness = secret_weakness(value.get_secret_value())
+        if weakness is not None:
             raise ValueError(
-                f"AUTH_SECRET must be a random string of at least {MIN_SECRET_LENGTH} characters "
-                '(generate one with: python -c "import secrets; print(secrets.token_urlsafe(48))")'
+                f"AUTH_SECRET must be a random string of at least {MIN_SECRET_LENGTH} characters; "
+                f"{weakness} (generate one with: {KEYGEN_COMMAND})"
             )
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+            raise ValueError("PUBLIC_URL must be an http(s) URL such as https://chat.example.com")
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _check_combinations(self) -> Settings:
+        problems = []
+        if self.token_max_ttl_seconds < self.token_ttl_seconds:
+            problems.append(
+                f"TOKEN_MAX_TTL_SECONDS ({self.token_max_ttl_seconds}) must be at least "
+                f"TOKEN_TTL_SECONDS ({self.token_ttl_seconds}), or the app refuses its own tokens"
+            )
+        if self.environment == "production" and self.database_url == EMBEDDED:
+            problems.append(
+                "DATABASE_URL=embedded is for development only; with ENVIRONMENT=production "
+                "set DATABASE_URL to your PostgreSQL server (postgresql://...)"
+            )
+        if self.environment == "production" and self.public_url is None:
+            problems.append(
+                "PUBLIC_URL is required with ENVIRONMENT=production (attachment links are built "
+                "from it, never from a request's Host header), e.g. https://chat.example.com"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -107,6 +219,18 @@ class Settings(BaseSettings):
     def serves_chat_page(self) -> bool:
         """The development chat page is never served in production."""
         return self.chat_page and self.environment == "development"
+
+    @field_validator("log_format", "metrics_token", "otel_exporter_otlp_endpoint", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def effective_log_format(self) -> Literal["console", "json"]:
+        """LOG_FORMAT, or its default for ENVIRONMENT (console in development, else json)."""
+        if self.log_format is not None:
+            return self.log_format
+        return "console" if self.environment == "development" else "json"
 
 
 @functools.cache

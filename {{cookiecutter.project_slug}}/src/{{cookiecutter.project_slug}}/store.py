@@ -10,14 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
 import psycopg
 from agents.models.fake_id import FAKE_RESPONSES_ID
 from chatkit.store import NotFoundError, Store, StoreItemType
-from chatkit.types import Attachment, Page, ThreadItem, ThreadMetadata
+from chatkit.types import Attachment, Page, ThreadItem, ThreadMetadata, UserMessageItem
 from psycopg import sql
 from psycopg_pool import PoolTimeout
 from pydantic import TypeAdapter
@@ -39,6 +39,13 @@ T = TypeVar("T", ThreadMetadata, ThreadItem)
 THREAD = TypeAdapter(ThreadMetadata)
 ITEM: TypeAdapter[ThreadItem] = TypeAdapter(ThreadItem)
 ATTACHMENT: TypeAdapter[Attachment] = TypeAdapter(Attachment)
+
+PrepareAttachment = Callable[[Attachment, RequestContext], None]
+
+
+class AttachmentContentExists(Exception):
+    """The attachment already has its uploaded bytes (they are written once)."""
+
 
 ITEM_ID_KIND: Mapping[str, StoreItemType] = {
     "client_tool_call": "tool_call",
@@ -84,11 +91,20 @@ DELETE FROM thread_items AS i USING threads AS t
 WHERE i.thread_id = %(thread)s AND i.id = %(id)s AND t.id = i.thread_id AND t.user_id = %(user)s
 """
 
+# `thread_id` (the column: attachments are deleted with their thread) is set only to a
+# thread the same user owns, and never cleared once set.
 SAVE_ATTACHMENT = """
-INSERT INTO attachments AS a (id, user_id, payload)
-VALUES (%(id)s, %(user)s, %(payload)s::jsonb)
+INSERT INTO attachments AS a (id, user_id, thread_id, payload)
+VALUES (
+    %(id)s,
+    %(user)s,
+    (SELECT t.id FROM threads AS t WHERE t.id = %(thread)s AND t.user_id = %(user)s),
+    %(payload)s::jsonb
+)
 ON CONFLICT (id) DO UPDATE
-SET payload = EXCLUDED.payload, updated_at = now()
+SET payload = EXCLUDED.payload,
+    thread_id = COALESCE(EXCLUDED.thread_id, a.thread_id),
+    updated_at = now()
 WHERE a.user_id = EXCLUDED.user_id
 RETURNING 1
 """
@@ -97,16 +113,34 @@ LOAD_ATTACHMENT = "SELECT payload::text FROM attachments WHERE id = %(id)s AND u
 
 DELETE_ATTACHMENT = "DELETE FROM attachments WHERE id = %(id)s AND user_id = %(user)s"
 
+# Content is written once: (found, saved) tells a missing attachment from one that has it.
 SAVE_ATTACHMENT_CONTENT = """
-INSERT INTO attachment_contents (attachment_id, content)
-SELECT a.id, %(content)s FROM attachments AS a WHERE a.id = %(id)s AND a.user_id = %(user)s
-ON CONFLICT (attachment_id) DO UPDATE SET content = EXCLUDED.content, created_at = now()
-RETURNING 1
+WITH owned AS (
+    SELECT a.id FROM attachments AS a WHERE a.id = %(id)s AND a.user_id = %(user)s
+), saved AS (
+    INSERT INTO attachment_contents (attachment_id, content)
+    SELECT id, %(content)s FROM owned
+    ON CONFLICT (attachment_id) DO NOTHING
+    RETURNING 1
+)
+SELECT EXISTS (SELECT 1 FROM owned), EXISTS (SELECT 1 FROM saved)
 """
 
 LOAD_ATTACHMENT_CONTENT = """
 SELECT c.content FROM attachment_contents AS c JOIN attachments AS a ON a.id = c.attachment_id
 WHERE a.id = %(id)s AND a.user_id = %(user)s
+"""
+
+# The size of each of the user's attachments that has content, and the bytes of those in the
+# longest prefix of the list (in its order) whose sizes add up to at most the budget: the
+# history's attachments in one statement; the bytes of the rest are not read.
+LOAD_ATTACHMENT_CONTENTS = """
+SELECT w.id, octet_length(c.content),
+       CASE WHEN sum(octet_length(c.content)) OVER (ORDER BY w.ord) <= %(budget)s
+            THEN c.content END
+FROM unnest(%(ids)s::text[]) WITH ORDINALITY AS w(id, ord)
+JOIN attachments AS a ON a.id = w.id AND a.user_id = %(user)s
+JOIN attachment_contents AS c ON c.attachment_id = a.id
 """
 
 # Feedback on items of a thread the user owns, all or nothing: `owned` finds the named
@@ -234,6 +268,9 @@ class PostgresStore(Store[RequestContext]):
         self.timeout = timeout
         self._pool: Pool | None = None
         self._open_lock = asyncio.Lock()
+        self.prepare_attachment: PrepareAttachment | None = None
+        """Called (in place) on every attachment read, alone or in a user message, before it
+        leaves the store; PostgresAttachmentStore re-signs preview links with it."""
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -289,6 +326,13 @@ class PostgresStore(Store[RequestContext]):
     async def _run(self, query: Any, params: Mapping[str, Any]) -> int:
         _rows, count = await self._execute(query, params, fetch=False)
         return count
+
+    async def execute(self, query: Any, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Run one statement of another module (limits.py) on the store's pool; its rows.
+
+        Like every statement here it may run twice (see `_execute`): it must be safe to repeat.
+        """
+        return await self._fetch(query, params)
 
     async def _execute(
         self, query: Any, params: Mapping[str, Any], *, fetch: bool
@@ -353,7 +397,7 @@ class PostgresStore(Store[RequestContext]):
         return _page(threads, limit)
 
     async def delete_thread(self, thread_id: str, context: RequestContext) -> None:
-        """Delete the thread and (by cascade) its items (NotFoundError when missing)."""
+        """Delete the thread, its items and its attachments (NotFoundError when missing)."""
         context.cache.pop(("thread", thread_id), None)
         context.cache.pop(("items", thread_id), None)
         if not await self._fetch(DELETE_THREAD, {"id": thread_id, "user": context.user.id}):
@@ -391,6 +435,7 @@ class PostgresStore(Store[RequestContext]):
             missing = f"item {after}" if after is not None else f"thread {thread_id}"
             raise NotFoundError(f"{missing} not found")
         items = [ITEM.validate_json(row[0]) for row in rows if row[0] is not None]
+        self._prepare_items(items, context)
         return _page(items, limit)
 
     async def add_thread_item(
@@ -429,7 +474,9 @@ class PostgresStore(Store[RequestContext]):
         rows = await self._fetch(LOAD_ITEM, params)
         if not rows:
             raise NotFoundError(f"item {item_id} not found in thread {thread_id}")
-        return ITEM.validate_json(rows[0][0])
+        item = ITEM.validate_json(rows[0][0])
+        self._prepare_items([item], context)
+        return item
 
     async def delete_thread_item(
         self, thread_id: str, item_id: str, context: RequestContext
@@ -463,13 +510,23 @@ class PostgresStore(Store[RequestContext]):
     # --- attachments --------------------------------------------------------------------
 
     async def save_attachment(self, attachment: Attachment, context: RequestContext) -> None:
-        """Insert or update attachment metadata (NotFoundError when the id is another user's)."""
+        """Insert or update attachment metadata (NotFoundError when the id is another user's).
+
+        An attachment with a `thread_id` of the user's own thread (the SDK sets it when the
+        attachment is sent in a message) is deleted with that thread; one never sent stays
+        an orphan until `db prune`.
+        """
         params = {
             "id": attachment.id,
             "user": context.user.id,
+            "thread": attachment.thread_id,
             "payload": attachment.model_dump_json(),
         }
-        if not await self._fetch(SAVE_ATTACHMENT, params):
+        try:
+            saved = await self._fetch(SAVE_ATTACHMENT, params)
+        except psycopg.errors.ForeignKeyViolation:
+            saved = []  # the thread was deleted while we wrote
+        if not saved:
             raise NotFoundError(f"attachment {attachment.id} not found")
 
     async def load_attachment(self, attachment_id: str, context: RequestContext) -> Attachment:
@@ -477,7 +534,20 @@ class PostgresStore(Store[RequestContext]):
         rows = await self._fetch(LOAD_ATTACHMENT, {"id": attachment_id, "user": context.user.id})
         if not rows:
             raise NotFoundError(f"attachment {attachment_id} not found")
-        return ATTACHMENT.validate_json(rows[0][0])
+        attachment = ATTACHMENT.validate_json(rows[0][0])
+        if self.prepare_attachment is not None:
+            self.prepare_attachment(attachment, context)
+        return attachment
+
+    def _prepare_items(self, items: Sequence[ThreadItem], context: RequestContext) -> None:
+        """Pass the attachments of user messages through `prepare_attachment`."""
+        prepare = self.prepare_attachment
+        if prepare is None:
+            return
+        for item in items:
+            if isinstance(item, UserMessageItem):
+                for attachment in item.attachments:
+                    prepare(attachment, context)
 
     async def delete_attachment(self, attachment_id: str, context: RequestContext) -> None:
         """Delete the user's attachment metadata (a no-op when there is none)."""
@@ -486,10 +556,21 @@ class PostgresStore(Store[RequestContext]):
     async def save_attachment_content(
         self, attachment_id: str, content: bytes, context: RequestContext
     ) -> None:
-        """Store the uploaded bytes of the user's attachment (NotFoundError otherwise)."""
+        """Store the uploaded bytes of the user's attachment, once.
+
+        NotFoundError when the attachment is missing or someone else's;
+        AttachmentContentExists (and nothing changes) when it already has its bytes.
+        """
         params = {"id": attachment_id, "user": context.user.id, "content": content}
-        if not await self._fetch(SAVE_ATTACHMENT_CONTENT, params):
+        try:
+            rows = await self._fetch(SAVE_ATTACHMENT_CONTENT, params)
+        except psycopg.errors.ForeignKeyViolation:
+            rows = [(False, False)]  # the attachment was deleted while we wrote
+        found, saved = rows[0]
+        if not found:
             raise NotFoundError(f"attachment {attachment_id} not found")
+        if not saved:
+            raise AttachmentContentExists(f"attachment {attachment_id} already has its content")
 
     async def load_attachment_content(self, attachment_id: str, context: RequestContext) -> bytes:
         """The uploaded bytes of the user's attachment (NotFoundError when none)."""
@@ -499,6 +580,22 @@ class PostgresStore(Store[RequestContext]):
         if not rows:
             raise NotFoundError(f"attachment {attachment_id} has no content")
         return bytes(rows[0][0])
+
+    async def load_attachment_contents(
+        self, attachment_ids: Sequence[str], budget: int, context: RequestContext
+    ) -> dict[str, tuple[int, bytes | None]]:
+        """For each of the user's attachments among `attachment_ids` that has content: its size
+        and, while the sizes in list order add up to at most `budget`, its bytes (else None).
+
+        One statement. Missing, foreign and never-uploaded attachments are left out.
+        """
+        if not attachment_ids:
+            return {}
+        params = {"ids": list(attachment_ids), "budget": budget, "user": context.user.id}
+        rows = await self._fetch(LOAD_ATTACHMENT_CONTENTS, params)
+        return {
+            row[0]: (int(row[1]), bytes(row[2]) if row[2] is not None else None) for row in rows
+        }
 
 
 def _newest_cached(

@@ -15,6 +15,7 @@ import openai
 from chatkit.types import UserMessageItem, UserMessageTextContent
 
 from .model import MissingApiKeyError, ModelGateway
+from .usage import Meter
 
 logger = logging.getLogger(__name__)
 
@@ -50,8 +51,10 @@ def user_text(item: UserMessageItem) -> str:
     )
 
 
-async def generate_title(gateway: ModelGateway, text: str) -> str:
-    """Ask the model for a short thread title; fall back to the message's first words."""
+async def generate_title(gateway: ModelGateway, text: str, meter: Meter | None = None) -> str:
+    """Ask the model for a short thread title; fall back to the message's first words.
+
+    The request's tokens are counted on `meter` (the turn's), when given."""
     settings = gateway.settings
     prompt = text[:2000]
     try:
@@ -65,6 +68,10 @@ async def generate_title(gateway: ModelGateway, text: str) -> str:
                 max_tokens=24,
             )
             raw = completion.choices[0].message.content or ""
+            if meter is not None and (counted := completion.usage) is not None:
+                meter.add(
+                    settings.openai_model, "title", counted.prompt_tokens, counted.completion_tokens
+                )
         else:
             response = await gateway.client.responses.create(
                 model=settings.openai_model,
@@ -73,6 +80,8 @@ async def generate_title(gateway: ModelGateway, text: str) -> str:
                 max_output_tokens=32,
             )
             raw = response.output_text
+            if meter is not None and (used := response.usage) is not None:
+                meter.add(settings.openai_model, "title", used.input_tokens, used.output_tokens)
     except (openai.OpenAIError, MissingApiKeyError, OSError) as exc:
         logger.info("title generation failed (%s); using the message's first words", type(exc))
         raw = ""

@@ -1,0 +1,144 @@
+"""The documentation keeps up: every setting in .env.example and in the README's table, README
+requests that are valid, and the operating notes (no key, template updates, PgBouncer)."""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from chatkit.types import ChatKitReq
+from pydantic import TypeAdapter
+
+from {{ cookiecutter.project_slug }}.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+SETTINGS = sorted(name.upper() for name in Settings.model_fields)
+NOT_SETTINGS = frozenset(
+    {
+        # read by libraries, documented beside the settings
+        "OTEL_SERVICE_NAME",
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "FORWARDED_ALLOW_IPS",
+    }
+)
+
+
+def env_example_variables() -> set[str]:
+    """The variables .env.example sets or shows commented out (`# NAME=value`)."""
+    text = (ROOT / ".env.example").read_text(encoding="utf-8")
+    return set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]*)=", text, re.MULTILINE))
+
+
+def readme_section(title: str) -> str:
+    text = README.read_text(encoding="utf-8")
+    match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", text, re.M | re.S)
+    assert match, f"README has no '## {title}' section"
+    return match.group(1)
+
+
+def readme_table_rows() -> list[str]:
+    """The variables named in the first column of the README's configuration table, in
+    order (a variable in two rows is there twice)."""
+    found: list[str] = []
+    for line in readme_section("Configuration").splitlines():
+        if line.startswith("|"):
+            first_cell = line.split("|")[1]
+            found += re.findall(r"`([A-Z][A-Z0-9_]*)`", first_cell)
+    return found
+
+
+def readme_table_variables() -> set[str]:
+    return set(readme_table_rows())
+
+
+def test_env_example_lists_every_setting_once() -> None:
+    """A setting added to Settings without a line in .env.example fails here."""
+    text = (ROOT / ".env.example").read_text(encoding="utf-8")
+    lines = re.findall(r"^#?\s*([A-Z][A-Z0-9_]*)=", text, re.MULTILINE)
+    assert not {name for name in lines if lines.count(name) > 1}, "listed twice"
+    missing = [name for name in SETTINGS if name not in env_example_variables()]
+    assert not missing, f".env.example lacks {missing}"
+    unknown = env_example_variables() - set(SETTINGS) - NOT_SETTINGS
+    assert not unknown, f".env.example names what the app does not read: {sorted(unknown)}"
+
+
+def test_readme_configuration_table_lists_every_setting() -> None:
+    """A setting added to Settings without a row in the README's table fails here."""
+    rows = readme_table_rows()
+    assert not {name for name in rows if rows.count(name) > 1}, "in two rows"
+    missing = [name for name in SETTINGS if name not in readme_table_variables()]
+    assert not missing, f"the README's Configuration table lacks {missing}"
+    unknown = readme_table_variables() - set(SETTINGS) - NOT_SETTINGS
+    assert not unknown, f"the README's table names what the app does not read: {sorted(unknown)}"
+
+
+def test_readme_curl_requests_are_valid_chatkit_requests() -> None:
+    """Every `-d '{...}'` body in the README is a ChatKit request the server accepts; there
+    are examples for creating a thread, listing threads and listing a thread's items."""
+    bodies = re.findall(r"-d '(\{.*?\})'", README.read_text(encoding="utf-8"), re.S)
+    adapter: TypeAdapter[ChatKitReq] = TypeAdapter(ChatKitReq)
+    kinds = set()
+    for body in bodies:
+        request = adapter.validate_json(body.replace("'\"$THREAD\"'", "thr_example"))
+        kinds.add(request.type)
+    assert {"threads.create", "threads.list", "items.list"} <= kinds, kinds
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_readme_shows_how_to_try_the_app_with_the_fake_model() -> None:
+    """The README's fake-model command starts a model server at the OPENAI_BASE_URL it gives
+    (with no key: see test_model_errors.test_a_local_server_needs_no_api_key)."""
+    text = README.read_text(encoding="utf-8")
+    command = re.search(r"uv run python (tests/fake_openai\.py --port (\d+))", text)
+    base_url = re.search(r"OPENAI_BASE_URL=(http://127\.0\.0\.1:(\d+)/v1)", text)
+    assert command and base_url, "the README shows the fake model and its OPENAI_BASE_URL"
+    assert command[2] == base_url[2], "the same port"
+    port = free_port()  # the README's port may be taken here
+    script, _, _ = command[1].partition(" ")
+    fake = subprocess.Popen(
+        [sys.executable, str(ROOT / script), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                models = httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=2)
+                break
+            except httpx.TransportError:
+                if fake.poll() is not None or time.monotonic() > deadline:
+                    fake.kill()
+                    pytest.fail(f"the fake model did not start: {fake.communicate()[1]}")
+                time.sleep(0.1)
+        assert models.status_code == 200
+    finally:
+        fake.terminate()
+        fake.wait(10)
+
+
+def test_readme_says_what_cruft_diff_compares() -> None:
+    section = readme_section("Template updates")
+    assert "cruft diff" in section and ".cruft.json" in section
+    assert "recorded commit" in section
+
+
+def test_readme_warns_about_pgbouncer_login_retry() -> None:
+    """PgBouncer's server_login_retry (15 s) outlasts a short PostgreSQL restart."""
+    text = README.read_text(encoding="utf-8")
+    assert re.search(r"server_login_retry = 1\b", text)
+    assert "15 s" in text
