@@ -231,6 +231,7 @@ def test_uncap_lifts_the_caps_of_the_generated_project(
     assert done.returncode == 0, done.stderr
     old = tomllib.loads(before)
     new = tomllib.loads(path.read_text())
+
     def requirements(pyproject: dict) -> list[str]:  # runtime, extras and the dev group
         project = pyproject["project"]
         extras = [r for group in project.get("optional-dependencies", {}).values() for r in group]
