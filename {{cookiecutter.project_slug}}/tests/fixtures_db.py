@@ -83,3 +83,16 @@ async def fresh_schema_url(database_url: str) -> AsyncIterator[str]:
     finally:
         async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
             await conn.execute(f'DROP SCHEMA "{schema}" CASCADE'.encode())
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def migrated_schema(fresh_schema_url: str) -> AsyncIterator[tuple[str, PostgresStore]]:
+    """A migrated, empty schema of its own and a store on it (for admin commands that read
+    every user's rows, such as exports and prunes)."""
+    await apply_migrations(fresh_schema_url)
+    own = PostgresStore(fresh_schema_url, min_size=1, max_size=2)
+    await own.open()
+    try:
+        yield fresh_schema_url, own
+    finally:
+        await own.close()

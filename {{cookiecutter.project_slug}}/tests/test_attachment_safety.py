@@ -12,9 +12,6 @@ import asyncio
 import hashlib
 import json
 import logging
-import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -28,16 +25,16 @@ import httpx
 import jwt
 import psycopg
 import pytest
-import pytest_asyncio
 from chatkit.types import FileAttachment, ImageAttachment, ThreadMetadata
 from pydantic import AnyUrl
 
 from {{ cookiecutter.project_slug }}.attachments import prune_orphans, sign_url_token
 from {{ cookiecutter.project_slug }}.client import ChatKitClient, ChatKitHTTPError, user_input
-from {{ cookiecutter.project_slug }}.db import apply_migrations, load_migrations
+from {{ cookiecutter.project_slug }}.db import load_migrations
 from {{ cookiecutter.project_slug }}.logs import JsonFormatter
 from {{ cookiecutter.project_slug }}.store import PostgresStore
 
+from .commands import run_cli
 from .fake_openai import FakeModel
 from .fixtures_app import TEST_AUTH_SECRET, AppServer, wait_until
 from .fixtures_db import make_context
@@ -464,33 +461,6 @@ async def test_an_attachment_is_tied_only_to_a_thread_of_its_owner(store: Postgr
     assert await store.load_attachment(attachment.id, alice) == attachment
 
 
-@pytest_asyncio.fixture
-async def own_db(fresh_schema_url: str) -> AsyncIterator[tuple[str, PostgresStore]]:
-    """A migrated empty schema and a store on it: prune sees these rows only."""
-    await apply_migrations(fresh_schema_url)
-    own = PostgresStore(fresh_schema_url, min_size=1, max_size=2)
-    await own.open()
-    try:
-        yield fresh_schema_url, own
-    finally:
-        await own.close()
-
-
-def run_cli(cwd: Path, database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """`python -m <package> ARGS` with only DATABASE_URL and AUTH_SECRET configured."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "DATABASE_"))}
-    env.update(DATABASE_URL=database_url, AUTH_SECRET=TEST_AUTH_SECRET)
-    return subprocess.run(
-        [sys.executable, "-m", PACKAGE, *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 async def every_users_attachments(url: str, store: PostgresStore) -> dict[str, list[str]]:
     """For two users: an old and a new orphan, and an old attachment sent in a thread."""
     made: dict[str, list[str]] = {"old_orphans": [], "new_orphans": [], "sent": []}
@@ -515,9 +485,9 @@ async def every_users_attachments(url: str, store: PostgresStore) -> dict[str, l
 
 
 async def test_db_prune_removes_old_orphans_of_every_user_and_nothing_else(
-    own_db: tuple[str, PostgresStore], tmp_path: Path
+    migrated_schema: tuple[str, PostgresStore], tmp_path: Path
 ) -> None:
-    url, store = own_db
+    url, store = migrated_schema
     made = await every_users_attachments(url, store)
 
     done = await asyncio.to_thread(run_cli, tmp_path, url, "db", "prune")
@@ -532,8 +502,8 @@ async def test_db_prune_removes_old_orphans_of_every_user_and_nothing_else(
     assert again.stdout == "removed 0 unattached attachments older than 24 hours\n"
 
 
-async def test_prune_works_in_batches(own_db: tuple[str, PostgresStore]) -> None:
-    url, store = own_db
+async def test_prune_works_in_batches(migrated_schema: tuple[str, PostgresStore]) -> None:
+    url, store = migrated_schema
     made = await every_users_attachments(url, store)
     assert await prune_orphans(url, 24, batch_size=1) == len(made["old_orphans"])
     assert await prune_orphans(url, 24, batch_size=1) == 0

@@ -10,30 +10,25 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import os
-import subprocess
-import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-import pytest_asyncio
 from chatkit.store import NotFoundError
 from chatkit.types import InferenceOptions, ThreadMetadata, UserMessageItem, UserMessageTextContent
 
 from {{ cookiecutter.project_slug }}.context import RequestContext
-from {{ cookiecutter.project_slug }}.db import apply_migrations
 from {{ cookiecutter.project_slug }}.feedback import export_feedback
 from {{ cookiecutter.project_slug }}.store import PostgresStore
 
+from .commands import run_cli
 from .fixtures_db import make_context
 
 PACKAGE = "{{ cookiecutter.project_slug }}"
-AUTH_SECRET = "feedback-tests-TMwhWfQN0qe7XGakPPh6WaaDMCVgltwi4_D-d8GG"
 EXPORT_KEYS = {"thread_id", "item_id", "user_id", "kind", "created_at", "updated_at"}
 
 Row = tuple[Any, ...]
@@ -299,33 +294,6 @@ async def test_feedback_racing_a_thread_delete_is_saved_then_deleted_or_not_foun
 # --- export -----------------------------------------------------------------------------
 
 
-@pytest_asyncio.fixture
-async def own_db(fresh_schema_url: str) -> AsyncIterator[tuple[str, PostgresStore]]:
-    """A migrated empty schema and a store on it: the export sees these rows only."""
-    await apply_migrations(fresh_schema_url)
-    store = PostgresStore(fresh_schema_url, min_size=1, max_size=2)
-    await store.open()
-    try:
-        yield fresh_schema_url, store
-    finally:
-        await store.close()
-
-
-def run_cli(cwd: Path, database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """`python -m <package> ARGS` with only DATABASE_URL and AUTH_SECRET configured."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "DATABASE_"))}
-    env.update(DATABASE_URL=database_url, AUTH_SECRET=AUTH_SECRET)
-    return subprocess.run(
-        [sys.executable, "-m", PACKAGE, *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 def parse_lines(text: str) -> list[dict[str, Any]]:
     """The export's JSON lines; every line must be one JSON object with exactly our keys."""
     assert text == "" or text.endswith("\n")
@@ -374,11 +342,11 @@ Scenario = Callable[[], Awaitable[dict[str, Any]]]
 
 
 @pytest.fixture
-def scenario(own_db: tuple[str, PostgresStore]) -> Scenario:
+def scenario(migrated_schema: tuple[str, PostgresStore]) -> Scenario:
     """Alice likes two items, Bob dislikes one, then Alice changes her mind on the first."""
 
     async def play() -> dict[str, Any]:
-        url, store = own_db
+        url, store = migrated_schema
         alice, bob = make_context("alice"), make_context("bob")
         alice_thread, (a1, a2) = await thread_with_items(store, alice)
         bob_thread, (b1, _) = await thread_with_items(store, bob)
@@ -417,8 +385,8 @@ async def test_export_since_keeps_rows_changed_from_then(scenario: Scenario) -> 
     assert out.getvalue() == ""
 
 
-async def test_export_streams_in_batches(own_db: tuple[str, PostgresStore]) -> None:
-    url, store = own_db
+async def test_export_streams_in_batches(migrated_schema: tuple[str, PostgresStore]) -> None:
+    url, store = migrated_schema
     context = make_context()
     thread_id, item_ids = await thread_with_items(store, context, count=25)
     await store.save_feedback(thread_id, item_ids, "positive", context)

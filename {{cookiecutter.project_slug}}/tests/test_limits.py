@@ -21,7 +21,7 @@ from {{ cookiecutter.project_slug }}.client import ChatKitClient, ChatKitHTTPErr
 from {{ cookiecutter.project_slug }}.limits import FINISH_TURN, START_TURN
 from {{ cookiecutter.project_slug }}.store import PostgresStore
 
-from .fake_openai import FakeModel
+from .fake_openai import FakeModel, Fault
 from .fixtures_app import AppServer, wait_until
 
 JSON = dict[str, Any]
@@ -227,6 +227,9 @@ async def test_concurrent_streams(
     server = app_factory(**TWO_STREAMS)
     user_id = f"user-{uuid.uuid4().hex}"
     client = client_for(user_id, server=server)
+    # The second answer hangs until the test closes it: it is still running, whatever the
+    # machine's load, when the first one has ended.
+    slow_model.faults[:] = [Fault(), Fault(hang=True)]
     first, second = await start_stream(client, "one"), await start_stream(client, "two")
 
     response = await post(client, "threads.create", {"input": user_input("three")})

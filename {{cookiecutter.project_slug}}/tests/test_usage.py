@@ -9,10 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import secrets
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -28,11 +24,11 @@ from {{ cookiecutter.project_slug }}.limits import FINISH_TURN
 from {{ cookiecutter.project_slug }}.store import PostgresStore
 from {{ cookiecutter.project_slug }}.usage import usage_report
 
+from .commands import run_cli
 from .fake_openai import FakeModel
 from .fixtures_app import AppServer, wait_until
 
 PACKAGE = "{{ cookiecutter.project_slug }}"
-AUTH_SECRET = secrets.token_urlsafe(48)
 
 Row = tuple[Any, ...]
 
@@ -167,20 +163,6 @@ async def test_report_sums_by_user_model_and_day(own_db: str) -> None:
     ]
     since_today = await usage_report(own_db, datetime.now(UTC) - timedelta(hours=1), "user")
     assert [(r.key, r.calls) for r in since_today] == [("alice", 1), ("bob", 1), ("carol", 1)]
-
-
-def run_cli(cwd: Path, database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "DATABASE_"))}
-    env.update(DATABASE_URL=database_url, AUTH_SECRET=AUTH_SECRET)
-    return subprocess.run(
-        [sys.executable, "-m", PACKAGE, *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 async def test_cli_report_prints_a_table_or_json(own_db: str, tmp_path: Path) -> None:

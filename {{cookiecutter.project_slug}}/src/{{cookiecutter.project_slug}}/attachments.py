@@ -26,17 +26,13 @@ ATTACHMENT_ORPHAN_HOURS (run it from cron or a scheduled job).
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import hashlib
 import re
-import subprocess
-import sys
 import time
 from typing import Annotated
 
 import jwt
-import psycopg
 from chatkit.store import AttachmentStore, NotFoundError
 from chatkit.types import (
     Attachment,
@@ -57,8 +53,7 @@ from .context import (
     get_request_context,
     verify_token,
 )
-from .db import connect, redact_secrets
-from .embedded import resolve_database_url
+from .db import admin_command, connect
 from .errors import AppError, error_response
 from .settings import Settings
 from .store import AttachmentContentExists, PostgresStore
@@ -370,24 +365,10 @@ async def prune_orphans(conninfo: str, hours: int, *, batch_size: int = 1000) ->
 async def prune_command(settings: Settings) -> int:
     """`db prune`: delete orphan attachments older than ATTACHMENT_ORPHAN_HOURS; exit code."""
     hours = settings.attachment_orphan_hours
-    try:
-        conninfo = await asyncio.to_thread(resolve_database_url, settings)
-    except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
-        return _error("cannot reach the database", exc, settings.database_url)
-    try:
+
+    async def prune(conninfo: str) -> int:
         removed = await prune_orphans(conninfo, hours)
-    except psycopg.errors.UndefinedColumn:
-        print(f"error: run `python -m {PACKAGE} db upgrade` first", file=sys.stderr)
-        return 1
-    except psycopg.OperationalError as exc:
-        return _error("cannot reach the database", exc, conninfo)
-    except psycopg.Error as exc:
-        return _error("prune failed", exc, conninfo)
-    print(f"removed {removed} unattached attachments older than {hours} hours")
-    return 0
+        print(f"removed {removed} unattached attachments older than {hours} hours")
+        return 0
 
-
-def _error(message: str, exc: BaseException, url: str) -> int:
-    reason = " ".join(str(exc).split()) or type(exc).__name__
-    print(f"error: {message}: {redact_secrets(reason, url)}", file=sys.stderr)
-    return 1
+    return await admin_command(settings, "prune", "no attachment threads", prune)

@@ -103,14 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     export = feedback_commands.add_parser(
         "export", help="print the stored feedback as JSON lines, oldest change first"
     )
-    export.add_argument(
-        "--since",
-        type=iso_datetime,
-        default=None,
-        metavar="ISO-DATE-OR-DATETIME",
-        help="only rows changed at or after this time (e.g. 2025-03-01 or "
-        "2025-03-01T12:00:00+02:00; without an offset it is UTC)",
-    )
+    add_since(export, "only rows changed at or after this time")
 
     usage = commands.add_parser("usage", help="model usage recorded per model call")
     usage_commands = usage.add_subparsers(
@@ -119,16 +112,21 @@ def build_parser() -> argparse.ArgumentParser:
     report = usage_commands.add_parser(
         "report", help="tokens used, by user, model or UTC day, the biggest first"
     )
-    report.add_argument(
+    add_since(report, "only calls at or after this time")
+    report.add_argument("--by", choices=("user", "model", "day"), default="user")
+    report.add_argument("--json", action="store_true", help="print the report as JSON")
+    return parser
+
+
+def add_since(parser: argparse.ArgumentParser, what: str) -> None:
+    """The `--since` option of the reports: an ISO 8601 date or date-time."""
+    parser.add_argument(
         "--since",
         type=iso_datetime,
         default=None,
         metavar="ISO-DATE-OR-DATETIME",
-        help="only calls at or after this time (without an offset it is UTC)",
+        help=f"{what} (e.g. 2025-03-01 or 2025-03-01T12:00:00+02:00; without an offset, UTC)",
     )
-    report.add_argument("--by", choices=("user", "model", "day"), default="user")
-    report.add_argument("--json", action="store_true", help="print the report as JSON")
-    return parser
 
 
 def iso_datetime(value: str) -> datetime:

@@ -13,6 +13,7 @@ import asyncio
 import re
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -214,6 +215,28 @@ def _report_failure(exc: psycopg.Error, url: str) -> int:
         print(f"error: cannot reach the database: {reason}", file=sys.stderr)
     else:
         print(f"error: migration failed: {reason}", file=sys.stderr)
+    return 1
+
+
+async def admin_command(
+    settings: Settings, what: str, missing: str, work: Callable[[str], Awaitable[int]]
+) -> int:
+    """Run an admin command's `work(conninfo)`; every database failure is one line.
+
+    `what` names the command in errors ("usage report failed: ..."), `missing` what an
+    unmigrated database lacks ("no usage table"). Returns `work`'s exit code, or 1.
+    """
+    conninfo = await _resolve(settings)
+    if conninfo is None:
+        return 1
+    try:
+        return await work(conninfo)
+    except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn):
+        print(f"error: {missing}: run `python -m {PACKAGE} db upgrade` first", file=sys.stderr)
+    except psycopg.OperationalError as exc:
+        print(f"error: cannot reach the database: {_one_line(exc, conninfo)}", file=sys.stderr)
+    except psycopg.Error as exc:
+        print(f"error: {what} failed: {_one_line(exc, conninfo)}", file=sys.stderr)
     return 1
 
 

@@ -14,18 +14,13 @@ keys; `--since T` keeps the rows changed at or after T, so exports can be increm
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import subprocess
 import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-import psycopg
-
-from .db import connect, redact_secrets
-from .embedded import resolve_database_url
+from .db import admin_command, connect
 from .settings import Settings
 
 PACKAGE = __package__ or __name__.rpartition(".")[0]
@@ -78,38 +73,21 @@ async def export_feedback(
     return count
 
 
-def _error(message: str, exc: BaseException, url: str) -> int:
-    """Print `error: <message>: <reason>` on one line, without the password; exit code 1."""
-    reason = " ".join(str(exc).split()) or type(exc).__name__
-    print(f"error: {message}: {redact_secrets(reason, url)}", file=sys.stderr)
-    return 1
-
-
 async def export_command(settings: Settings, since: datetime | None) -> int:
     """`feedback export`: JSON lines on stdout, errors as one line on stderr.
 
     Exit codes: 0 done, 1 the database cannot be reached or has no feedback table.
     """
-    try:
-        conninfo = await asyncio.to_thread(resolve_database_url, settings)
-    except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
-        return _error("cannot reach the database", exc, settings.database_url)
-    try:
+
+    async def export(conninfo: str) -> int:
         await export_feedback(conninfo, sys.stdout, since)
         sys.stdout.flush()
-    except psycopg.errors.UndefinedTable:
-        print(
-            f"error: no feedback table: run `python -m {PACKAGE} db upgrade` first",
-            file=sys.stderr,
-        )
-        return 1
-    except psycopg.OperationalError as exc:
-        return _error("cannot reach the database", exc, conninfo)
-    except psycopg.Error as exc:
-        return _error("feedback export failed", exc, conninfo)
+        return 0
+
+    try:
+        return await admin_command(settings, "feedback export", "no feedback table", export)
     except BrokenPipeError:
         # The reader went away (`... | head`): stop quietly, as other Unix tools do.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 1
-    return 0

@@ -11,21 +11,17 @@ for the operator: an admin command on a plain connection, like `feedback export`
 
 from __future__ import annotations
 
-import asyncio
 import json
-import subprocess
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal, TextIO
 
-import psycopg
 from agents import ModelResponse
 
 from .context import RequestContext
-from .db import connect, redact_secrets
-from .embedded import resolve_database_url
+from .db import admin_command, connect
 from .settings import Settings
 
 PACKAGE = __package__ or __name__.rpartition(".")[0]
@@ -155,12 +151,6 @@ def report_json(rows: Sequence[UsageRow], by: Grouping, since: datetime | None) 
     return json.dumps(body, indent=2)
 
 
-def _error(message: str, exc: BaseException, url: str) -> int:
-    reason = " ".join(str(exc).split()) or type(exc).__name__
-    print(f"error: {message}: {redact_secrets(reason, url)}", file=sys.stderr)
-    return 1
-
-
 async def report_command(
     settings: Settings,
     since: datetime | None,
@@ -173,23 +163,16 @@ async def report_command(
     Exit codes: 0 done, 1 the database cannot be reached or has no usage table.
     """
     out = out or sys.stdout
-    try:
-        conninfo = await asyncio.to_thread(resolve_database_url, settings)
-    except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
-        return _error("cannot reach the database", exc, settings.database_url)
-    try:
+
+    async def report(conninfo: str) -> int:
         rows = await usage_report(conninfo, since, by)
-    except psycopg.errors.UndefinedTable:
-        print(f"error: no usage table: run `python -m {PACKAGE} db upgrade` first", file=sys.stderr)
-        return 1
-    except psycopg.OperationalError as exc:
-        return _error("cannot reach the database", exc, conninfo)
-    except psycopg.Error as exc:
-        return _error("usage report failed", exc, conninfo)
-    if as_json:
-        print(report_json(rows, by, since), file=out)
-    elif rows:
-        print(format_table(rows, by), file=out)
-    else:
-        print(f"no model usage recorded{f' since {since.isoformat()}' if since else ''}", file=out)
-    return 0
+        if as_json:
+            print(report_json(rows, by, since), file=out)
+        elif rows:
+            print(format_table(rows, by), file=out)
+        else:
+            since_text = f" since {since.isoformat()}" if since else ""
+            print(f"no model usage recorded{since_text}", file=out)
+        return 0
+
+    return await admin_command(settings, "usage report", "no usage table", report)
