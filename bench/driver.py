@@ -45,7 +45,7 @@ PHASES = ["overhead", "tool", "ttft", "throughput", "long", "scale"]
 TOOL = "get_time"
 TOOL_ARGUMENTS = {"timezone": "Europe/Paris"}
 TOOL_ASK = f" What time is it in Paris? @tool {TOOL} {json.dumps(TOOL_ARGUMENTS)}"
-"""Appended to a message, it makes the fake model call get_time (tests/fake_openai.py)."""
+"""Appended to a message, it makes the fake model call get_time (tests/support/fake_openai.py)."""
 TOOL_OUTPUT = "It is 12:00 on Monday 30 November 2026 in Europe/Paris (UTC offset +0100)."
 """A get_time output, for the model-alone calls of a tool turn."""
 OVERHEAD_FIGURES = (

@@ -1,7 +1,7 @@
 """The generated project's fake OpenAI server, plus two control routes for the benchmark.
 
 Run with the baked project's Python: `python bench/fake_model.py --project DIR --port P`.
-It imports `tests/fake_openai.py` from the baked project (the same fake its tests use) and
+It imports `tests/support/fake_openai.py` from the baked project (the same fake its tests use) and
 adds:
 
 - `POST /bench/config` with `{"tokens", "delay", "first_token_delay"}`: the answer's shape for
@@ -24,7 +24,7 @@ def build_app(project: Path, tokens: int, delay: float, first_token_delay: float
     from starlette.requests import Request
     from starlette.responses import JSONResponse
     from starlette.routing import Route
-    from tests.fake_openai import FakeModel, FakeOpenAI
+    from tests.support.fake_openai import FakeModel, FakeOpenAI
 
     model = FakeModel(tokens=tokens, delay=delay, first_token_delay=first_token_delay)
     fake = FakeOpenAI(model)

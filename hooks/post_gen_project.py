@@ -36,9 +36,9 @@ CRUFT_SKIP = [".env", ".postgres", ".venv", ".cruft.json", "uv.lock"]
 # slug written as {slug}); they are deleted when `examples` is no. The lines that use them in
 # other files are inside Jinja `if cookiecutter.examples` blocks of those templates.
 EXAMPLE_FILES = (
-    "src/{slug}/tools.py",
-    "src/{slug}/widgets.py",
-    "tests/test_examples.py",
+    "src/{slug}/agent/tools.py",
+    "src/{slug}/agent/widgets.py",
+    "tests/agent/test_examples.py",
 )
 
 

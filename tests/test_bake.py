@@ -431,7 +431,7 @@ def test_examples_no_leaves_out_the_example_code(baker: Baker, tmp_path: Path) -
 
 
 def test_default_has_the_examples(baker: Baker, tmp_path: Path) -> None:
-    if not (TEMPLATE_PACKAGE / "tools.py").is_file():
+    if not (TEMPLATE_PACKAGE / "agent" / "tools.py").is_file():
         pytest.skip("the example code (tools.py, widgets.py, ...) is not in the template yet")
     baked = baker(tmp_path, "create_tables=no")
     assert_ok(baked)

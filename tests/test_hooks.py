@@ -423,8 +423,8 @@ def test_under_cruft_the_hook_is_silent_and_touches_nothing_else(
     context = {k: v for k, v in post.CONTEXT.items() if k not in {"_output_dir", "_repo_dir"}}
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(post, "find_uv", lambda: pytest.fail("no uv under cruft"))
-    example = tmp_path / "tests" / "test_examples.py"
-    example.parent.mkdir()
+    example = tmp_path / "tests" / "agent" / "test_examples.py"
+    example.parent.mkdir(parents=True)
     example.write_text("x = 1\n")
     assert post.main({**context, "_commit": "a" * 40}) == 0
     assert capsys.readouterr() == ("", "")
@@ -601,9 +601,9 @@ def _example_files(post: types.ModuleType, root: Path, slug: str) -> list[Path]:
 
 def test_example_files_are_the_known_list(post: types.ModuleType) -> None:
     assert post.EXAMPLE_FILES == (
-        "src/{slug}/tools.py",
-        "src/{slug}/widgets.py",
-        "tests/test_examples.py",
+        "src/{slug}/agent/tools.py",
+        "src/{slug}/agent/widgets.py",
+        "tests/agent/test_examples.py",
     )
 
 
@@ -611,13 +611,15 @@ def test_remove_examples_deletes_only_the_example_files(
     post: types.ModuleType, tmp_path: Path
 ) -> None:
     examples = _example_files(post, tmp_path, "acme")
-    keep = [tmp_path / "src" / "acme" / "agent.py", tmp_path / "tests" / "test_api.py",
-            tmp_path / "src" / "other" / "tools.py"]  # fmt: skip
+    keep = [tmp_path / "src" / "acme" / "agent" / "agent.py", tmp_path / "tests" / "test_api.py",
+            tmp_path / "src" / "other" / "agent" / "tools.py"]  # fmt: skip
     for path in [*examples, *keep]:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("x = 1\n")
     removed = post.remove_examples(tmp_path, "acme")
-    assert removed == ["src/acme/tools.py", "src/acme/widgets.py", "tests/test_examples.py"]
+    assert removed == [
+        "src/acme/agent/tools.py", "src/acme/agent/widgets.py", "tests/agent/test_examples.py"
+    ]  # fmt: skip
     assert not any(path.exists() for path in examples)
     assert all(path.is_file() for path in keep)
     assert (tmp_path / "src" / "acme").is_dir()
@@ -625,9 +627,9 @@ def test_remove_examples_deletes_only_the_example_files(
 
 def test_remove_examples_accepts_missing_files(post: types.ModuleType, tmp_path: Path) -> None:
     assert post.remove_examples(tmp_path, "acme") == []
-    (tmp_path / "tests").mkdir()
-    (tmp_path / "tests" / "test_examples.py").write_text("")
-    assert post.remove_examples(tmp_path, "acme") == ["tests/test_examples.py"]
+    (tmp_path / "tests" / "agent").mkdir(parents=True)
+    (tmp_path / "tests" / "agent" / "test_examples.py").write_text("")
+    assert post.remove_examples(tmp_path, "acme") == ["tests/agent/test_examples.py"]
 
 
 @pytest.mark.parametrize(("answer", "kept"), [(True, True), (False, False), ("no", False)])

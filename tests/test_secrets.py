@@ -199,7 +199,7 @@ def test_secrets_stay_in_env_from_bake_to_chat(
 
     received, logs = [], []
     fake_port, app_port = free_port(), free_port()
-    with process(project, "python", "tests/fake_openai.py", "--port", str(fake_port),
+    with process(project, "python", "tests/support/fake_openai.py", "--port", str(fake_port),
                  env={}) as fake_log:  # fmt: skip
         env = {**real_db, "OPENAI_BASE_URL": f"http://127.0.0.1:{fake_port}/v1"}
         with process(project, "python", "-m", SLUG, "serve", "--port", str(app_port),

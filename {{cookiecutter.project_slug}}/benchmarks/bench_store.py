@@ -37,9 +37,9 @@ from chatkit.types import (
 from guide_store import GuideStore
 
 from {{ cookiecutter.project_slug }}.context import RequestContext, User
-from {{ cookiecutter.project_slug }}.db import apply_migrations, redact_url
-from {{ cookiecutter.project_slug }}.embedded import start_embedded, stop_embedded
-from {{ cookiecutter.project_slug }}.store import PostgresStore
+from {{ cookiecutter.project_slug }}.dev.embedded import start_embedded, stop_embedded
+from {{ cookiecutter.project_slug }}.store.db import apply_migrations, redact_url
+from {{ cookiecutter.project_slug }}.store.postgres import PostgresStore
 
 PAGE = 20
 BASE_TIME = datetime(2025, 1, 1, 12, 0, 0)

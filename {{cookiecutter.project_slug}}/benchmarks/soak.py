@@ -1,10 +1,10 @@
 """Soak test: many concurrent conversations for a while, with faulty model calls; nothing lost.
 
 Runs the app (`python -m <package> serve`) in a subprocess against the fake model
-(tests/fake_openai.py, every Nth streamed answer fails) and a PostgreSQL (a temporary embedded
-one unless --database-url is given), holds --conversations conversations for --seconds, then
-reports turns completed, errors by kind, items written vs. expected (from the database), and
-the app's RSS and open database connections at start and end.
+(tests/support/fake_openai.py; every Nth streamed answer fails) and a PostgreSQL (a temporary
+embedded one unless --database-url is given), holds --conversations conversations for
+--seconds, then reports turns completed, errors by kind, items written vs. expected (from the
+database), and the app's RSS and open database connections at start and end.
 
 With --hostile R, that share of each conversation's requests is hostile instead: the same
 attachment 20 times, more attachments than allowed, a 1 MB title, a message over
@@ -44,12 +44,12 @@ import jwt
 import psutil
 import psycopg
 
-from {{ cookiecutter.project_slug }}.db import apply_migrations
-from {{ cookiecutter.project_slug }}.embedded import start_embedded, stop_embedded
+from {{ cookiecutter.project_slug }}.dev.embedded import start_embedded, stop_embedded
+from {{ cookiecutter.project_slug }}.store.db import apply_migrations
 
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
-from tests.fake_openai import FakeModel, FakeOpenAI  # noqa: E402
+from tests.support.fake_openai import FakeModel, FakeOpenAI  # noqa: E402
 
 PACKAGE = "{{ cookiecutter.project_slug }}"
 

@@ -1,3 +1,3 @@
-"""Shared fixtures: a real PostgreSQL (fixtures_db) and the app with a fake model (fixtures_app)."""
+"""Shared fixtures: a real PostgreSQL (support/db.py), the app and a fake model (support/app.py)."""
 
-pytest_plugins = ["tests.fixtures_db", "tests.fixtures_app"]
+pytest_plugins = ["tests.support.db", "tests.support.app"]

@@ -7,10 +7,9 @@ from typing import Any
 
 import pytest
 
-from {{ cookiecutter.project_slug }}.client import ChatKitClient, assistant_text
-
-from .fake_openai import FakeModel, last_user_text
-from .fixtures_app import AppServer
+from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient, assistant_text
+from tests.support.app import AppServer
+from tests.support.fake_openai import FakeModel, last_user_text
 
 API_MODES = ["responses", "chat_completions"]
 

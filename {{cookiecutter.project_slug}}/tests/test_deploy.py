@@ -24,12 +24,11 @@ import httpx
 import pytest
 
 from {{ cookiecutter.project_slug }} import cli
-from {{ cookiecutter.project_slug }}.api import body_limit
 from {{ cookiecutter.project_slug }}.compat.uvicorn_http import HeaderGuardProtocol
+from {{ cookiecutter.project_slug }}.http.requests import body_limit
 from {{ cookiecutter.project_slug }}.settings import Settings, get_settings
-
-from .fixtures_app import TEST_AUTH_SECRET, AppServer
-from .processes import ServerProcess
+from tests.support.app import TEST_AUTH_SECRET, AppServer
+from tests.support.processes import ServerProcess
 
 PROJECT = Path(__file__).resolve().parents[1]
 PUBLIC_URL = "https://chat.example.com"

@@ -102,7 +102,7 @@ def test_readme_shows_how_to_try_the_app_with_the_fake_model() -> None:
     """The README's fake-model command starts a model server at the OPENAI_BASE_URL it gives
     (with no key: see test_model_errors.test_a_local_server_needs_no_api_key)."""
     text = README.read_text(encoding="utf-8")
-    command = re.search(r"uv run python (tests/fake_openai\.py --port (\d+))", text)
+    command = re.search(r"uv run python (tests/support/fake_openai\.py --port (\d+))", text)
     base_url = re.search(r"OPENAI_BASE_URL=(http://127\.0\.0\.1:(\d+)/v1)", text)
     assert command and base_url, "the README shows the fake model and its OPENAI_BASE_URL"
     assert command[2] == base_url[2], "the same port"

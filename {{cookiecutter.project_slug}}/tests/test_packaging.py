@@ -12,9 +12,8 @@ from typing import Any
 
 import pytest
 
-from {{ cookiecutter.project_slug }}.embedded import MISSING_MESSAGE
-
-from .fixtures_app import TEST_AUTH_SECRET
+from {{ cookiecutter.project_slug }}.dev.embedded import MISSING_MESSAGE
+from tests.support.app import TEST_AUTH_SECRET
 
 PACKAGE = "{{ cookiecutter.project_slug }}"
 ROOT = Path(__file__).resolve().parents[1]

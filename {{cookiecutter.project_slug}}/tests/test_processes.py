@@ -1,4 +1,4 @@
-"""`serve` as its own process (tests/processes.py): on `--port 0`, and with its output shown
+"""`serve` as its own process (tests/support/processes.py): on `--port 0`, and with its output shown
 when it fails."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import sys
 import httpx
 import pytest
 
-from .fixtures_app import TEST_AUTH_SECRET
-from .processes import ServerProcess
+from tests.support.app import TEST_AUTH_SECRET
+from tests.support.processes import ServerProcess
 
 PACKAGE = "{{ cookiecutter.project_slug }}"
 

@@ -16,8 +16,7 @@ from pydantic import ValidationError
 
 from {{ cookiecutter.project_slug }}.context import verify_token
 from {{ cookiecutter.project_slug }}.settings import Settings
-
-from .fixtures_app import TEST_AUTH_SECRET, AppServer
+from tests.support.app import TEST_AUTH_SECRET, AppServer
 
 PACKAGE = "{{ cookiecutter.project_slug }}"
 

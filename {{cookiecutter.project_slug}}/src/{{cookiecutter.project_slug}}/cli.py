@@ -176,13 +176,13 @@ def http_protocol(header_timeout: float, max_header_bytes: int) -> Any:
 
 def missing_package(settings: Settings) -> str | None:
     """What the configuration needs but is not installed (one line), or None."""
-    from .embedded import MISSING_MESSAGE, embedded_available
+    from .dev.embedded import MISSING_MESSAGE, embedded_available
     from .settings import EMBEDDED
 
     if settings.database_url == EMBEDDED and not embedded_available():
         return MISSING_MESSAGE
     if settings.otel_exporter_otlp_endpoint:
-        from .tracing import missing_packages
+        from .ops.tracing import missing_packages
 
         return missing_packages()
     return None
@@ -190,7 +190,7 @@ def missing_package(settings: Settings) -> str | None:
 
 def serve_options(args: argparse.Namespace) -> dict[str, Any]:
     """What `serve` hands to uvicorn.run besides the app (connection limits and timeouts)."""
-    from .logs import logging_config
+    from .ops.logs import logging_config
 
     return {
         "host": args.host,
@@ -220,12 +220,12 @@ def run(args: argparse.Namespace) -> int:
         uvicorn.run(f"{PACKAGE}.main:app", **serve_options(args))
         return 0
     if args.command == "db":
-        from . import db
+        from .store import db
 
         if args.db_command == "upgrade":
             return asyncio.run(db.upgrade_command(get_settings()))
         if args.db_command == "prune":
-            from .attachments import prune_command
+            from .ops.retention import prune_command
 
             return asyncio.run(prune_command(get_settings()))
         return asyncio.run(db.status_command(get_settings()))
@@ -243,15 +243,15 @@ def run(args: argparse.Namespace) -> int:
         print(create_token(args.user_id, ttl_seconds=args.ttl))
         return 0
     if args.command == "chat":
-        from .chat import run_chat
+        from .dev.terminal_chat import run_chat
 
         return run_chat(url=args.url, user_id=args.user, thread_id=args.thread)
     if args.command == "usage":
-        from .usage import report_command
+        from .ops.usage import report_command
 
         return asyncio.run(report_command(get_settings(), args.since, args.by, args.json))
     if args.command == "feedback":
-        from .feedback import export_command
+        from .chat.feedback import export_command
 
         return asyncio.run(export_command(get_settings(), args.since))
     raise AssertionError(f"unknown command {args.command}")

@@ -58,6 +58,10 @@ class AppError(Exception):
         )
 
 
+class MissingApiKeyError(Exception):
+    """OPENAI_API_KEY is not configured; raised when a message needs the model."""
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map every exception a route can raise to the JSON error shape."""
 

@@ -18,17 +18,18 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from .api import router as api_router
-from .attachments import PostgresAttachmentStore, install_attachment_routes
-from .embedded import EmbeddedPostgresMissing, stop_embedded
+from .chat.model import ModelGateway
+from .chat.server import ChatServer
+from .dev.embedded import EmbeddedPostgresMissing, stop_embedded
 from .errors import install_error_handlers
-from .gc_tuning import freeze_long_lived_objects
-from .logs import configure_logging
-from .middleware import RequestLogMiddleware
-from .model import ModelGateway
-from .server import ChatServer
+from .http.attachments import install_attachment_routes
+from .http.chatkit import router as api_router
+from .http.middleware import RequestLogMiddleware
+from .ops.gc_tuning import freeze_long_lived_objects
+from .ops.logs import configure_logging
 from .settings import EMBEDDED, Settings, get_settings
 from .store import PostgresStore
+from .store.attachments import PostgresAttachmentStore
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         min_size=settings.db_pool_min_size,
         max_size=settings.db_pool_max_size,
         timeout=settings.db_pool_timeout,
+        embedded_data_dir=settings.embedded_data_dir,
     )
     gateway = ModelGateway(settings)
     attachments = PostgresAttachmentStore(store, settings)
@@ -88,16 +90,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_router)
     install_attachment_routes(app, attachments)
     if settings.serves_chat_page:
-        from .page import install_chat_page
+        from .dev.page import install_chat_page
 
         install_chat_page(app, settings)
     app.add_middleware(RequestLogMiddleware)
     if settings.metrics:  # off: no route, no middleware, nothing measured
-        from .metrics import install_metrics
+        from .ops.metrics import install_metrics
 
         gateway.metrics = install_metrics(app, store)
     if settings.otel_exporter_otlp_endpoint:  # the OpenTelemetry packages are imported only then
-        from .tracing import setup_tracing
+        from .ops.tracing import setup_tracing
 
         app.state.tracing = setup_tracing(app, settings)
     return app

@@ -80,6 +80,10 @@ def secret_weakness(secret: str) -> str | None:
     return None
 
 
+EMBEDDED_DATA_DIR = PROJECT_ROOT / ".postgres"
+"""Where DATABASE_URL=embedded keeps its development PostgreSQL."""
+
+
 class Settings(BaseSettings):
     """Runtime settings. Every field maps to the upper-case environment variable."""
 
@@ -91,7 +95,7 @@ class Settings(BaseSettings):
 
     database_url: str = EMBEDDED
     """`postgresql://...`, or `embedded` for a development server kept in the project."""
-    embedded_data_dir: Path = PROJECT_ROOT / ".postgres"
+    embedded_data_dir: Path = EMBEDDED_DATA_DIR
     db_pool_min_size: int = Field(default=1, ge=0)
     db_pool_max_size: int = Field(default=10, ge=1)
     db_pool_timeout: float = Field(default=5.0, gt=0)

@@ -1,0 +1,42 @@
+"""The agent: its instructions, its model and its tools. Add a tool here.
+
+Tools are typed functions (see the README's "Build on it"). Server tools run in this process;
+a tool named in CLIENT_TOOLS is a client tool: the run stops at it, the browser runs it and
+sends its output back (`threads.add_client_tool_output`), and the model continues from there.
+"""
+
+from __future__ import annotations
+
+from agents import Agent, Model, StopAtTools, Tool
+from chatkit.agents import AgentContext
+
+from ..context import RequestContext
+from ..settings import Settings
+{%- if cookiecutter.examples %}
+from .tools import get_time, switch_theme
+
+TOOLS: list[Tool] = [get_time, switch_theme]
+"""Every tool the model may call (examples in tools.py)."""
+
+CLIENT_TOOLS: frozenset[str] = frozenset({"switch_theme"})
+"""The tools, by name, that the browser runs: the agent stops at them."""
+{%- else %}
+
+TOOLS: list[Tool] = []
+"""Every tool the model may call."""
+
+CLIENT_TOOLS: frozenset[str] = frozenset()
+"""The tools, by name, that the browser runs: the agent stops at them."""
+{%- endif %}
+
+
+def build_agent(model: Model, settings: Settings) -> Agent[AgentContext[RequestContext]]:
+    """The agent for one turn (cheap to build: each tool's schema is made once, at import)."""
+    stop_at_client_tools = StopAtTools(stop_at_tool_names=sorted(CLIENT_TOOLS))
+    return Agent[AgentContext[RequestContext]](
+        name="assistant",
+        instructions=settings.instructions,
+        model=model,
+        tools=TOOLS,
+        tool_use_behavior=stop_at_client_tools if CLIENT_TOOLS else "run_llm_again",
+    )

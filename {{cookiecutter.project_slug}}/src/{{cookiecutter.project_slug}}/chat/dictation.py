@@ -1,0 +1,103 @@
+"""Dictation: `input.transcribe` turns the user's recorded speech into composer text.
+
+The audio goes to OpenAI's transcription endpoint (`TRANSCRIBE_MODEL`, default
+gpt-4o-mini-transcribe) through the app's one client, so OPENAI_BASE_URL applies. Requests are
+checked before any upload leaves: an unsupported audio type is a 400, audio over
+MAX_AUDIO_BYTES a 413, and a provider failure a JSON error with a readable message.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+
+import openai
+from chatkit.types import AudioInput, InputTranscribeParams, TranscriptionResult
+
+from ..errors import AppError, MissingApiKeyError
+from .model import ModelGateway
+
+logger = logging.getLogger(__name__)
+
+AUDIO_EXTENSIONS = {
+    "audio/webm": "webm",
+    "audio/ogg": "ogg",
+    "audio/mp4": "mp4",
+    "audio/m4a": "m4a",
+    "audio/x-m4a": "m4a",
+    "audio/mpeg": "mp3",
+    "audio/mp3": "mp3",
+    "audio/wav": "wav",
+    "audio/x-wav": "wav",
+    "audio/flac": "flac",
+}
+"""Audio types the transcription API reads, and the file extension it recognises them by."""
+UNREADABLE_AUDIO = frozenset({400, 413, 415, 422})
+"""Provider answers that blame the audio itself: the client gets a 400, not a 502."""
+
+
+class DictationError(AppError):
+    """Dictation failed; `status` says whose fault it is."""
+
+    code = "transcription_failed"
+
+
+def decoded_size(audio_base64: str) -> int:
+    """How many bytes `audio_base64` decodes to (without decoding it)."""
+    length = len(audio_base64.rstrip())
+    return length * 3 // 4 - audio_base64.rstrip()[-2:].count("=")
+
+
+def check_audio(params: InputTranscribeParams, max_bytes: int) -> None:
+    """Refuse audio this server will not send on (before anything is decoded)."""
+    media_type = params.mime_type.split(";", 1)[0].strip().lower()
+    if media_type not in AUDIO_EXTENSIONS:
+        allowed = ", ".join(sorted(AUDIO_EXTENSIONS))
+        raise DictationError(
+            f"unsupported audio type {media_type[:60]!r}; allowed: {allowed}",
+            code="unsupported_audio",
+        )
+    if decoded_size(params.audio_base64) > max_bytes:
+        raise DictationError(f"audio over {max_bytes} bytes", status=413, code="too_large")
+    try:
+        base64.b64decode(params.audio_base64, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise DictationError("audio_base64 is not valid base64", code="invalid_request") from exc
+
+
+async def transcribe(gateway: ModelGateway, audio: AudioInput) -> TranscriptionResult:
+    """The text spoken in `audio`, or DictationError with a fitting status."""
+    media_type = audio.media_type.strip().lower()
+    filename = f"speech.{AUDIO_EXTENSIONS.get(media_type, 'webm')}"
+    try:
+        result = await gateway.client.audio.transcriptions.create(
+            model=gateway.settings.transcribe_model, file=(filename, audio.data, media_type)
+        )
+    except MissingApiKeyError as exc:
+        raise DictationError(
+            "The server has no OpenAI API key (set OPENAI_API_KEY).", status=503
+        ) from exc
+    except openai.RateLimitError as exc:
+        wait = exc.response.headers.get("retry-after")
+        raise DictationError(
+            "The transcription service is busy; try again in a moment.",
+            status=429,
+            headers={"Retry-After": wait} if wait else None,
+        ) from exc
+    except openai.APITimeoutError as exc:
+        raise DictationError(
+            "The transcription service did not answer in time.", status=504
+        ) from exc
+    except openai.APIConnectionError as exc:
+        raise DictationError("Could not reach the transcription service.", status=502) from exc
+    except openai.APIStatusError as exc:
+        logger.warning("transcription failed: provider answered %s", exc.status_code)
+        if exc.status_code in UNREADABLE_AUDIO:
+            raise DictationError(
+                f"The transcription service could not read the audio ({exc.status_code})."
+            ) from exc
+        raise DictationError(
+            f"The transcription service answered with an error ({exc.status_code}).", status=502
+        ) from exc
+    return TranscriptionResult(text=result.text)

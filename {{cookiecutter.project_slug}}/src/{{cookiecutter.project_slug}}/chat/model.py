@@ -1,0 +1,116 @@
+"""The model gateway: one OpenAI client for the app, the Agents SDK model, and error mapping.
+
+The client is built on first use, so a missing key never stops the app from starting; each
+model call then fails with a readable error instead. A server at OPENAI_BASE_URL (Ollama,
+vLLM, ...) gets a placeholder key when OPENAI_API_KEY is unset: local servers need none.
+`model_error` turns what the openai and Agents SDKs raise into the message a user sees in the
+chat.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+import openai
+from agents import Model, OpenAIChatCompletionsModel, OpenAIResponsesModel
+from agents.exceptions import AgentsException
+from chatkit.errors import CustomStreamError
+
+from ..compat.openai_client import PassThroughOpenAI
+from ..errors import MissingApiKeyError
+from ..settings import Settings
+
+if TYPE_CHECKING:
+    from ..ops.metrics import Metrics
+
+NO_KEY = "no-key"
+"""The API key sent to an OPENAI_BASE_URL server when OPENAI_API_KEY is unset (the openai SDK
+insists on one; local OpenAI-compatible servers ignore it)."""
+
+
+def api_key_for(settings: Settings) -> str:
+    """OPENAI_API_KEY; or, for a server of your own at OPENAI_BASE_URL, a placeholder.
+
+    MissingApiKeyError when there is no key and the model is OpenAI's (no base URL, or
+    api.openai.com), which needs one.
+    """
+    key = settings.openai_api_key
+    if key is not None and key.get_secret_value().strip():
+        return key.get_secret_value()
+    base_url = (settings.openai_base_url or "").strip()
+    if not base_url or (urlsplit(base_url).hostname or "").endswith("api.openai.com"):
+        raise MissingApiKeyError
+    return NO_KEY
+
+
+class ModelGateway:
+    """The OpenAI client and model for the app, built lazily (a missing key never stops startup)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._client: openai.AsyncOpenAI | None = None
+        self.metrics: Metrics | None = None
+        """The app's metrics when METRICS=true (main.py sets it)."""
+
+    @property
+    def client(self) -> openai.AsyncOpenAI:
+        """The shared AsyncOpenAI client (one connection pool for the whole app)."""
+        if self._client is None:
+            self._client = PassThroughOpenAI(
+                api_key=api_key_for(self.settings),
+                base_url=self.settings.openai_base_url,
+                timeout=self.settings.openai_timeout,
+                max_retries=self.settings.openai_max_retries,
+            )
+        return self._client
+
+    def model(self) -> Model:
+        """The Agents SDK model for OPENAI_API (Responses by default, or Chat Completions)."""
+        if self.settings.openai_api == "chat_completions":
+            return OpenAIChatCompletionsModel(self.settings.openai_model, openai_client=self.client)
+        return OpenAIResponsesModel(self.settings.openai_model, openai_client=self.client)
+
+    async def close(self) -> None:
+        """Release the client's connections."""
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+
+def model_error(exc: BaseException, settings: Settings) -> CustomStreamError | None:
+    """A readable ChatKit error for a failed model call (None: not a model failure)."""
+    if isinstance(exc, MissingApiKeyError):
+        return CustomStreamError(
+            "The server has no OpenAI API key (set OPENAI_API_KEY).", allow_retry=False
+        )
+    if isinstance(exc, openai.AuthenticationError):
+        return CustomStreamError(
+            "The model provider rejected the server's API key (401).", allow_retry=False
+        )
+    if isinstance(exc, openai.PermissionDeniedError):
+        return CustomStreamError("The model provider denied access (403).", allow_retry=False)
+    if isinstance(exc, openai.RateLimitError):
+        wait = exc.response.headers.get("retry-after")
+        hint = f" Try again in {wait} s." if wait else " Try again in a moment."
+        return CustomStreamError(f"The model is busy (rate limited).{hint}", allow_retry=True)
+    if isinstance(exc, openai.NotFoundError):
+        return CustomStreamError(
+            f"The model {settings.openai_model!r} was not found at the provider.",
+            allow_retry=False,
+        )
+    if isinstance(exc, openai.APITimeoutError):
+        return CustomStreamError(
+            f"The model did not answer within {settings.openai_timeout:g} seconds.",
+            allow_retry=True,
+        )
+    if isinstance(exc, openai.APIConnectionError):
+        return CustomStreamError("Could not reach the model provider.", allow_retry=True)
+    if isinstance(exc, openai.APIStatusError):
+        retry = exc.status_code >= 500
+        return CustomStreamError(
+            f"The model provider answered with an error ({exc.status_code}).", allow_retry=retry
+        )
+    if isinstance(exc, openai.OpenAIError | AgentsException | OSError):
+        return CustomStreamError("The model call failed.", allow_retry=True)
+    return None

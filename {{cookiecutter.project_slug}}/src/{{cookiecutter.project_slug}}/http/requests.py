@@ -1,0 +1,175 @@
+"""Reading a /chatkit request: the body within its limit, parsed once, sizes bounded (400/413)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from chatkit.types import (
+    ChatKitReq,
+    InputTranscribeReq,
+    ItemsFeedbackReq,
+    ThreadsAddStructuredInputReq,
+    ThreadsAddUserMessageReq,
+    ThreadsCreateReq,
+    ThreadsUpdateReq,
+    UserMessageInput,
+    UserMessageTagContent,
+    UserMessageTextContent,
+)
+from fastapi import Request
+from pydantic import TypeAdapter, ValidationError
+from starlette.requests import ClientDisconnect
+
+from ..chat.dictation import check_audio
+from ..errors import AppError
+from ..settings import Settings
+
+logger = logging.getLogger(__name__)
+
+CHATKIT_REQUEST: TypeAdapter[ChatKitReq] = TypeAdapter(ChatKitReq)
+JSON_OVERHEAD_BYTES = 64 * 1024
+"""Room for the JSON around a transcription request's base64 audio."""
+MAX_TITLE_CHARS = 200
+"""Longest thread title `threads.update` accepts (generated titles are far shorter)."""
+MAX_FEEDBACK_IDS = 100
+"""Most item ids one `items.feedback` request may name."""
+
+
+class RequestTooLarge(Exception):
+    """The request body is over its limit (answered with 413)."""
+
+
+def body_limit(settings: Settings) -> int:
+    """The most a request body may hold: MAX_REQUEST_BYTES, or more for dictation audio
+    (base64 makes MAX_AUDIO_BYTES a third larger); other requests are held to
+    MAX_REQUEST_BYTES once parsed."""
+    audio = -(-settings.max_audio_bytes // 3) * 4 + JSON_OVERHEAD_BYTES
+    return max(settings.max_request_bytes, audio)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing (RequestTooLarge) anything over `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise RequestTooLarge
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise RequestTooLarge
+    return bytes(body)
+
+
+def describe_validation_error(exc: ValidationError) -> list[dict[str, str]]:
+    """Where and why a ChatKit request is invalid, without echoing its content."""
+    return [
+        {"loc": ".".join(str(part) for part in err["loc"]), "msg": err["msg"]}
+        for err in exc.errors(include_input=False, include_url=False)[:10]
+    ]
+
+
+def has_nul(value: Any) -> bool:
+    """Whether a decoded JSON value holds a NUL character anywhere (PostgreSQL refuses them).
+
+    Iterative, so no nesting depth can exhaust the stack."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
+
+
+def refuses_nul(body: bytes) -> bool:
+    """True for a body whose text holds an escaped NUL (`\\u0000`), which cannot be stored.
+
+    Only a body with that escape is decoded here. One nested too deeply for `json` (about
+    1,000 levels) is left to the validator, whose own depth limit is lower: a 400 either way.
+    """
+    if b"\\u0000" not in body:
+        return False
+    try:
+        return has_nul(json.loads(body))
+    except (ValueError, RecursionError):
+        return False
+
+
+def message_chars(message: UserMessageInput) -> int:
+    """The characters of a message the model reads: text parts, tags and quoted text."""
+    count = len(message.quoted_text or "")
+    for part in message.content:
+        if isinstance(part, UserMessageTextContent):
+            count += len(part.text)
+        elif isinstance(part, UserMessageTagContent):
+            count += len(part.text) + len(json.dumps(part.data, ensure_ascii=False))
+    return count
+
+
+def check_sizes(request: ChatKitReq, settings: Settings) -> None:
+    """Refuse (400) what is over a size limit; collapse repeated attachment ids, in place.
+
+    Runs before any database work. A message's attachment ids keep their first occurrence
+    and order (the SDK would otherwise load, store and send each repeat).
+    """
+    if isinstance(request, ThreadsCreateReq | ThreadsAddUserMessageReq):
+        message = request.params.input
+        message.attachments = list(dict.fromkeys(message.attachments))
+        most = settings.max_attachments_per_message
+        if len(message.attachments) > most:
+            raise AppError(
+                f"a message may carry at most {most} attachments", code="too_many_attachments"
+            )
+        if message_chars(message) > settings.max_message_chars:
+            raise AppError(
+                f"message text over {settings.max_message_chars} characters",
+                code="message_too_long",
+            )
+    elif isinstance(request, ThreadsAddStructuredInputReq):
+        answers = request.params.input.answers.values()
+        chars = sum(len(value) for answer in answers for value in answer.values)
+        if chars > settings.max_message_chars:
+            raise AppError(
+                f"answers over {settings.max_message_chars} characters", code="message_too_long"
+            )
+    elif isinstance(request, ThreadsUpdateReq) and len(request.params.title) > MAX_TITLE_CHARS:
+        raise AppError(f"title over {MAX_TITLE_CHARS} characters", code="title_too_long")
+    elif isinstance(request, ItemsFeedbackReq) and len(request.params.item_ids) > MAX_FEEDBACK_IDS:
+        raise AppError(
+            f"feedback names at most {MAX_FEEDBACK_IDS} items at once", code="too_many_items"
+        )
+
+
+async def parse_request(request: Request, settings: Settings) -> ChatKitReq:
+    """The body as a ChatKit request, or an AppError (400/413)."""
+    try:
+        body = await read_body(request, body_limit(settings))
+    except RequestTooLarge:
+        raise AppError(
+            f"request body over {body_limit(settings)} bytes", status=413, code="too_large"
+        ) from None
+    except ClientDisconnect:
+        # The client went away mid-body: nothing to answer, nothing went wrong here.
+        logger.info("client disconnected before its request body was complete")
+        raise AppError("the request body was cut off", code="incomplete_body") from None
+    if refuses_nul(body):
+        raise AppError("text may not contain NUL characters")
+    try:
+        parsed = CHATKIT_REQUEST.validate_json(body)
+    except ValidationError as exc:
+        details = describe_validation_error(exc)
+        raise AppError("not a valid ChatKit request", details=details) from None
+    if isinstance(parsed, InputTranscribeReq):
+        check_audio(parsed.params, settings.max_audio_bytes)
+    elif len(body) > settings.max_request_bytes:
+        raise AppError(
+            f"request body over {settings.max_request_bytes} bytes", status=413, code="too_large"
+        )
+    return parsed

@@ -1,0 +1,63 @@
+"""A turn's SSE answer: the SDK's events passed through, failures as error events, and the
+turn finished (lease released, usage recorded) however the stream ends."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator
+
+from chatkit.errors import ErrorCode
+from chatkit.server import StreamingResult
+from chatkit.types import ErrorEvent
+from fastapi.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from ..ops.limits import Turn, run_shielded
+
+logger = logging.getLogger(__name__)
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+async def guard_stream(stream: StreamingResult) -> AsyncGenerator[bytes, None]:
+    """Pass the SDK's events through; a failure mid-stream becomes an error event, not a cut.
+
+    Closing this generator closes the SDK's too, so its cleanup runs then, not whenever the
+    garbage collector gets to it.
+    """
+    events = stream.json_events
+    try:
+        async for chunk in events:
+            yield chunk
+    except Exception:
+        logger.exception("stream failed")
+        event = ErrorEvent(code=ErrorCode.STREAM_ERROR, allow_retry=True)
+        yield b"data: " + event.model_dump_json().encode() + b"\n\n"
+    finally:
+        await events.aclose()
+
+
+class TurnStream(StreamingResponse):
+    """A turn's SSE answer; when it ends (done, failed, the client gone, or never started),
+    the turn is finished: its stream lease released and its model usage recorded.
+
+    That statement runs once the response has ended, so the client never waits for it (a
+    next request on the connection is served meanwhile); a stream's slot is free again a
+    moment after its last byte.
+    """
+
+    def __init__(self, events: AsyncGenerator[bytes, None], turn: Turn | None) -> None:
+        super().__init__(events, media_type="text/event-stream", headers=SSE_HEADERS)
+        self.events = events
+        self.turn = turn
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await run_shielded(self._end())
+
+    async def _end(self) -> None:
+        await self.events.aclose()  # an interrupted stream counts its model usage here
+        if self.turn is not None:
+            await self.turn.finish()

@@ -1,0 +1,246 @@
+"""Attachments: files users add to their messages, kept in PostgreSQL.
+
+Both ChatKit upload strategies work:
+
+- two-phase (`uploadStrategy: {type: "two_phase"}`): `attachments.create` on /chatkit returns
+  an attachment whose upload URL is `POST /attachments/{id}/upload?token=...`; the client
+  posts the file there as multipart field `file`, once (a second upload gets 409);
+- direct (`{type: "direct", uploadUrl: "/attachments"}`): the client posts the file to
+  `POST /attachments` with its bearer token and gets the attachment back.
+
+Uploads are read as they arrive (uploads.py): past MAX_ATTACHMENT_BYTES the server stops
+reading and answers 413, chunked bodies included. `mime_type` must be a `type/subtype` token
+(400 otherwise); one stored before that check is served as `application/octet-stream`.
+
+Images get a `preview_url` at `GET /attachments/{id}/content?token=...`. The tokens in these
+URLs are signed with a key derived from AUTH_SECRET and name one attachment, one user and one
+use, so they open nothing else and never work as bearer tokens. Every token expires: upload
+links after an hour, preview links after ATTACHMENT_LINK_TTL_SECONDS. Stored preview URLs
+are re-signed whenever the store hands an attachment out (`PostgresStore.prepare_attachment`,
+set here), so the links a client receives always work, and the ones in the database expire.
+
+An attachment belongs to the thread it was sent in and is deleted with it (its bytes too).
+One never sent is an orphan: `python -m <package> db prune` deletes orphans older than
+ATTACHMENT_ORPHAN_HOURS (run it from cron or a scheduled job).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+import time
+
+import jwt
+from chatkit.store import AttachmentStore
+from chatkit.types import (
+    Attachment,
+    AttachmentCreateParams,
+    AttachmentUploadDescriptor,
+    FileAttachment,
+    ImageAttachment,
+)
+from fastapi import Request
+from pydantic import AnyUrl
+
+from ..context import (
+    AuthError,
+    RequestContext,
+    User,
+)
+from ..errors import AppError
+from ..settings import Settings
+from .postgres import PostgresStore
+
+UPLOAD_TOKEN_TTL_SECONDS = 3600
+MAX_LINK_STEP_SECONDS = 3600
+"""Preview tokens expire on a whole step (at most an hour) after their TTL, so a link stays
+the same for a while: browsers can cache the image, and signing is mostly a cache hit."""
+OCTET_STREAM = "application/octet-stream"
+MAX_MIME_TYPE_LENGTH = 255
+# RFC 2045 `type/subtype` (token characters only: ASCII letters, digits and `!#$&^_.+-`).
+_MIME_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+", re.ASCII)
+PACKAGE = __name__.split(".")[0]
+
+
+class AttachmentTooLarge(ValueError):
+    """The attachment is over MAX_ATTACHMENT_BYTES."""
+
+
+class InvalidMimeType(AppError):
+    """`mime_type` is not a `type/subtype` media type (400)."""
+
+    code = "invalid_mime_type"
+
+
+# --- mime types -----------------------------------------------------------------------
+
+
+def clean_mime_type(value: str) -> str:
+    """The media type to store: `type/subtype` in lower case, parameters (`; ...`) dropped.
+
+    InvalidMimeType unless the value is printable ASCII, at most 255 characters, and starts
+    with an RFC 2045 `type/subtype` token pair: no CR/LF, no NUL, no emoji, no bare `text`.
+    """
+    essence = value.partition(";")[0].strip(" ")
+    if (
+        len(value) > MAX_MIME_TYPE_LENGTH
+        or not value.isascii()
+        or not value.isprintable()
+        or not _MIME_TYPE.fullmatch(essence)
+    ):
+        raise InvalidMimeType(
+            "mime_type must be a media type such as 'image/png' (ASCII type/subtype)"
+        )
+    return essence.lower()
+
+
+def safe_mime_type(value: str) -> str:
+    """A stored mime type fit to hand out: itself when valid, else application/octet-stream."""
+    try:
+        return clean_mime_type(value)
+    except InvalidMimeType:
+        return OCTET_STREAM
+
+
+# --- link tokens ----------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=8)
+def _derive_key(secret: str) -> str:
+    return hashlib.sha256(b"attachment-urls:" + secret.encode()).hexdigest()
+
+
+def _url_key(settings: Settings) -> str:
+    return _derive_key(settings.auth_secret.get_secret_value())
+
+
+def _encode(key: str, user_id: str, attachment_id: str, use: str, exp: int) -> str:
+    claims = {"sub": user_id, "att": attachment_id, "use": use, "exp": exp}
+    return jwt.encode(claims, key, algorithm="HS256")
+
+
+@functools.lru_cache(maxsize=4096)
+def _signed_link(path: str, key: str, user_id: str, attachment_id: str, exp: int) -> AnyUrl:
+    """A preview link. Links repeat (same attachment, user and expiry step): made once each."""
+    return AnyUrl(f"{path}?token={_encode(key, user_id, attachment_id, 'content', exp)}")
+
+
+def sign_url_token(settings: Settings, user_id: str, attachment_id: str, use: str, ttl: int) -> str:
+    """A token for one use ("upload" or "content") of one attachment, valid `ttl` seconds."""
+    return _encode(_url_key(settings), user_id, attachment_id, use, int(time.time()) + ttl)
+
+
+def link_expiry(ttl: int, now: float | None = None) -> int:
+    """When a preview token made now expires: `ttl` seconds on, rounded up to a whole step."""
+    step = max(1, min(MAX_LINK_STEP_SECONDS, ttl // 24))
+    now = time.time() if now is None else now
+    return (int(now) + ttl) // step * step + step
+
+
+def verify_url_token(settings: Settings, token: str, attachment_id: str, use: str) -> User:
+    """The user a URL token speaks for, if it was made for this attachment and use."""
+    try:
+        claims = jwt.decode(
+            token, _url_key(settings), algorithms=["HS256"], options={"require": ["exp"]}
+        )
+    except jwt.PyJWTError as exc:
+        raise AuthError("invalid or expired link") from exc
+    if claims.get("att") != attachment_id or claims.get("use") != use:
+        raise AuthError("link not valid for this attachment")
+    subject = claims.get("sub")
+    if not isinstance(subject, str) or not subject:
+        raise AuthError("invalid link")
+    return User(id=subject)
+
+
+def base_url(request: Request | None, settings: Settings) -> str:
+    """Where clients reach this app: PUBLIC_URL when set, else the request's own base URL."""
+    if settings.public_url:
+        return settings.public_url.rstrip("/") + "/"
+    if request is None:
+        raise ValueError("attachments need a request (or PUBLIC_URL) to build their URLs")
+    return str(request.base_url)
+
+
+def preview_url(
+    settings: Settings, context: RequestContext, attachment_id: str, stored: str | None = None
+) -> AnyUrl:
+    """A preview link valid ATTACHMENT_LINK_TTL_SECONDS (plus at most a step); without a
+    request (or PUBLIC_URL) it keeps `stored`'s address and only gets a fresh token."""
+    try:
+        path = f"{base_url(context.request, settings)}attachments/{attachment_id}/content"
+    except ValueError:
+        if stored is None:
+            raise
+        path = stored.partition("?")[0]
+    exp = link_expiry(settings.attachment_link_ttl_seconds)
+    return _signed_link(path, _url_key(settings), context.user.id, attachment_id, exp)
+
+
+def build_attachment(
+    settings: Settings,
+    context: RequestContext,
+    attachment_id: str,
+    name: str,
+    mime_type: str,
+    upload: AttachmentUploadDescriptor | None = None,
+) -> Attachment:
+    """Attachment metadata; images get a preview URL that serves their bytes."""
+    if not mime_type.startswith("image/"):
+        return FileAttachment(
+            id=attachment_id, name=name, mime_type=mime_type, upload_descriptor=upload
+        )
+    return ImageAttachment(
+        id=attachment_id,
+        name=name,
+        mime_type=mime_type,
+        upload_descriptor=upload,
+        preview_url=preview_url(settings, context, attachment_id),
+    )
+
+
+class PostgresAttachmentStore(AttachmentStore[RequestContext]):
+    """Creates attachment records for two-phase uploads; the bytes live in PostgreSQL.
+
+    Its `prepare` is the store's `prepare_attachment` (create_app wires it): every
+    attachment the store reads is handed out with a fresh preview link and a mime type
+    that is safe to serve.
+    """
+
+    def __init__(self, store: PostgresStore, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+
+    def prepare(self, attachment: Attachment, context: RequestContext) -> None:
+        """Make a stored attachment fit to hand out (in place): safe mime type, fresh link."""
+        if not _MIME_TYPE.fullmatch(attachment.mime_type):
+            attachment.mime_type = safe_mime_type(attachment.mime_type)
+        if isinstance(attachment, ImageAttachment):
+            attachment.preview_url = preview_url(
+                self.settings, context, attachment.id, str(attachment.preview_url)
+            )
+
+    async def create_attachment(
+        self, input: AttachmentCreateParams, context: RequestContext
+    ) -> Attachment:
+        """A new attachment whose upload URL accepts the file, once, for the next hour."""
+        # Browsers report "" for a file type they do not know; that is not an attack.
+        mime_type = clean_mime_type(input.mime_type) if input.mime_type else OCTET_STREAM
+        if input.size > self.settings.max_attachment_bytes:
+            raise AttachmentTooLarge(f"attachment over {self.settings.max_attachment_bytes} bytes")
+        attachment_id = self.generate_attachment_id(mime_type, context)
+        token = sign_url_token(
+            self.settings, context.user.id, attachment_id, "upload", UPLOAD_TOKEN_TTL_SECONDS
+        )
+        root = base_url(context.request, self.settings)
+        upload = AttachmentUploadDescriptor(
+            url=AnyUrl(f"{root}attachments/{attachment_id}/upload?token={token}"),
+            method="POST",
+        )
+        return build_attachment(
+            self.settings, context, attachment_id, input.name, mime_type, upload
+        )
+
+    async def delete_attachment(self, attachment_id: str, context: RequestContext) -> None:
+        """Nothing to do here: deleting the metadata (the SDK does it next) deletes the bytes."""
