@@ -63,8 +63,11 @@ _MIME_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+", re.ASCII
 PACKAGE = __name__.split(".")[0]
 
 
-class AttachmentTooLarge(ValueError):
-    """The attachment is over MAX_ATTACHMENT_BYTES."""
+class AttachmentTooLarge(AppError):
+    """The attachment is over MAX_ATTACHMENT_BYTES (413)."""
+
+    status = 413
+    code = "too_large"
 
 
 class InvalidMimeType(AppError):

@@ -240,38 +240,41 @@ async def admin_command(
     return 1
 
 
-async def upgrade_command(settings: Settings) -> int:
-    """`db upgrade`: create or migrate the tables. Returns the process exit code."""
+async def _schema_command(settings: Settings, work: Callable[[str], Awaitable[None]]) -> int:
+    """A `db` command: say which database, then `work(conninfo)`; failures are one line."""
     print(f"database: {describe_database(settings)}")
     conninfo = await _resolve(settings)
     if conninfo is None:
         return 1
     try:
-        applied = await apply_migrations(conninfo)
-        status = await schema_status(conninfo)
+        await work(conninfo)
     except psycopg.Error as exc:
         return _report_failure(exc, conninfo)
-    for name in applied:
-        print(f"applied {name}")
-    print(f"schema up to date (version {status.current})")
     return 0
+
+
+async def upgrade_command(settings: Settings) -> int:
+    """`db upgrade`: create or migrate the tables. Returns the process exit code."""
+
+    async def upgrade(conninfo: str) -> None:
+        for name in await apply_migrations(conninfo):
+            print(f"applied {name}")
+        print(f"schema up to date (version {(await schema_status(conninfo)).current})")
+
+    return await _schema_command(settings, upgrade)
 
 
 async def status_command(settings: Settings) -> int:
     """`db status`: print the schema version and pending migrations (exit 0 either way)."""
-    print(f"database: {describe_database(settings)}")
-    conninfo = await _resolve(settings)
-    if conninfo is None:
-        return 1
-    try:
-        status = await schema_status(conninfo)
-    except psycopg.Error as exc:
-        return _report_failure(exc, conninfo)
-    if status.up_to_date:
-        print(f"schema up to date (version {status.current})")
-    else:
-        print(f"schema version {status.current} of {status.latest}")
-        for name in status.pending:
+
+    async def status(conninfo: str) -> None:
+        found = await schema_status(conninfo)
+        if found.up_to_date:
+            print(f"schema up to date (version {found.current})")
+            return
+        print(f"schema version {found.current} of {found.latest}")
+        for name in found.pending:
             print(f"pending {name}")
         print(f"run `python -m {PACKAGE} db upgrade` to apply them")
-    return 0
+
+    return await _schema_command(settings, status)
