@@ -1,14 +1,5 @@
-"""The project's command line: `python -m <package>` or the console script of the same name.
-
-serve              run the API with uvicorn
-db upgrade         create or migrate the tables (idempotent)
-db status          show the schema version and pending migrations
-db prune           delete attachments never sent, older than ATTACHMENT_ORPHAN_HOURS
-token USER_ID      print a development bearer token for USER_ID
-chat               chat with the running app in the terminal
-feedback export    print the stored item feedback as JSON lines (--since DATE-OR-TIME)
-usage report       model tokens used, by user, model or day (--since DATE-OR-TIME, --json)
-"""
+"""The project's command line: `python -m <package>` or the console script of the same name
+(`--help` lists the commands)."""
 
 from __future__ import annotations
 
@@ -165,9 +156,8 @@ def describe_problem(error: Any) -> str:
 
 
 def http_protocol(header_timeout: float, max_header_bytes: int) -> Any:
-    """uvicorn's httptools protocol with a deadline and a size limit for request headers
-    (compat/uvicorn_http.py), or "auto" when httptools is not installed (then uvicorn's h11
-    protocol holds headers to `h11_max_incomplete_event_size`, without a deadline)."""
+    """uvicorn's httptools protocol with a header deadline and size limit, or "auto" (h11,
+    size-limited only) when httptools is not installed."""
     try:
         from .compat.uvicorn_http import HeaderGuardProtocol
     except ImportError:

@@ -17,9 +17,8 @@ from .settings import Settings
 ALGORITHM = "HS256"
 MAX_USER_ID_CHARS = 255
 MAX_CLAIM_CHARS = 320
+# Control characters and lone surrogates: not storable (NUL, surrogates) or invisible in logs.
 UNSAFE_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-"""Control characters (C0, DEL, C1) and lone surrogates: PostgreSQL refuses NUL, UTF-8
-cannot encode a lone surrogate, and the others are invisible in logs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +70,7 @@ def create_token(
 
 
 def is_clean_text(value: object, max_chars: int) -> TypeGuard[str]:
-    """A non-blank string of at most `max_chars` without control characters (NUL included)
-    or lone surrogates: what a user id or name must be to be stored and logged safely."""
+    """A non-blank string of at most `max_chars`, safe to store and log."""
     return (
         isinstance(value, str)
         and 0 < len(value) <= max_chars
@@ -82,12 +80,8 @@ def is_clean_text(value: object, max_chars: int) -> TypeGuard[str]:
 
 
 def verify_token(token: str, settings: Settings) -> User:
-    """Check a bearer token and return its user. Swap this for your identity provider.
-
-    Refused (AuthError): a bad signature, no `sub` or `exp`, an expired token, one valid for
-    longer than TOKEN_MAX_TTL_SECONDS from now, and a `sub` that is not clean text of at most
-    MAX_USER_ID_CHARS. A `name` or `email` that is not clean text is dropped (None).
-    """
+    """The token's user, or AuthError (bad signature, no `sub`/`exp`, expired, valid beyond
+    TOKEN_MAX_TTL_SECONDS, unclean `sub`). Swap this for your identity provider."""
     try:
         claims = jwt.decode(
             token,

@@ -112,6 +112,18 @@ def widget_item(thread_id: str, widget: DynamicWidgetRoot) -> WidgetItem:
     )
 
 
+async def thread_with_widget(
+    client_for: Callable[..., ChatKitClient], store: PostgresStore, widget: DynamicWidgetRoot
+) -> tuple[ChatKitClient, str, WidgetItem]:
+    """A new user's client and thread, the thread holding `widget` (stored as a tool would)."""
+    user_id = f"user-{uuid.uuid4().hex}"
+    client = client_for(user_id)
+    thread_id = await new_thread(client)
+    item = widget_item(thread_id, widget)
+    await store.add_thread_item(thread_id, item, make_context(user_id))
+    return client, thread_id, item
+
+
 def tool_call(
     thread_id: str, status: Literal["pending", "completed"] = "pending"
 ) -> ClientToolCallItem:
@@ -228,11 +240,8 @@ async def test_widget_that_does_not_offer_the_action_is_400(
     store: PostgresStore,
 ) -> None:
     """A widget action is accepted only from a widget that carries it."""
-    user_id = f"user-{uuid.uuid4().hex}"
-    client = client_for(user_id)
-    thread_id = await new_thread(client)
-    widget = widget_item(thread_id, card({"type": "Text", "value": "Pick one"}, button(OTHER)))
-    await store.add_thread_item(thread_id, widget, make_context(user_id))
+    offering_other = card({"type": "Text", "value": "Pick one"}, button(OTHER))
+    client, thread_id, widget = await thread_with_widget(client_for, store, offering_other)
     before = await items_of(client, thread_id)
 
     params = action_params(thread_id, PRESS, {"choice": "a"}, widget.id)
@@ -297,11 +306,7 @@ async def test_widget_action_is_dispatched_with_its_sender(
 ) -> None:
     """An action a widget offers (however deep, or as a Card's confirm) reaches its handler
     with that widget item as the sender."""
-    user_id = f"user-{uuid.uuid4().hex}"
-    client = client_for(user_id)
-    thread_id = await new_thread(client)
-    item = widget_item(thread_id, widget)
-    await store.add_thread_item(thread_id, item, make_context(user_id))
+    client, thread_id, item = await thread_with_widget(client_for, store, widget)
 
     events = await stream(
         client, "threads.custom_action", action_params(thread_id, PRESS, {"choice": "b"}, item.id)
@@ -341,11 +346,7 @@ async def test_sync_actions_are_refused_with_400(
     store: PostgresStore,
 ) -> None:
     """`threads.sync_custom_action` is checked like a streamed action, then refused: not served."""
-    user_id = f"user-{uuid.uuid4().hex}"
-    client = client_for(user_id)
-    thread_id = await new_thread(client)
-    widget = widget_item(thread_id, card(button(PRESS)))
-    await store.add_thread_item(thread_id, widget, make_context(user_id))
+    client, thread_id, widget = await thread_with_widget(client_for, store, card(button(PRESS)))
     params = action_params(thread_id, PRESS, {"choice": "a"}, widget.id)
     json_error(await post(client, "threads.sync_custom_action", params), 400, "unsupported")
     params = action_params(thread_id, PRESS, {"choice": 5}, widget.id)

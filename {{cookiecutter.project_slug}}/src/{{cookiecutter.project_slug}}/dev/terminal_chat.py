@@ -1,9 +1,5 @@
-"""Chat with the running app in the terminal, over the real ChatKit protocol.
-
-`python -m <package> chat [--url URL] [--user ID] [--thread ID]` mints a development token
-with AUTH_SECRET, then reads messages (prompt_toolkit, with history) and prints the answer
-as it streams in (rich). Slash commands: /threads, /switch N|ID, /new, /help, /quit.
-"""
+"""`python -m <package> chat`: chat with the running app in the terminal over the ChatKit
+protocol, as a development token's user (slash commands: /help)."""
 
 from __future__ import annotations
 
@@ -107,15 +103,12 @@ class TerminalChat:
         return True
 
     def error(self, message: str) -> None:
-        """Print one red line."""
         self.console.print(f"[bold red]error:[/] [red]{escape(message)}[/]")
 
     async def show_help(self) -> None:
-        """/help"""
         self.console.print(HELP)
 
     async def new_thread(self) -> None:
-        """/new"""
         self.thread_id = None
         self.console.print("[dim]New thread: your next message starts it.[/]")
 
