@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import quote
 
+import psycopg
 import pytest
 
 from tests.bake import Baker, make_cookiecutter_venv, uv_cache_dir
@@ -60,3 +62,19 @@ def postgres_url() -> Iterator[str]:
     finally:
         server.cleanup()
         shutil.rmtree(data_parent, ignore_errors=True)
+
+
+@pytest.fixture
+def new_database(postgres_url: str, tmp_path: Path) -> Callable[[str], str]:
+    """Creates a database of this test's own on the session's server; returns its URL with
+    `password` in it (the server trusts local connections: the password is only carried)."""
+
+    def create(password: str) -> str:
+        name = f"db_{tmp_path.name.lower().replace('-', '_')[-40:]}"
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        base, _, query = postgres_url.partition("?")
+        host = base.split("://", 1)[1].rsplit("/", 1)[0].split("@")[1]
+        return f"postgresql://postgres:{quote(password, safe='')}@{host}/{name}?{query}"
+
+    return create

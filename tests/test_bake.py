@@ -9,6 +9,7 @@ import shutil
 import stat
 import subprocess
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -274,18 +275,10 @@ def test_no_python_for_python_version_is_named(
     assert (baked.project / ".env").is_file()
 
 
-@pytest.fixture
-def fresh_database(postgres_url: str, tmp_path: Path) -> str:
-    """A new database on the session's real server; its URL (with a password added)."""
-    name = f"bake_{tmp_path.name.lower().replace('-', '_')[-40:]}"
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base, _, query = postgres_url.partition("?")
-    user_host = base.split("://", 1)[1].rsplit("/", 1)[0].split("@")[1]
-    return f"postgresql://postgres:{quote(PASSWORD, safe='')}@{user_host}/{name}?{query}"
-
-
-def test_real_postgres_gets_the_tables(baker: Baker, tmp_path: Path, fresh_database: str) -> None:
+def test_real_postgres_gets_the_tables(
+    baker: Baker, tmp_path: Path, new_database: Callable[[str], str]
+) -> None:
+    fresh_database = new_database(PASSWORD)
     baked = baker(tmp_path, f"database_url={fresh_database}", "project_slug=real_db_app",
                   slug="real_db_app")  # fmt: skip
     assert_ok(baked)

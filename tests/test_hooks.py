@@ -166,15 +166,27 @@ def test_free_text_is_one_line(pre: types.ModuleType) -> None:
         pre.validate_text("project_name", "  ", required=True)
 
 
+@pytest.mark.parametrize(
+    "answer, start",
+    [
+        ({"database_url": "mysql://u:hunter2@h/db"}, "error: database_url: "),
+        ({"examples": "maybe"}, 'error: examples: "maybe" '),
+    ],
+    ids=["database_url", "examples"],
+)
 def test_main_reports_one_line_and_exit_1(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    answer: dict[str, str],
+    start: str,
 ) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
-    pre = load_hook("pre_gen_project", database_url="mysql://u:hunter2@h/db")
+    pre = load_hook("pre_gen_project", **answer)
     assert pre.main(pre.CONTEXT) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1
-    assert err.startswith("error: database_url: ")
+    assert err.startswith(start)
     assert "hunter2" not in err
 
 
@@ -579,17 +591,6 @@ def test_bad_booleans(pre: types.ModuleType, value: object) -> None:
 def test_every_yes_no_prompt_is_validated(pre: types.ModuleType) -> None:
     booleans = {key for key, value in DEFAULTS.items() if isinstance(value, bool)}
     assert booleans == set(pre.BOOLEANS) == {"create_tables", "chat_page", "examples"}
-
-
-def test_bad_examples_answer_is_one_line_and_exit_1(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    monkeypatch.setenv("HOME", str(tmp_path))
-    pre = load_hook("pre_gen_project", examples="maybe")
-    assert pre.main(pre.CONTEXT) == 1
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1
-    assert err.startswith('error: examples: "maybe" ')
 
 
 # ------------------------------------------------------------------------------ examples

@@ -15,13 +15,11 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import quote
 
-import psycopg
 import pytest
 
 from tests.bake import Baked, Baker, files_under, run_in
@@ -144,17 +142,6 @@ def echoing_provider() -> Iterator[str]:
         server.shutdown()
 
 
-@pytest.fixture
-def app_database(postgres_url: str, tmp_path: Path) -> str:
-    """A new database on the session's server, its URL carrying the password."""
-    name = f"secrets_{tmp_path.name.lower().replace('-', '_')[-40:]}"
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base, _, query = postgres_url.partition("?")
-    host = base.split("://", 1)[1].rsplit("/", 1)[0].split("@")[1]
-    return f"postgresql://postgres:{quote(PASSWORD, safe='')}@{host}/{name}?{query}"
-
-
 def chat(app_url: str, token: str) -> list[str]:
     """A full turn and a listing; returns every body the client received."""
     body = {"type": "threads.create", "params": {"input": {
@@ -167,8 +154,9 @@ def chat(app_url: str, token: str) -> list[str]:
 
 
 def test_secrets_stay_in_env_from_bake_to_chat(
-    baker: Baker, tmp_path: Path, app_database: str
+    baker: Baker, tmp_path: Path, new_database: Callable[[str], str]
 ) -> None:
+    app_database = new_database(PASSWORD)
     baked: Baked = baker(
         tmp_path,
         f"database_url={UNREACHABLE_URL}",

@@ -1,4 +1,4 @@
-"""Store benchmarks (a script, not a test): run `uv run python benchmarks/bench_store.py`.
+"""Measure the store (pages of huge threads, operations per second): a script, not a test.
 
 1. Newest page of a thread (`load_thread_items`, limit 20, desc) on a 100-item thread vs
    a 100,000-item thread: keyset pagination keeps the large one within 2x of the small.
@@ -6,7 +6,8 @@
    load_thread_items desc 20, save_thread) for PostgresStore vs guide_store.GuideStore,
    a baseline written like the ChatKit guide's example (a new connection per call).
 
-Both numbers and their ratios come from the same run. `--database-url` points it at a
+Run `uv run python benchmarks/bench_store.py`; both numbers and their ratios come from the
+same run. `--database-url` points it at a
 server (default: a temporary embedded PostgreSQL, deleted afterwards); `--json` prints
 one JSON object instead of text.
 """

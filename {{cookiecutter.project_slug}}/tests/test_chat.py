@@ -9,15 +9,10 @@ import pytest
 
 from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient, assistant_text
 from tests.support.app import AppServer
+from tests.support.chatkit import done_items, streamed_requests
 from tests.support.fake_openai import FakeModel, last_user_text
 
 API_MODES = ["responses", "chat_completions"]
-
-
-def done_items(events: list[dict[str, Any]], type_: str) -> list[dict[str, Any]]:
-    return [
-        e["item"] for e in events if e["type"] == "thread.item.done" and e["item"]["type"] == type_
-    ]
 
 
 def text_deltas(events: list[dict[str, Any]]) -> list[str]:
@@ -42,10 +37,6 @@ def model_messages(body: dict[str, Any]) -> list[tuple[str, str]]:
         )
         out.append((message.get("role"), text))
     return [m for m in out if m[0] in ("user", "assistant")]
-
-
-def streamed_requests(fake: FakeModel) -> list[dict[str, Any]]:
-    return [body for body in fake.requests if body.get("stream")]
 
 
 @pytest.mark.parametrize("api", API_MODES)

@@ -14,6 +14,7 @@ import pytest
 
 from {{ cookiecutter.project_slug }}.dev.embedded import MISSING_MESSAGE
 from tests.support.app import TEST_AUTH_SECRET
+from tests.support.commands import run
 
 PACKAGE = "{{ cookiecutter.project_slug }}"
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,9 +91,9 @@ def test_the_image_installs_the_locked_versions_without_development_packages() -
         assert not re.search(r"--(all-groups|group|dev\b|only-dev)", sync), sync
     copies = [args for keyword, args in instructions if keyword == "COPY"]
     assert any(re.search(r"(^|\s)uv\.lock(\s|$)", args) for args in copies), copies
-    for run in runs:
-        assert "embedded" not in run, run
-        assert not re.search(r"\b(pip|uv pip) install\b(?! --no-cache-dir uv\b)", run), run
+    for step in runs:
+        assert "embedded" not in step, step
+        assert not re.search(r"\b(pip|uv pip) install\b(?! --no-cache-dir uv\b)", step), step
 
 
 BLOCK_EMBEDDED = """
@@ -117,14 +118,10 @@ def run_without_embedded(tmp_path: Path, *args: str) -> subprocess.CompletedProc
         "DATABASE_URL": "embedded",
         "EMBEDDED_DATA_DIR": str(tmp_path / "pgdata"),
     }
-    return subprocess.run(
+    return run(
         [sys.executable, "-c", BLOCK_EMBEDDED.replace("PACKAGE", PACKAGE), *args],
-        capture_output=True,
-        text=True,
         env=env,
         cwd=tmp_path,
-        timeout=60,
-        check=False,
     )
 
 

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from {{ cookiecutter.project_slug }}.context import verify_token
 from {{ cookiecutter.project_slug }}.settings import Settings
 from tests.support.app import TEST_AUTH_SECRET, AppServer
+from tests.support.commands import run
 
 PACKAGE = "{{ cookiecutter.project_slug }}"
 
@@ -56,14 +57,7 @@ def test_chat_page_is_never_served_in_production() -> None:
 
 def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if k not in {"AUTH_SECRET", "DATABASE_URL"}}
-    return subprocess.run(
-        [sys.executable, "-m", PACKAGE, *args],
-        capture_output=True,
-        text=True,
-        env={**clean, **env},
-        timeout=60,
-        check=False,
-    )
+    return run([sys.executable, "-m", PACKAGE, *args], env={**clean, **env})
 
 
 def test_token_command_prints_a_token_for_the_user(tmp_path: Any) -> None:

@@ -1,14 +1,5 @@
-"""The project's command line: `python -m <package>` or the console script of the same name.
-
-serve              run the API with uvicorn
-db upgrade         create or migrate the tables (idempotent)
-db status          show the schema version and pending migrations
-db prune           delete attachments never sent, older than ATTACHMENT_ORPHAN_HOURS
-token USER_ID      print a development bearer token for USER_ID
-chat               chat with the running app in the terminal
-feedback export    print the stored item feedback as JSON lines (--since DATE-OR-TIME)
-usage report       model tokens used, by user, model or day (--since DATE-OR-TIME, --json)
-"""
+"""The project's command line: `python -m <package>` or the console script of the same name
+(`--help` lists the commands)."""
 
 from __future__ import annotations
 
@@ -77,8 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"larger request headers get 431 (default {SERVE_MAX_HEADER_BYTES})",
     )
 
-    db = commands.add_parser("db", help="manage the database schema")
-    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
+    db_commands = add_group(commands, "db", "manage the database schema")
     db_commands.add_parser("upgrade", help="create or migrate the tables (idempotent)")
     db_commands.add_parser("status", help="show the schema version and pending migrations")
     db_commands.add_parser(
@@ -96,19 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--user", default="dev-user", help="user id to chat as")
     chat.add_argument("--thread", default=None, help="resume this thread id")
 
-    feedback = commands.add_parser("feedback", help="feedback users gave on items")
-    feedback_commands = feedback.add_subparsers(
-        dest="feedback_command", required=True, metavar="FEEDBACK_COMMAND"
-    )
+    feedback_commands = add_group(commands, "feedback", "feedback users gave on items")
     export = feedback_commands.add_parser(
         "export", help="print the stored feedback as JSON lines, oldest change first"
     )
     add_since(export, "only rows changed at or after this time")
 
-    usage = commands.add_parser("usage", help="model usage recorded per model call")
-    usage_commands = usage.add_subparsers(
-        dest="usage_command", required=True, metavar="USAGE_COMMAND"
-    )
+    usage_commands = add_group(commands, "usage", "model usage recorded per model call")
     report = usage_commands.add_parser(
         "report", help="tokens used, by user, model or UTC day, the biggest first"
     )
@@ -116,6 +100,16 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--by", choices=("user", "model", "day"), default="user")
     report.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
+
+
+def add_group(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str, help: str
+) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+    """A command with subcommands of its own (`db upgrade`); their name in `<name>_command`."""
+    group = commands.add_parser(name, help=help)
+    return group.add_subparsers(
+        dest=f"{name}_command", required=True, metavar=f"{name.upper()}_COMMAND"
+    )
 
 
 def add_since(parser: argparse.ArgumentParser, what: str) -> None:
@@ -162,9 +156,8 @@ def describe_problem(error: Any) -> str:
 
 
 def http_protocol(header_timeout: float, max_header_bytes: int) -> Any:
-    """uvicorn's httptools protocol with a deadline and a size limit for request headers
-    (compat/uvicorn_http.py), or "auto" when httptools is not installed (then uvicorn's h11
-    protocol holds headers to `h11_max_incomplete_event_size`, without a deadline)."""
+    """uvicorn's httptools protocol with a header deadline and size limit, or "auto" (h11,
+    size-limited only) when httptools is not installed."""
     try:
         from .compat.uvicorn_http import HeaderGuardProtocol
     except ImportError:
@@ -240,12 +233,12 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-        print(create_token(args.user_id, ttl_seconds=args.ttl))
+        print(create_token(args.user_id, settings=get_settings(), ttl_seconds=args.ttl))
         return 0
     if args.command == "chat":
         from .dev.terminal_chat import run_chat
 
-        return run_chat(url=args.url, user_id=args.user, thread_id=args.thread)
+        return run_chat(get_settings(), url=args.url, user_id=args.user, thread_id=args.thread)
     if args.command == "usage":
         from .ops.usage import report_command
 

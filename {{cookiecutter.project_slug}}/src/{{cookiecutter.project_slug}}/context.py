@@ -1,9 +1,5 @@
 """Who is asking: the request context, the user, and bearer-token authentication.
-
-To use a real identity provider (Auth0, Clerk, Cognito, Entra ID, ...), replace
-`verify_token`: check the provider's token (for RS256 use `jwt.PyJWKClient(jwks_url)`)
-and return a `User`. Everything else stays as it is.
-"""
+For a real identity provider, replace `verify_token` (docs/design_decisions.md)."""
 
 from __future__ import annotations
 
@@ -13,16 +9,16 @@ from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
 import jwt
-from fastapi import HTTPException, Request, status
+from fastapi import Request
 
-from .settings import Settings, get_settings
+from .errors import AppError
+from .settings import Settings
 
 ALGORITHM = "HS256"
 MAX_USER_ID_CHARS = 255
 MAX_CLAIM_CHARS = 320
+# Control characters and lone surrogates: not storable (NUL, surrogates) or invisible in logs.
 UNSAFE_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-"""Control characters (C0, DEL, C1) and lone surrogates: PostgreSQL refuses NUL, UTF-8
-cannot encode a lone surrogate, and the others are invisible in logs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,31 +32,33 @@ class User:
 
 @dataclass(slots=True)
 class RequestContext:
-    """What the ChatKit server and store know about the current request.
-
-    `cache` holds rows the store already read during this request (the thread, its newest
-    items), so the SDK's repeated reads of them cost no extra round trip; the store drops
-    an entry whenever it writes what the entry holds.
-    """
+    """What the ChatKit server and store know about the current request. `cache`: rows the
+    store read in this request; `checked_action`: the widget action the endpoint parsed."""
 
     request: Request | None
     user: User
     cache: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False, compare=False)
+    checked_action: Any = field(default=None, repr=False, compare=False)
 
 
-class AuthError(Exception):
-    """Credentials are missing or invalid (answered with 401)."""
+class AuthError(AppError):
+    """Credentials are missing or invalid (401)."""
+
+    status = 401
+    code = "unauthorized"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"WWW-Authenticate": "Bearer"})
 
 
 def create_token(
     user_id: str,
     *,
-    settings: Settings | None = None,
+    settings: Settings,
     ttl_seconds: int | None = None,
     claims: dict[str, Any] | None = None,
 ) -> str:
     """Mint an HS256 development token for `user_id`, signed with AUTH_SECRET."""
-    settings = settings or get_settings()
     now = int(time.time())
     payload: dict[str, Any] = {
         **(claims or {}),
@@ -72,8 +70,7 @@ def create_token(
 
 
 def is_clean_text(value: object, max_chars: int) -> TypeGuard[str]:
-    """A non-blank string of at most `max_chars` without control characters (NUL included)
-    or lone surrogates: what a user id or name must be to be stored and logged safely."""
+    """A non-blank string of at most `max_chars`, safe to store and log."""
     return (
         isinstance(value, str)
         and 0 < len(value) <= max_chars
@@ -83,12 +80,8 @@ def is_clean_text(value: object, max_chars: int) -> TypeGuard[str]:
 
 
 def verify_token(token: str, settings: Settings) -> User:
-    """Check a bearer token and return its user. Swap this for your identity provider.
-
-    Refused (AuthError): a bad signature, no `sub` or `exp`, an expired token, one valid for
-    longer than TOKEN_MAX_TTL_SECONDS from now, and a `sub` that is not clean text of at most
-    MAX_USER_ID_CHARS. A `name` or `email` that is not clean text is dropped (None).
-    """
+    """The token's user, or AuthError (bad signature, no `sub`/`exp`, expired, valid beyond
+    TOKEN_MAX_TTL_SECONDS, unclean `sub`). Swap this for your identity provider."""
     try:
         claims = jwt.decode(
             token,
@@ -126,15 +119,7 @@ def bearer_token(request: Request) -> str:
 
 async def get_user(request: Request) -> User:
     """FastAPI dependency: the authenticated user, or a 401 JSON error."""
-    settings = getattr(request.app.state, "settings", None) or get_settings()
-    try:
-        return verify_token(bearer_token(request), settings)
-    except AuthError as exc:
-        raise HTTPException(
-            status_code=status.HTTP_401_UNAUTHORIZED,
-            detail=str(exc),
-            headers={"WWW-Authenticate": "Bearer"},
-        ) from exc
+    return verify_token(bearer_token(request), request.app.state.settings)
 
 
 async def get_request_context(request: Request) -> RequestContext:

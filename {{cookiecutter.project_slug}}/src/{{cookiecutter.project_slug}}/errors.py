@@ -1,9 +1,5 @@
-"""One JSON error shape for every endpoint, and the handlers that map exceptions to it.
-
-Every error the app returns is `{"error": {"code", "message", ...}}` with a fitting status;
-no stack trace leaves the server. Code anywhere in a request may raise `AppError` (or a
-subclass) to answer with a 4xx/5xx of its choice.
-"""
+"""The one JSON error shape, `{"error": {"code", "message", ...}}`, and the handlers that map
+exceptions to it: an AppError carries its status, anything unexpected is an opaque 500."""
 
 from __future__ import annotations
 
@@ -12,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import psycopg
+from chatkit.store import NotFoundError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -68,6 +65,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def app_error(request: Request, exc: AppError) -> Response:
         return exc.response()
+
+    @app.exception_handler(NotFoundError)
+    async def not_found(request: Request, exc: NotFoundError) -> Response:
+        return error_response(404, "not_found", "no such thread, item or attachment")
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

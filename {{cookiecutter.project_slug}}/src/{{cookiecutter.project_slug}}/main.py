@@ -1,10 +1,5 @@
-"""The FastAPI app: settings, store, model and ChatKit server, wired to routers and middleware.
-
-Run it with `python -m <package> serve` (or any ASGI server: `<package>.main:app`).
-Where things are: the /chatkit and /health routes in api.py, attachment routes in
-attachments.py, the JSON error shape in errors.py, middleware in middleware.py; with
-METRICS=true /metrics (metrics.py), with OTEL_EXPORTER_OTLP_ENDPOINT tracing (tracing.py).
-"""
+"""The FastAPI app: settings, store, model and ChatKit server wired to the routes (http/) and
+middleware. Run it with `python -m <package> serve`, or any ASGI server: `<package>.main:app`."""
 
 from __future__ import annotations
 
@@ -65,8 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if (tracing := getattr(app.state, "tracing", None)) is not None:
             tracing.shutdown()  # sends the last spans
         if settings.database_url == EMBEDDED:
-            # Release the development server here: uvicorn ends the process with the signal
-            # that stopped it, so exit handlers would not run.
+            # Here: uvicorn ends the process by its signal, so exit handlers would not run.
             await asyncio.to_thread(stop_embedded, settings.embedded_data_dir)
 
     # The interactive docs and the schema describe every route: development only.

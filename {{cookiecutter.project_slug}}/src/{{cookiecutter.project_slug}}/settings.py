@@ -24,7 +24,7 @@ def find_project_root() -> Path:
 
 PROJECT_ROOT = find_project_root()
 
-DEFAULT_MODEL = {{ cookiecutter.model | tojson }}
+DEFAULT_MODEL = "gpt-4.1"
 EMBEDDED = "embedded"
 PLACEHOLDER_SECRETS = frozenset(
     {"", "change-me", "changeme", "secret", "your-secret", "please-change-me", "auth-secret"}
@@ -46,8 +46,7 @@ KEYGEN_COMMAND = 'python -c "import secrets; print(secrets.token_urlsafe(48))"'
 
 
 def repeats_itself(text: str) -> bool:
-    """Whether `text` is a short unit repeated (`abcabcab`), or mostly made of repeats: more
-    than a quarter of its 3-character windows occur earlier too (`change-me-change-me-x7`)."""
+    """A short unit repeated (`abcabc`), or over a quarter of its 3-character windows repeats."""
     length = len(text)
     for period in range(1, length // 2 + 1):
         if text.startswith(text[period:]):
@@ -57,13 +56,7 @@ def repeats_itself(text: str) -> bool:
 
 
 def secret_weakness(secret: str) -> str | None:
-    """Why `secret` is too weak to sign tokens with, or None when it looks random.
-
-    A random secret of 32+ characters passes every check (`secrets.token_urlsafe(48)`, what
-    the project generator writes, and `secrets.token_hex(32)` always do); a hand-made one
-    usually fails one: too short, a placeholder word, too few different characters, or a
-    repeated pattern.
-    """
+    """Why `secret` is too weak to sign tokens with (a hand-made one usually is), or None."""
     if secret.strip().lower() in PLACEHOLDER_SECRETS:
         return "this one is a placeholder"
     if len(secret) < MIN_SECRET_LENGTH:
@@ -140,26 +133,22 @@ class Settings(BaseSettings):
     user_daily_tokens: int = Field(default=0, ge=0)
     """Model tokens (input + output) per user per UTC day; 0: no budget."""
     public_url: str | None = None
-    """The app's public base URL, for attachment links (default: each request's own; required
-    in production)."""
+    """The app's public base URL, for attachment links (required in production)."""
     attachment_link_ttl_seconds: int = Field(default=24 * 3600, ge=60)
     """How long an image preview link works (links are re-signed whenever they are read)."""
     attachment_orphan_hours: int = Field(default=24, ge=1)
     """`db prune` deletes attachments never sent in a message once they are this old."""
-    chat_page: bool = {{ "True" if cookiecutter.chat_page else "False" }}
+    chat_page: bool = True
     chatkit_domain_key: str = "domain_pk_localhost_dev"
     log_level: str = "INFO"
     log_format: Literal["console", "json"] | None = None
-    """`console` (readable lines) or `json` (one object per line); unset: console in
-    development, json in production (see `effective_log_format`)."""
+    """`console` or `json`; unset: console in development, json in production."""
     metrics: bool = False
     """Serve Prometheus metrics at /metrics (off: no route, no cost)."""
     metrics_token: SecretStr | None = None
-    """When set, /metrics asks for `Authorization: Bearer <METRICS_TOKEN>`; unset, it answers
-    loopback clients only."""
+    """/metrics asks for it as a bearer token; unset, it answers loopback clients only."""
     otel_exporter_otlp_endpoint: str | None = None
-    """OpenTelemetry collector (OTLP over HTTP, e.g. http://localhost:4318): when set, the app
-    sends traces there (needs the `otel` extra: `pip install .[otel]`)."""
+    """OpenTelemetry collector (OTLP/HTTP, e.g. http://localhost:4318; the `otel` extra)."""
 
     @field_validator("auth_secret")
     @classmethod

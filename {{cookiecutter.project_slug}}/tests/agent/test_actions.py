@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-import httpx
 import pytest
 from chatkit.actions import Action
 from chatkit.types import (
@@ -36,8 +35,11 @@ from {{ cookiecutter.project_slug }}.agent.actions import (
     offered_actions,
     parse_action,
 )
+from {{ cookiecutter.project_slug }}.chat import server
 from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient, ChatKitHTTPError, assistant_text
+from {{ cookiecutter.project_slug }}.http import checks
 from {{ cookiecutter.project_slug }}.store.postgres import PostgresStore
+from tests.support.chatkit import items_of, json_error, new_thread, post
 from tests.support.db import make_context
 from tests.support.fake_openai import FakeModel
 
@@ -110,6 +112,18 @@ def widget_item(thread_id: str, widget: DynamicWidgetRoot) -> WidgetItem:
     )
 
 
+async def thread_with_widget(
+    client_for: Callable[..., ChatKitClient], store: PostgresStore, widget: DynamicWidgetRoot
+) -> tuple[ChatKitClient, str, WidgetItem]:
+    """A new user's client and thread, the thread holding `widget` (stored as a tool would)."""
+    user_id = f"user-{uuid.uuid4().hex}"
+    client = client_for(user_id)
+    thread_id = await new_thread(client)
+    item = widget_item(thread_id, widget)
+    await store.add_thread_item(thread_id, item, make_context(user_id))
+    return client, thread_id, item
+
+
 def tool_call(
     thread_id: str, status: Literal["pending", "completed"] = "pending"
 ) -> ClientToolCallItem:
@@ -124,22 +138,6 @@ def tool_call(
     )
 
 
-async def new_thread(client: ChatKitClient) -> str:
-    events = await client.send("hello")
-    return str(next(e["thread"]["id"] for e in events if e["type"] == "thread.created"))
-
-
-async def items_of(client: ChatKitClient, thread_id: str) -> list[JSON]:
-    page = await client.request("items.list", {"thread_id": thread_id, "order": "asc"})
-    return list(page["data"])
-
-
-async def post(client: ChatKitClient, type_: str, params: JSON) -> httpx.Response:
-    """A raw POST /chatkit, so a test sees the status and content type of any answer."""
-    body = {"type": type_, "params": params}
-    return await client.http.post(client.url, json=body, headers=client.headers)
-
-
 def action_params(
     thread_id: str, action_type: str, payload: Any = None, item_id: str | None = None
 ) -> JSON:
@@ -151,15 +149,6 @@ def action_params(
 
 async def stream(client: ChatKitClient, type_: str, params: JSON) -> list[JSON]:
     return [event async for event in client.stream(type_, params)]
-
-
-def assert_json_error(response: httpx.Response, status: int, code: str) -> str:
-    """The response is a JSON error (not a stream) with that status and code; its message."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json"), response.text
-    error = response.json()["error"]
-    assert error["code"] == code, error
-    return str(error["message"])
 
 
 # --- threads.custom_action: refusals --------------------------------------------------------
@@ -176,7 +165,7 @@ async def test_unknown_action_type_is_400_before_any_stream(
     response = await post(
         client, "threads.custom_action", action_params(thread_id, "no.such.action", {})
     )
-    message = assert_json_error(response, 400, "invalid_action")
+    message = json_error(response, 400, "invalid_action")["message"]
     assert "no.such.action" in message
     assert await items_of(client, thread_id) == before
 
@@ -193,7 +182,7 @@ async def test_action_from_a_user_message_is_400(
 
     params = action_params(thread_id, action_type, {"text": "hi"}, user_message["id"])
     response = await post(client, "threads.custom_action", params)
-    assert_json_error(response, 400, "invalid_action")
+    json_error(response, 400, "invalid_action")
     assert handled == []
     assert await items_of(client, thread_id) == before
 
@@ -209,7 +198,7 @@ async def test_action_on_another_users_thread_is_404(
     response = await post(
         other, "threads.custom_action", action_params(thread_id, NOTE, {"text": "x"})
     )
-    assert_json_error(response, 404, "not_found")
+    json_error(response, 404, "not_found")
     assert handled == []
     assert await items_of(owner, thread_id) == before
 
@@ -221,7 +210,7 @@ async def test_action_naming_a_missing_item_is_404(
     client = client_for()
     thread_id = await new_thread(client)
     params = action_params(thread_id, NOTE, {"text": "x"}, item_id="wdg_missing")
-    assert_json_error(await post(client, "threads.custom_action", params), 404, "not_found")
+    json_error(await post(client, "threads.custom_action", params), 404, "not_found")
     assert handled == []
 
 
@@ -239,7 +228,7 @@ async def test_invalid_payload_is_400(
     before = await items_of(client, thread_id)
 
     response = await post(client, "threads.custom_action", action_params(thread_id, NOTE, payload))
-    message = assert_json_error(response, 400, "invalid_action")
+    message = json_error(response, 400, "invalid_action")["message"]
     assert "invalid payload" in message and NOTE in message
     assert handled == []
     assert await items_of(client, thread_id) == before
@@ -251,22 +240,19 @@ async def test_widget_that_does_not_offer_the_action_is_400(
     store: PostgresStore,
 ) -> None:
     """A widget action is accepted only from a widget that carries it."""
-    user_id = f"user-{uuid.uuid4().hex}"
-    client = client_for(user_id)
-    thread_id = await new_thread(client)
-    widget = widget_item(thread_id, card({"type": "Text", "value": "Pick one"}, button(OTHER)))
-    await store.add_thread_item(thread_id, widget, make_context(user_id))
+    offering_other = card({"type": "Text", "value": "Pick one"}, button(OTHER))
+    client, thread_id, widget = await thread_with_widget(client_for, store, offering_other)
     before = await items_of(client, thread_id)
 
     params = action_params(thread_id, PRESS, {"choice": "a"}, widget.id)
-    message = assert_json_error(
+    message = json_error(
         await post(client, "threads.custom_action", params), 400, "invalid_action"
-    )
+    )["message"]
     assert "offers no" in message
     without_sender = action_params(thread_id, PRESS, {"choice": "a"})
-    message = assert_json_error(
+    message = json_error(
         await post(client, "threads.custom_action", without_sender), 400, "invalid_action"
-    )
+    )["message"]
     assert "must come from a widget" in message
     assert handled == []
     assert await items_of(client, thread_id) == before
@@ -320,11 +306,7 @@ async def test_widget_action_is_dispatched_with_its_sender(
 ) -> None:
     """An action a widget offers (however deep, or as a Card's confirm) reaches its handler
     with that widget item as the sender."""
-    user_id = f"user-{uuid.uuid4().hex}"
-    client = client_for(user_id)
-    thread_id = await new_thread(client)
-    item = widget_item(thread_id, widget)
-    await store.add_thread_item(thread_id, item, make_context(user_id))
+    client, thread_id, item = await thread_with_widget(client_for, store, widget)
 
     events = await stream(
         client, "threads.custom_action", action_params(thread_id, PRESS, {"choice": "b"}, item.id)
@@ -335,6 +317,41 @@ async def test_widget_action_is_dispatched_with_its_sender(
     assert call.payload == PressPayload(choice="b")
     notices = [event["message"] for event in events if event["type"] == "notice"]
     assert notices == ["pressed b"]
+
+
+async def test_an_action_is_parsed_once(
+    client_for: Callable[..., ChatKitClient],
+    handled: list[ActionCall[Any]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The endpoint's check parses the action; the server runs that result, not a new parse."""
+    parses: list[str] = []
+
+    def counted(action: Action[str, Any], sender: WidgetItem | None) -> Any:
+        parses.append(action.type)
+        return parse_action(action, sender)
+
+    monkeypatch.setattr(checks, "parse_action", counted)
+    monkeypatch.setattr(server, "parse_action", counted)
+    client = client_for()
+    thread_id = await new_thread(client)
+    await stream(client, "threads.custom_action", action_params(thread_id, NOTE, {"text": "x"}))
+    assert parses == [NOTE]
+    assert [call.payload for call in handled] == [NotePayload(text="x")]
+
+
+async def test_sync_actions_are_refused_with_400(
+    client_for: Callable[..., ChatKitClient],
+    handled: list[ActionCall[Any]],
+    store: PostgresStore,
+) -> None:
+    """`threads.sync_custom_action` is checked like a streamed action, then refused: not served."""
+    client, thread_id, widget = await thread_with_widget(client_for, store, card(button(PRESS)))
+    params = action_params(thread_id, PRESS, {"choice": "a"}, widget.id)
+    json_error(await post(client, "threads.sync_custom_action", params), 400, "unsupported")
+    params = action_params(thread_id, PRESS, {"choice": 5}, widget.id)
+    json_error(await post(client, "threads.sync_custom_action", params), 400, "invalid_action")
+    assert handled == []
 
 
 # --- offered_actions and parse_action -------------------------------------------------------
@@ -437,7 +454,7 @@ async def test_tool_output_without_pending_call_is_400(
 
     params = {"thread_id": thread_id, "result": {"color": "red"}}
     response = await post(client, "threads.add_client_tool_output", params)
-    assert_json_error(response, 400, "no_pending_tool_call")
+    json_error(response, 400, "no_pending_tool_call")
     assert await items_of(client, thread_id) == before
     assert len(fake_model.requests) == model_calls
 
@@ -466,7 +483,7 @@ async def test_tool_output_needs_the_pending_call_to_be_newest(
 
     params = {"thread_id": thread_id, "result": "x"}
     response = await post(client, "threads.add_client_tool_output", params)
-    assert_json_error(response, 400, "no_pending_tool_call")
+    json_error(response, 400, "no_pending_tool_call")
     assert await items_of(client, thread_id) == before
 
 
@@ -516,7 +533,7 @@ async def test_tool_output_on_another_users_thread_is_404(
     before = await items_of(owner, thread_id)
 
     params = {"thread_id": thread_id, "result": "stolen"}
-    assert_json_error(await post(other, "threads.add_client_tool_output", params), 404, "not_found")
+    json_error(await post(other, "threads.add_client_tool_output", params), 404, "not_found")
     with pytest.raises(ChatKitHTTPError) as caught:
         await stream(other, "threads.add_client_tool_output", params)
     assert caught.value.status == 404

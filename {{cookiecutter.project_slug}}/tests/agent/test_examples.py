@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
 from chatkit.types import WidgetItem
 from chatkit.widgets import DynamicWidgetRoot
@@ -21,6 +20,14 @@ from chatkit.widgets import DynamicWidgetRoot
 from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient, assistant_text
 from {{ cookiecutter.project_slug }}.store.postgres import PostgresStore
 from tests.support.app import AppServer
+from tests.support.chatkit import (
+    done_items,
+    error_events,
+    json_error,
+    post,
+    streamed_requests,
+    thread_id_of,
+)
 from tests.support.db import make_context
 from tests.support.fake_openai import FakeModel, tool_outputs
 
@@ -41,25 +48,6 @@ def server(request: pytest.FixtureRequest, app_factory: Callable[..., AppServer]
 
 
 # --- helpers -------------------------------------------------------------------------------------
-
-
-def done_items(events: list[JSON], type_: str) -> list[JSON]:
-    return [
-        e["item"] for e in events if e["type"] == "thread.item.done" and e["item"]["type"] == type_
-    ]
-
-
-def errors(events: list[JSON]) -> list[JSON]:
-    return [e for e in events if e["type"] == "error"]
-
-
-def thread_id_of(events: list[JSON]) -> str:
-    return str(next(e["thread"]["id"] for e in events if e["type"] == "thread.created"))
-
-
-def streamed_requests(fake: FakeModel) -> list[JSON]:
-    """What the agent sent the model (title requests are not streamed)."""
-    return [body for body in fake.requests if body.get("stream")]
 
 
 def component(node: JSON, type_: str) -> JSON:
@@ -114,20 +102,6 @@ async def stored_items(client: ChatKitClient, thread_id: str) -> list[JSON]:
     return list(page["data"])
 
 
-async def post(client: ChatKitClient, type_: str, params: JSON) -> httpx.Response:
-    """A raw POST /chatkit, to see the status and content type of a refusal."""
-    return await client.http.post(
-        client.url, json={"type": type_, "params": params}, headers=client.headers
-    )
-
-
-def assert_refused(response: httpx.Response, status: int, code: str) -> None:
-    """A JSON error, answered before any stream started."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    assert response.json()["error"]["code"] == code
-
-
 @dataclass
 class Clock:
     """A thread whose assistant showed the Paris clock."""
@@ -141,7 +115,7 @@ class Clock:
 
 async def ask_for_the_time(client: ChatKitClient, thread_id: str | None = None) -> Clock:
     events = await client.send(ASK_PARIS, thread_id)
-    assert not errors(events), errors(events)
+    assert not error_events(events), error_events(events)
     (user_message,) = done_items(events, "user_message")
     (widget,) = done_items(events, "widget")
     (answer,) = done_items(events, "assistant_message")
@@ -209,7 +183,7 @@ async def test_get_time_with_an_unknown_zone_answers_in_words(
     """An unknown zone is a readable tool output the model quotes: no error, no widget."""
     client = client_for(server=server)
     events = await client.send('@tool get_time {"timezone": "Mars/Olympus"}')
-    assert not errors(events)
+    assert not error_events(events)
     assert done_items(events, "widget") == []
     (answer,) = done_items(events, "assistant_message")
     assert "Unknown time zone 'Mars/Olympus'" in assistant_text(answer)
@@ -243,7 +217,7 @@ async def test_refresh_replaces_the_clock_with_the_current_time(
 
     params = {"thread_id": clock.thread_id, "item_id": widget_id, "action": REFRESH_PARIS}
     events = [event async for event in client.stream("threads.custom_action", params)]
-    assert not errors(events)
+    assert not error_events(events)
     changes = [e for e in events if e["type"] in ("thread.item.replaced", "thread.item.updated")]
     assert changes, [e["type"] for e in events]
     assert {e["item"]["id"] if "item" in e else e["item_id"] for e in changes} == {widget_id}
@@ -303,7 +277,7 @@ async def test_bad_actions_are_refused_before_any_stream(
     response = await post(
         client, "threads.custom_action", {"thread_id": clock.thread_id, **make_params(clock)}
     )
-    assert_refused(response, 400, code)
+    json_error(response, 400, code)
     assert await stored_items(client, clock.thread_id) == before
 
 
@@ -321,7 +295,7 @@ async def test_an_action_the_widget_does_not_offer_is_refused(
     await rewrite_widget(store, user_id, clock.thread_id, clock.widget["id"], remove_the_button)
     before = await stored_items(client, clock.thread_id)
     params = {"thread_id": clock.thread_id, "item_id": clock.widget["id"], "action": REFRESH_PARIS}
-    assert_refused(await post(client, "threads.custom_action", params), 400, "invalid_action")
+    json_error(await post(client, "threads.custom_action", params), 400, "invalid_action")
     assert await stored_items(client, clock.thread_id) == before
 
 
@@ -333,9 +307,9 @@ async def test_actions_on_someone_elses_or_a_missing_widget_are_404(
     clock = await ask_for_the_time(owner)
     before = await stored_items(owner, clock.thread_id)
     params = {"thread_id": clock.thread_id, "item_id": clock.widget["id"], "action": REFRESH_PARIS}
-    assert_refused(await post(stranger, "threads.custom_action", params), 404, "not_found")
+    json_error(await post(stranger, "threads.custom_action", params), 404, "not_found")
     missing = {**params, "item_id": "msg_does_not_exist"}
-    assert_refused(await post(owner, "threads.custom_action", missing), 404, "not_found")
+    json_error(await post(owner, "threads.custom_action", missing), 404, "not_found")
     assert await stored_items(owner, clock.thread_id) == before
 
 
@@ -349,7 +323,7 @@ async def test_switch_theme_waits_for_the_browser_then_continues(
     reads it and answers; a second output with nothing pending is a 400."""
     client = client_for(server=server)
     events = await client.send(MAKE_IT_DARK)
-    assert not errors(events)
+    assert not error_events(events)
     thread_id = thread_id_of(events)
     item_events = [e for e in events if e["type"].startswith("thread.item.")]
     last = item_events[-1]
@@ -368,7 +342,7 @@ async def test_switch_theme_waits_for_the_browser_then_continues(
 
     output = {"thread_id": thread_id, "result": THEME_RESULT}
     continued = [e async for e in client.stream("threads.add_client_tool_output", output)]
-    assert not errors(continued)
+    assert not error_events(continued)
     quoted = json.dumps(THEME_RESULT)
     (answer,) = done_items(continued, "assistant_message")
     assert assistant_text(answer) == f"Tool said: {quoted}"
@@ -384,7 +358,7 @@ async def test_switch_theme_waits_for_the_browser_then_continues(
     assert items[2]["id"] == answer["id"] and len({i["id"] for i in items}) == 3
 
     again = await post(client, "threads.add_client_tool_output", output)
-    assert_refused(again, 400, "no_pending_tool_call")
+    json_error(again, 400, "no_pending_tool_call")
     assert await stored_items(client, thread_id) == items
 
 
@@ -397,14 +371,14 @@ async def test_a_conversation_goes_on_after_tool_turns(
     thread_id = (await ask_for_the_time(client)).thread_id
     for theme in ("dark", "light"):
         events = await client.send("@tool switch_theme " + json.dumps({"theme": theme}), thread_id)
-        assert not errors(events)
+        assert not error_events(events)
         result = {"theme": theme, "applied": True}
         params = {"thread_id": thread_id, "result": result}
         events = [e async for e in client.stream("threads.add_client_tool_output", params)]
-        assert not errors(events)
+        assert not error_events(events)
 
     events = await client.send("Thanks!", thread_id)
-    assert not errors(events)
+    assert not error_events(events)
     (answer,) = done_items(events, "assistant_message")
     assert assistant_text(answer).startswith("tok0")
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +23,7 @@ from chatkit.types import InferenceOptions, ThreadMetadata, UserMessageItem, Use
 from {{ cookiecutter.project_slug }}.chat.feedback import export_feedback
 from {{ cookiecutter.project_slug }}.context import RequestContext
 from {{ cookiecutter.project_slug }}.store.postgres import PostgresStore
+from tests.support.chatkit import uid
 from tests.support.commands import run_cli
 from tests.support.db import make_context
 
@@ -31,10 +31,6 @@ PACKAGE = "{{ cookiecutter.project_slug }}"
 EXPORT_KEYS = {"thread_id", "item_id", "user_id", "kind", "created_at", "updated_at"}
 
 Row = tuple[Any, ...]
-
-
-def uid(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:12]}"
 
 
 async def thread_with_items(

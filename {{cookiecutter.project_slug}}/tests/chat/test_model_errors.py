@@ -13,6 +13,7 @@ from {{ cookiecutter.project_slug }}.chat.model import NO_KEY, api_key_for
 from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient, assistant_text, user_input
 from {{ cookiecutter.project_slug }}.errors import MissingApiKeyError
 from tests.support.app import AppServer, app_settings, wait_until
+from tests.support.chatkit import error_events, items_of, thread_id_of
 from tests.support.fake_openai import FakeModel, Fault
 
 FAILURES: list[tuple[str, Fault, str, bool]] = [
@@ -22,19 +23,6 @@ FAILURES: list[tuple[str, Fault, str, bool]] = [
     ("503", Fault(status=503), "answered with an error (503)", True),
     ("reset mid-stream", Fault(reset_after_tokens=2), "", True),
 ]
-
-
-def error_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [e for e in events if e["type"] == "error"]
-
-
-async def items_of(client: ChatKitClient, thread_id: str) -> list[dict[str, Any]]:
-    page = await client.request("items.list", {"thread_id": thread_id, "order": "asc"})
-    return list(page["data"])
-
-
-def thread_id_of(events: list[dict[str, Any]]) -> str:
-    return str(next(e["thread"]["id"] for e in events if e["type"] == "thread.created"))
 
 
 @pytest.mark.parametrize("api", ["responses", "chat_completions"])

@@ -12,16 +12,16 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 import pytest
 
 from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient
-from {{ cookiecutter.project_slug }}.store.postgres import (
+from {{ cookiecutter.project_slug }}.store import PostgresStore
+from {{ cookiecutter.project_slug }}.store.queries import (
     LOAD_ATTACHMENT_CONTENT,
     LOAD_ATTACHMENT_CONTENTS,
-    PostgresStore,
 )
 from tests.support.app import AppServer
+from tests.support.chatkit import streamed_requests, uploaded
 from tests.support.fake_openai import FakeModel
 
 JSON = dict[str, Any]
@@ -36,21 +36,6 @@ def image(number: int) -> bytes:
     """IMAGE_BYTES bytes that start like a PNG, different for every image."""
     header = b"\x89PNG\r\n\x1a\n" + number.to_bytes(4, "big")
     return header + os.urandom(IMAGE_BYTES - len(header))
-
-
-async def upload(server: AppServer, client: ChatKitClient, name: str, data: bytes) -> str:
-    async with httpx.AsyncClient() as http:
-        response = await http.post(
-            server.url + "/attachments",
-            files={"file": (name, data, "image/png")},
-            headers=client.headers,
-        )
-    assert response.status_code == 200, response.text
-    return str(response.json()["id"])
-
-
-def streamed(fake: FakeModel) -> list[JSON]:
-    return [body for body in fake.requests if body.get("stream")]
 
 
 def user_parts(body: JSON) -> list[list[JSON]]:
@@ -87,14 +72,14 @@ async def test_a_thread_of_images_does_not_resend_them_all(
     images = [image(n) for n in range(6)]
     thread_id: str | None = None
     for n, data in enumerate(images):
-        attachment_id = await upload(server, client, f"img{n}.png", data)
+        attachment_id = await uploaded(client, f"img{n}.png", data)
         events = await client.send(f"turn {n}", thread_id, attachments=[attachment_id])
         assert not [e for e in events if e["type"] == "error"]
         thread_id = thread_id or next(
             e["thread"]["id"] for e in events if e["type"] == "thread.created"
         )
 
-    requests = streamed(fake_model)
+    requests = streamed_requests(fake_model)
     assert len(requests) == 6
     for n, body in enumerate(requests):
         messages = user_parts(body)
@@ -112,9 +97,9 @@ async def test_the_newest_message_comes_first_and_what_does_not_fit_is_a_note(
     """Three images in one message, two fit: the third is a note saying it was too large."""
     client = client_for(server=server)
     images = [image(n) for n in range(3)]
-    ids = [await upload(server, client, f"img{n}.png", data) for n, data in enumerate(images)]
+    ids = [await uploaded(client, f"img{n}.png", data) for n, data in enumerate(images)]
     await client.send("three at once", attachments=ids)
-    (parts,) = user_parts(streamed(fake_model)[-1])
+    (parts,) = user_parts(streamed_requests(fake_model)[-1])
     assert inline_images(parts) == images[:2]
     assert notes(parts) == [
         "[The user attached 'img2.png' (image/png, 1 KB); "
@@ -131,7 +116,7 @@ async def test_the_attachments_of_a_turn_are_read_in_one_statement(
     """However many attachments the history holds: one statement for their sizes and the
     bytes that fit, none per attachment."""
     client = client_for(server=server)
-    ids = [await upload(server, client, f"img{n}.png", image(n)) for n in range(4)]
+    ids = [await uploaded(client, f"img{n}.png", image(n)) for n in range(4)]
     events = await client.send("first", attachments=ids[:2])
     thread_id = next(e["thread"]["id"] for e in events if e["type"] == "thread.created")
 
@@ -148,5 +133,5 @@ async def test_the_attachments_of_a_turn_are_read_in_one_statement(
     await client.send("second", thread_id, attachments=ids[2:])
     assert queries.count(LOAD_ATTACHMENT_CONTENTS) == 1
     assert queries.count(LOAD_ATTACHMENT_CONTENT) == 0
-    (older, newest) = user_parts(streamed(fake_model)[-1])
+    (older, newest) = user_parts(streamed_requests(fake_model)[-1])
     assert len(inline_images(newest)) == 2 and len(notes(older)) == 2

@@ -32,8 +32,7 @@ from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient
 from {{ cookiecutter.project_slug }}.dev.page import CHATKIT_SCRIPT_URL, DEV_USER, install_chat_page
 from tests.support.app import AppServer, app_settings, wait_until
 from tests.support.fake_openai import FakeModel, last_user_text
-
-from .test_terminal_chat import require_tool
+from tests.support.processes import require_tool
 
 # --- HTTP: what is served where ------------------------------------------------------------
 

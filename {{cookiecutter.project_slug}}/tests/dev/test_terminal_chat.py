@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -21,21 +20,11 @@ import pytest
 from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient
 from tests.support.app import TEST_AUTH_SECRET, AppServer
 from tests.support.fake_openai import FakeModel, Fault, last_user_text
+from tests.support.processes import require_tool
 
 PACKAGE = "{{ cookiecutter.project_slug }}"
 PROMPT = "you>"
 EXITED = "[chat exited with status]"
-
-
-def require_tool(name: str, package: str) -> str:
-    """The tool's path; skip (or fail with REQUIRE_UI_TOOLS=1) when it is not installed."""
-    path = shutil.which(name)
-    if path is None:
-        reason = f"{name} is not installed (Debian: apt-get install -y {package})"
-        if os.environ.get("REQUIRE_UI_TOOLS") == "1":
-            pytest.fail(f"{reason}, and REQUIRE_UI_TOOLS=1")
-        pytest.skip(f"{reason}; set REQUIRE_UI_TOOLS=1 to make this a failure")
-    return path
 
 
 def chat_env(auth_secret: str = TEST_AUTH_SECRET) -> dict[str, str]:

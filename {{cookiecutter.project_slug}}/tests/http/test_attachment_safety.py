@@ -35,11 +35,10 @@ from {{ cookiecutter.project_slug }}.store.attachments import sign_url_token
 from {{ cookiecutter.project_slug }}.store.db import load_migrations
 from {{ cookiecutter.project_slug }}.store.postgres import PostgresStore
 from tests.support.app import TEST_AUTH_SECRET, AppServer, wait_until
+from tests.support.chatkit import PNG, create_two_phase, last_user_parts, rows, uid, upload
 from tests.support.commands import run_cli
 from tests.support.db import make_context
 from tests.support.fake_openai import FakeModel
-
-from .test_attachments import PNG, create_two_phase, upload, user_parts
 
 PACKAGE = "{{ cookiecutter.project_slug }}"
 LIMIT = 2048
@@ -47,10 +46,6 @@ MIB = 1024 * 1024
 BOUNDARY = b"hostile-test-boundary"
 MULTIPART = {"Content-Type": "multipart/form-data; boundary=" + BOUNDARY.decode()}
 OCTET = "application/octet-stream"
-
-
-def uid(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:12]}"
 
 
 def part_head(filename: bytes = b"big.bin", content_type: bytes | None = OCTET.encode()) -> bytes:
@@ -95,12 +90,6 @@ async def new_thread_with(client: ChatKitClient, *attachment_ids: str) -> str:
     ]
     assert not [e for e in events if e["type"] == "error"], events
     return str(next(e["thread"]["id"] for e in events if e["type"] == "thread.created"))
-
-
-async def rows(database_url: str, query: str, *params: Any) -> list[tuple[Any, ...]]:
-    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
-        cursor = await conn.execute(query.encode(), params)
-        return await cursor.fetchall() if cursor.description is not None else []
 
 
 # --- 1. uploads are checked while they are read --------------------------------------
@@ -301,7 +290,9 @@ async def test_link_tokens_never_reach_the_logs(app_server: AppServer) -> None:
         assert secret not in formatter.format(record), formatter.format(record)
     access = [r.getMessage() for r in captured.named("uvicorn.access")]
     assert any("/content?token=***&x=***" in line for line in access), access
-    assert all("?" not in str(vars(r)["path"]) for r in captured.named(f"{PACKAGE}.http.middleware"))
+    assert all(
+        "?" not in str(vars(r)["path"]) for r in captured.named(f"{PACKAGE}.http.middleware")
+    )
 
 
 def token_claims(url: str) -> dict[str, Any]:
@@ -618,4 +609,4 @@ async def test_a_bad_mime_type_stored_earlier_never_breaks_a_read(
     thread_id = await new_thread_with(client, *ids)
     items = await client.request("items.list", {"thread_id": thread_id, "order": "asc"})
     assert [a["mime_type"] for a in items["data"][0]["attachments"]] == [OCTET, OCTET]
-    assert all(part["type"] == "input_text" for part in user_parts(fake_model))
+    assert all(part["type"] == "input_text" for part in last_user_parts(fake_model))

@@ -4,35 +4,14 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
-from typing import Any
 
 import httpx
 import pytest
 
 from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient, ChatKitHTTPError, user_input
 from tests.support.app import AppServer
+from tests.support.chatkit import PNG, create_two_phase, last_user_parts, upload
 from tests.support.fake_openai import FakeModel
-
-PNG = base64.b64decode(
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
-)
-
-
-async def create_two_phase(client: ChatKitClient, name: str, mime: str, size: int) -> Any:
-    params = {"name": name, "size": size, "mime_type": mime}
-    return await client.request("attachments.create", params)
-
-
-async def upload(url: str, name: str, mime: str, data: bytes, **kwargs: Any) -> httpx.Response:
-    async with httpx.AsyncClient() as http:
-        return await http.post(url, files={"file": (name, data, mime)}, **kwargs)
-
-
-def user_parts(fake: FakeModel) -> list[dict[str, Any]]:
-    """The content parts of the last user message the model received (Responses API)."""
-    body = [b for b in fake.requests if b.get("stream")][-1]
-    message = [m for m in body["input"] if m.get("role") == "user"][-1]
-    return list(message["content"])
 
 
 async def test_two_phase_image_upload_reaches_the_model(
@@ -58,7 +37,7 @@ async def test_two_phase_image_upload_reaches_the_model(
         )
     ]
     assert not [e for e in events if e["type"] == "error"]
-    parts = user_parts(fake_model)
+    parts = last_user_parts(fake_model)
     assert parts[0] == {"type": "input_text", "text": "what is this?"}
     assert parts[1]["type"] == "input_image"
     assert parts[1]["image_url"] == "data:image/png;base64," + base64.b64encode(PNG).decode()
@@ -83,7 +62,7 @@ async def test_direct_upload_of_a_text_file(
     attachment = response.json()
     assert attachment["type"] == "file" and attachment["name"] == "notes.txt"
     await client.send("summarise", attachments=[attachment["id"]])
-    assert user_parts(fake_model)[1] == {
+    assert last_user_parts(fake_model)[1] == {
         "type": "input_text",
         "text": "[Attached file 'notes.txt']\nthe answer is 42",
     }

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import jwt
 import psycopg
 import pytest
 import pytest_asyncio
@@ -26,7 +25,8 @@ import pytest_asyncio
 from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient, assistant_text, user_input
 from {{ cookiecutter.project_slug }}.dev.embedded import start_embedded, stop_embedded
 from {{ cookiecutter.project_slug }}.store.db import apply_migrations, load_migrations
-from tests.support.app import TEST_AUTH_SECRET, AppServer, app_settings, wait_until
+from tests.support.app import TEST_AUTH_SECRET, AppServer, app_settings, signed_token, wait_until
+from tests.support.chatkit import error_events, items_of, thread_id_of
 from tests.support.fake_openai import FakeModel, FakeOpenAI, Fault
 from tests.support.processes import ServerProcess
 
@@ -34,19 +34,6 @@ PACKAGE = "{{ cookiecutter.project_slug }}"
 JSON = dict[str, Any]
 REQUEST_SECONDS = 10.0
 """No request may take longer than this while the database is down (no hangs)."""
-
-
-def thread_id_of(events: list[JSON]) -> str:
-    return str(next(e["thread"]["id"] for e in events if e["type"] == "thread.created"))
-
-
-def error_events(events: list[JSON]) -> list[JSON]:
-    return [e for e in events if e["type"] == "error"]
-
-
-async def items_of(client: ChatKitClient, thread_id: str) -> list[JSON]:
-    page = await client.request("items.list", {"thread_id": thread_id, "order": "asc"})
-    return list(page["data"])
 
 
 # --- (a) the database goes away mid-conversation ------------------------------------------------
@@ -314,7 +301,7 @@ async def test_two_instances_start_at_once_on_an_empty_database(
                 return all(a.status_code == 200 for a in answers)
 
             assert await wait_until(both_healthy, 30), outputs()
-        token = create_token_for("two-instances")
+        token = signed_token({"sub": "two-instances", "exp": int(time.time()) + 600})
         for port in ports:
             async with ChatKitClient(f"http://127.0.0.1:{port}", token) as client:
                 assert not error_events(await client.send(f"hello {port}")), outputs()
@@ -338,8 +325,3 @@ def start_instance(database_url: str, fake_openai: FakeOpenAI, cwd: Path) -> Ser
     return ServerProcess(
         ["/bin/sh", "-c", script], env=instance_env(database_url, fake_openai), cwd=cwd
     )
-
-
-def create_token_for(user_id: str) -> str:
-    claims = {"sub": user_id, "exp": int(time.time()) + 600}
-    return jwt.encode(claims, TEST_AUTH_SECRET, algorithm="HS256")

@@ -25,21 +25,12 @@ from chatkit.types import FileAttachment
 
 from {{ cookiecutter.project_slug }}.context import verify_token
 from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient, user_input
-from {{ cookiecutter.project_slug }}.store.postgres import PostgresStore
-from tests.support.app import TEST_AUTH_SECRET, AppServer, wait_until
+from {{ cookiecutter.project_slug }}.store import PostgresStore
+from tests.support.app import TEST_AUTH_SECRET, AppServer, bearer, signed_token, wait_until
+from tests.support.chatkit import new_thread, post
 from tests.support.db import make_context
 
 JSON = dict[str, Any]
-
-
-async def new_thread(client: ChatKitClient, text: str) -> str:
-    events = await client.send(text)
-    return str(next(e["thread"]["id"] for e in events if e["type"] == "thread.created"))
-
-
-async def post(client: ChatKitClient, type_: str, params: JSON) -> httpx.Response:
-    body = {"type": type_, "params": params}
-    return await client.http.post(client.url, json=body, headers=client.headers)
 
 
 async def snapshot(client: ChatKitClient, thread_id: str) -> JSON:
@@ -163,40 +154,49 @@ async def test_look_alike_user_ids_are_different_users(
         assert (await other.request("threads.list", {}))["data"] == []
 
 
-def _bearer(claims: JSON) -> dict[str, str]:
-    return {"Authorization": "Bearer " + jwt.encode(claims, TEST_AUTH_SECRET, algorithm="HS256")}
-
-
-def almost_valid_tokens() -> list[tuple[str, dict[str, str]]]:
+def refused_authorizations() -> list[tuple[str, dict[str, str]]]:
     now = int(time.time())
+    valid, later = {"sub": "u1", "exp": now + 60}, {"sub": "u1", "exp": now + 600}
+    none_token = jwt.encode(valid, None, algorithm="none")  # type: ignore[arg-type]
     return [
-        ("sub is an int", _bearer({"sub": 42, "exp": now + 60})),
-        ("sub is a list", _bearer({"sub": ["u1"], "exp": now + 60})),
-        ("sub is null", _bearer({"sub": None, "exp": now + 60})),
-        ("not valid yet (nbf)", _bearer({"sub": "u1", "exp": now + 600, "nbf": now + 300})),
-        ("issued in the future (iat)", _bearer({"sub": "u1", "exp": now + 600, "iat": now + 300})),
-        ("exp is a string", _bearer({"sub": "u1", "exp": "tomorrow"})),
+        ("missing", {}),
+        ("not bearer", {"Authorization": "Basic dTpw"}),
+        ("empty bearer", {"Authorization": "Bearer"}),
+        ("malformed", {"Authorization": "Bearer not.a.jwt"}),
+        ("expired", bearer(signed_token({"sub": "u1", "exp": now - 10}))),
+        ("wrong secret", bearer(signed_token(valid, "another-secret" * 4))),
+        ("alg none", bearer(none_token)),
+        ("HS512", bearer(signed_token(valid, alg="HS512"))),
+        ("no sub", bearer(signed_token({"exp": now + 60}))),
+        ("no exp", bearer(signed_token({"sub": "u1"}))),
+        ("empty sub", bearer(signed_token({"sub": " ", "exp": now + 60}))),
+        ("sub is an int", bearer(signed_token({"sub": 42, "exp": now + 60}))),
+        ("sub is a list", bearer(signed_token({"sub": ["u1"], "exp": now + 60}))),
+        ("sub is null", bearer(signed_token({"sub": None, "exp": now + 60}))),
+        ("not valid yet (nbf)", bearer(signed_token({**later, "nbf": now + 300}))),
+        ("issued in the future (iat)", bearer(signed_token({**later, "iat": now + 300}))),
+        ("exp is a string", bearer(signed_token({"sub": "u1", "exp": "tomorrow"}))),
         ("two tokens", {"Authorization": "Bearer a.b.c d.e.f"}),
         ("lower-case scheme, junk", {"Authorization": "bearer ~!@#$%^&*()"}),
         ("10 KB of junk", {"Authorization": "Bearer " + "A" * 10_000}),
-        ("sub holds a NUL", _bearer({"sub": "u1\x00", "exp": now + 60})),
-        ("sub holds a tab", _bearer({"sub": "u1\t", "exp": now + 60})),
-        ("sub holds a newline", _bearer({"sub": "u1\nadmin", "exp": now + 60})),
-        ("sub holds DEL", _bearer({"sub": "u1\x7f", "exp": now + 60})),
-        ("sub holds a C1 control", _bearer({"sub": "u1\x85", "exp": now + 60})),
-        ("sub is a lone surrogate", _bearer({"sub": "u1\ud800", "exp": now + 60})),
-        ("sub is blank", _bearer({"sub": " \u3000 ", "exp": now + 60})),
-        ("sub is 256 characters", _bearer({"sub": "u" * 256, "exp": now + 60})),
-        ("iat is infinite", _bearer({"sub": "u1", "exp": now + 60, "iat": float("inf")})),
-        ("exp is infinite", _bearer({"sub": "u1", "exp": float("inf")})),
-        ("exp a year away", _bearer({"sub": "u1", "exp": now + 365 * 24 * 3600})),
+        ("sub holds a NUL", bearer(signed_token({"sub": "u1\x00", "exp": now + 60}))),
+        ("sub holds a tab", bearer(signed_token({"sub": "u1\t", "exp": now + 60}))),
+        ("sub holds a newline", bearer(signed_token({"sub": "u1\nadmin", "exp": now + 60}))),
+        ("sub holds DEL", bearer(signed_token({"sub": "u1\x7f", "exp": now + 60}))),
+        ("sub holds a C1 control", bearer(signed_token({"sub": "u1\x85", "exp": now + 60}))),
+        ("sub is a lone surrogate", bearer(signed_token({"sub": "u1\ud800", "exp": now + 60}))),
+        ("sub is blank", bearer(signed_token({"sub": " \u3000 ", "exp": now + 60}))),
+        ("sub is 256 characters", bearer(signed_token({"sub": "u" * 256, "exp": now + 60}))),
+        ("iat is infinite", bearer(signed_token({**valid, "iat": float("inf")}))),
+        ("exp is infinite", bearer(signed_token({"sub": "u1", "exp": float("inf")}))),
+        ("exp a year away", bearer(signed_token({"sub": "u1", "exp": now + 365 * 24 * 3600}))),
     ]
 
 
 @pytest.mark.parametrize(
-    "name, headers", almost_valid_tokens(), ids=[n for n, _ in almost_valid_tokens()]
+    "name, headers", refused_authorizations(), ids=[n for n, _ in refused_authorizations()]
 )
-async def test_almost_valid_tokens_are_401(
+async def test_bad_credentials_are_401(
     app_server: AppServer, name: str, headers: dict[str, str]
 ) -> None:
     async with httpx.AsyncClient() as http:
@@ -204,24 +204,21 @@ async def test_almost_valid_tokens_are_401(
         response = await http.post(app_server.url + "/chatkit", json=body, headers=headers)
     assert response.status_code == 401, response.text
     assert response.json()["error"]["code"] == "unauthorized"
+    assert response.headers["www-authenticate"] == "Bearer"
 
 
 async def test_a_100_kb_token_is_refused_cleanly(app_server: AppServer) -> None:
     """Validly signed but 100 KB long: refused (by the HTTP server or as a 401), never a 500."""
     padding = "p" * 100_000
-    token = jwt.encode(
-        {"sub": "u1", "exp": int(time.time()) + 60, "pad": padding},
-        TEST_AUTH_SECRET,
-        algorithm="HS256",
-        headers={"kid": padding},
-    )
+    claims = {"sub": "u1", "exp": int(time.time()) + 60, "pad": padding}
+    token = jwt.encode(claims, TEST_AUTH_SECRET, algorithm="HS256", headers={"kid": padding})
     async with httpx.AsyncClient() as http:
         body = {"type": "threads.list", "params": {}}
         try:
             response = await http.post(
                 app_server.url + "/chatkit",
                 json=body,
-                headers={"Authorization": f"Bearer {token}"},
+                headers=bearer(token),
             )
         except httpx.RemoteProtocolError:
             response = None  # the HTTP server hung up on an oversized header: also a refusal
@@ -238,7 +235,7 @@ async def test_expired_token_is_refused_on_streaming_and_changing_requests(
     alice = client_for(alice_id)
     thread_id = await new_thread(alice, "hi")
     expired = app_server.token(alice_id, ttl_seconds=-1)
-    headers = {"Authorization": f"Bearer {expired}"}
+    headers = bearer(expired)
     async with httpx.AsyncClient() as http:
         for type_, params in [
             ("threads.add_user_message", {"thread_id": thread_id, "input": user_input("x")}),
@@ -266,7 +263,7 @@ async def test_unsafe_name_or_email_claims_are_dropped_not_fatal(
     """A NUL in an optional claim costs the claim (None), never the request (no 500)."""
     now = int(time.time())
     claims = {"sub": f"u-{uuid.uuid4().hex}", "exp": now + 60, claim: "x\x00y"}
-    token = jwt.encode(claims, TEST_AUTH_SECRET, algorithm="HS256")
+    token = signed_token(claims)
     user = verify_token(token, app_server.settings)
     assert (user.id, getattr(user, claim)) == (claims["sub"], None)
     async with ChatKitClient(app_server.url, token) as client:
@@ -284,9 +281,7 @@ async def test_token_lifetime_is_capped(app_server: AppServer) -> None:
     body = {"type": "threads.list", "params": {}}
     async with httpx.AsyncClient() as http:
         refused, accepted = [
-            await http.post(
-                app_server.url + "/chatkit", json=body, headers={"Authorization": f"Bearer {t}"}
-            )
+            await http.post(app_server.url + "/chatkit", json=body, headers=bearer(t))
             for t in (too_long, default)
         ]
     assert refused.status_code == 401, refused.text

@@ -14,13 +14,13 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 
 from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient, ChatKitHTTPError, user_input
 from {{ cookiecutter.project_slug }}.ops.limits import FINISH_TURN, START_TURN
 from {{ cookiecutter.project_slug }}.store.postgres import PostgresStore
 from tests.support.app import AppServer, wait_until
+from tests.support.chatkit import json_error, post, rows, uploaded
 from tests.support.fake_openai import FakeModel, Fault
 
 JSON = dict[str, Any]
@@ -36,45 +36,11 @@ NO_LIMITS = {
 }
 
 
-async def rows(database_url: str, statement: str, *params: Any) -> list[tuple[Any, ...]]:
-    """Rows straight from the database, past the app."""
-    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
-        cursor = await conn.execute(statement.encode(), params)
-        return await cursor.fetchall() if cursor.description else []
-
-
-async def post(client: ChatKitClient, type_: str, params: JSON) -> httpx.Response:
-    """One /chatkit request, its whole answer read (streams too)."""
-    body = {"type": type_, "params": params}
-    return await client.http.post(client.url, json=body, headers=client.headers)
-
-
-def refused(response: httpx.Response, status: int, code: str) -> JSON:
-    """Assert a JSON error (not a stream) with this status and code; its error object."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    error: JSON = response.json()["error"]
-    assert error["code"] == code, error
-    return error
-
-
 def retry_after(response: httpx.Response) -> int:
     """The Retry-After header, which must be whole seconds and match the body's."""
     seconds = int(response.headers["retry-after"])
     assert seconds >= 1 and response.json()["error"]["retry_after"] == seconds
     return seconds
-
-
-async def upload(server: AppServer, client: ChatKitClient, name: str, data: bytes) -> str:
-    """A direct upload; the new attachment's id."""
-    async with httpx.AsyncClient() as http:
-        response = await http.post(
-            server.url + "/attachments",
-            files={"file": (name, data, "image/png")},
-            headers=client.headers,
-        )
-    assert response.status_code == 200, response.text
-    return str(response.json()["id"])
 
 
 def thread_of(events: list[JSON]) -> str:
@@ -94,7 +60,7 @@ async def test_repeated_attachment_ids_collapse_into_one(
 ) -> None:
     """The same id 20 times is one attachment: stored once, sent to the model once."""
     client = client_for()
-    attachment_id = await upload(app_server, client, "dot.png", PNG)
+    attachment_id = await uploaded(client, "dot.png", PNG)
     events = await client.send("look", attachments=[attachment_id] * 20)
     assert not [e for e in events if e["type"] == "error"]
 
@@ -110,10 +76,10 @@ async def test_too_many_attachments_is_400_before_any_stream(
 ) -> None:
     """Eleven distinct attachments are refused; ten, however often repeated, are taken."""
     client = client_for()
-    ids = [await upload(app_server, client, f"{n}.png", PNG) for n in range(11)]
+    ids = [await uploaded(client, f"{n}.png", PNG) for n in range(11)]
 
     response = await post(client, "threads.create", {"input": user_input("x", attachments=ids)})
-    refused(response, 400, "too_many_attachments")
+    json_error(response, 400, "too_many_attachments")
     assert (await client.request("threads.list", {}))["data"] == []
     assert not fake_model.requests
 
@@ -127,15 +93,15 @@ async def test_message_text_is_bounded(client_for: Callable[..., ChatKitClient])
     client = client_for()
     too_long = user_input("a" * 10_000)
     too_long["content"].append({"type": "input_text", "text": "b" * 10_001})
-    refused(await post(client, "threads.create", {"input": too_long}), 400, "message_too_long")
+    json_error(await post(client, "threads.create", {"input": too_long}), 400, "message_too_long")
     quoting = {**user_input("c" * 15_000), "quoted_text": "q" * 5_001}
-    refused(await post(client, "threads.create", {"input": quoting}), 400, "message_too_long")
+    json_error(await post(client, "threads.create", {"input": quoting}), 400, "message_too_long")
     assert (await client.request("threads.list", {}))["data"] == []
 
     events = await client.send("d" * 20_000)
     thread_id = thread_of(events)
     params = {"thread_id": thread_id, "input": user_input("e" * 20_001)}
-    refused(await post(client, "threads.add_user_message", params), 400, "message_too_long")
+    json_error(await post(client, "threads.add_user_message", params), 400, "message_too_long")
     assert len(await user_messages(client, thread_id)) == 1
 
 
@@ -143,7 +109,7 @@ async def test_titles_are_at_most_200_characters(client_for: Callable[..., ChatK
     client = client_for()
     thread_id = thread_of(await client.send("hi"))
     update = {"thread_id": thread_id, "title": "t" * 201}
-    refused(await post(client, "threads.update", update), 400, "title_too_long")
+    json_error(await post(client, "threads.update", update), 400, "title_too_long")
     assert (await client.request("threads.get_by_id", {"thread_id": thread_id}))["title"] != (
         "t" * 201
     )
@@ -159,7 +125,7 @@ async def test_feedback_names_at_most_100_ids(
     thread_id = thread_of(await client.send("hi"))
     item_id = (await user_messages(client, thread_id))[0]["id"]
     params = {"thread_id": thread_id, "item_ids": [item_id] * 101, "kind": "positive"}
-    refused(await post(client, "items.feedback", params), 400, "too_many_items")
+    json_error(await post(client, "items.feedback", params), 400, "too_many_items")
     assert await rows(database_url, "SELECT 1 FROM feedback WHERE item_id = %s", item_id) == []
     params["item_ids"] = [item_id] * 100
     assert await client.request("items.feedback", params) == {}
@@ -182,10 +148,10 @@ async def test_messages_per_minute(
 
     params = {"thread_id": thread_id, "input": user_input("four")}
     response = await post(client, "threads.add_user_message", params)
-    refused(response, 429, "rate_limited")
+    json_error(response, 429, "rate_limited")
     assert 1 <= retry_after(response) <= 20  # one message every 20 s refills the bucket
     retry = {"thread_id": thread_id, "item_id": before[-1]["id"]}
-    refused(await post(client, "threads.retry_after_item", retry), 429, "rate_limited")
+    json_error(await post(client, "threads.retry_after_item", retry), 429, "rate_limited")
     assert await user_messages(client, thread_id) == before
 
     other = client_for(server=server)
@@ -197,6 +163,16 @@ def slow_model(fake_model: FakeModel) -> Iterator[FakeModel]:
     """Answers that stream for about two seconds."""
     fake_model.tokens, fake_model.delay = 40, 0.05
     yield fake_model
+
+
+@pytest.fixture
+def two_streams(
+    app_factory: Callable[..., AppServer], client_for: Callable[..., ChatKitClient]
+) -> tuple[AppServer, str, ChatKitClient]:
+    """The app allowing two streams per user; a new user of it and their client."""
+    server = app_factory(**TWO_STREAMS)
+    user_id = f"user-{uuid.uuid4().hex}"
+    return server, user_id, client_for(user_id, server=server)
 
 
 async def start_stream(client: ChatKitClient, text: str) -> AsyncIterator[JSON]:
@@ -217,22 +193,20 @@ async def live_leases(database_url: str, user_id: str) -> int:
 
 
 async def test_concurrent_streams(
-    app_factory: Callable[..., AppServer],
+    two_streams: tuple[AppServer, str, ChatKitClient],
     client_for: Callable[..., ChatKitClient],
     slow_model: FakeModel,
     database_url: str,
 ) -> None:
     """Two streams at once: a third is a 429 until one ends; another user is not affected."""
-    server = app_factory(**TWO_STREAMS)
-    user_id = f"user-{uuid.uuid4().hex}"
-    client = client_for(user_id, server=server)
+    server, user_id, client = two_streams
     # The second answer hangs until the test closes it: it is still running, whatever the
     # machine's load, when the first one has ended.
     slow_model.faults[:] = [Fault(), Fault(hang=True)]
     first, second = await start_stream(client, "one"), await start_stream(client, "two")
 
     response = await post(client, "threads.create", {"input": user_input("three")})
-    refused(response, 429, "too_many_streams")
+    json_error(response, 429, "too_many_streams")
     assert retry_after(response) >= 1
     other = client_for(server=server)
     await (await start_stream(other, "another user")).aclose()
@@ -270,14 +244,9 @@ async def test_concurrent_requests_never_take_more_than_the_limit(
 
 
 async def test_a_client_that_goes_away_releases_its_lease(
-    app_factory: Callable[..., AppServer],
-    client_for: Callable[..., ChatKitClient],
-    slow_model: FakeModel,
-    database_url: str,
+    two_streams: tuple[AppServer, str, ChatKitClient], slow_model: FakeModel, database_url: str
 ) -> None:
-    server = app_factory(**TWO_STREAMS)
-    user_id = f"user-{uuid.uuid4().hex}"
-    client = client_for(user_id, server=server)
+    _, user_id, client = two_streams
     streams = [await start_stream(client, "one"), await start_stream(client, "two")]
     assert await live_leases(database_url, user_id) == 2
     for stream in streams:
@@ -308,7 +277,7 @@ async def test_leases_of_a_dead_instance_expire(
         user_id,
         json.dumps(live),
     )
-    refused(
+    json_error(
         await post(client, "threads.create", {"input": user_input("x")}), 429, "too_many_streams"
     )
 
@@ -351,7 +320,7 @@ async def test_daily_token_budget(
 
     params = {"thread_id": thread_id, "input": user_input("three")}
     response = await post(client, "threads.add_user_message", params)
-    refused(response, 429, "daily_budget_exceeded")
+    json_error(response, 429, "daily_budget_exceeded")
     until_midnight = 86400 - time.time() % 86400
     assert abs(retry_after(response) - until_midnight) <= 5
     assert not [e for e in await client_for(server=server).send("hi") if e["type"] == "error"]

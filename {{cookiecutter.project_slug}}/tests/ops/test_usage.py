@@ -24,18 +24,13 @@ from {{ cookiecutter.project_slug }}.ops.usage import usage_report
 from {{ cookiecutter.project_slug }}.store.db import apply_migrations
 from {{ cookiecutter.project_slug }}.store.postgres import PostgresStore
 from tests.support.app import AppServer, wait_until
+from tests.support.chatkit import rows
 from tests.support.commands import run_cli
 from tests.support.fake_openai import FakeModel
 
 PACKAGE = "{{ cookiecutter.project_slug }}"
 
 Row = tuple[Any, ...]
-
-
-async def rows(url: str, statement: str, *params: Any) -> list[Row]:
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        cursor = await conn.execute(statement.encode(), params)
-        return await cursor.fetchall() if cursor.description else []
 
 
 USAGE = (

@@ -6,7 +6,6 @@ Each test that needs an empty database gets a schema of its own (`fresh_schema_u
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,29 +18,9 @@ from {{ cookiecutter.project_slug }}.store.db import (
     redact_url,
     schema_status,
 )
+from tests.support.commands import PACKAGE, cli_env, run_cli
 
-PACKAGE = "{{ cookiecutter.project_slug }}"
-AUTH_SECRET = "migration-tests-kn_Za-PWLdNq8TMFJ_WaTNO-kGNAkdxnmZGMYdSY"
 FIRST = "0001_initial.sql"
-
-
-def cli_env(database_url: str) -> dict[str, str]:
-    """The environment for `python -m <package>`: only what the command needs."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "DATABASE_"))}
-    env.update(DATABASE_URL=database_url, AUTH_SECRET=AUTH_SECRET)
-    return env
-
-
-def run_cli(tmp_path: Path, database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", PACKAGE, *args],
-        env=cli_env(database_url),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def test_migration_files_are_numbered_in_order() -> None:

@@ -60,13 +60,14 @@ from psycopg import sql
 from pydantic import AnyUrl
 
 from {{ cookiecutter.project_slug }}.context import RequestContext
-from {{ cookiecutter.project_slug }}.store.postgres import (
+from {{ cookiecutter.project_slug }}.store import PostgresStore
+from {{ cookiecutter.project_slug }}.store.queries import (
     ITEMS_QUERIES,
     LOAD_ITEM,
     LOAD_THREAD,
     THREADS_QUERIES,
-    PostgresStore,
 )
+from tests.support.chatkit import uid
 from tests.support.db import make_context, with_options
 
 pytestmark = pytest.mark.filterwarnings(
@@ -75,10 +76,6 @@ pytestmark = pytest.mark.filterwarnings(
 
 NOW = datetime(2025, 3, 1, 12, 0, 0, 123456)
 R = TypeVar("R")
-
-
-def uid(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:12]}"
 
 
 def make_thread(thread_id: str | None = None, created_at: datetime | None = None) -> ThreadMetadata:

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
+import jwt
 import pytest
 import uvicorn
 
@@ -24,6 +25,15 @@ from {{ cookiecutter.project_slug }}.settings import Settings
 from tests.support.fake_openai import FakeModel, FakeOpenAI
 
 TEST_AUTH_SECRET = "test-secret-QkvtXKHmEknJ0ZdsjM60LGIkuSDNkaNYrDKZlEw2"
+
+
+def signed_token(claims: dict[str, Any], key: str = TEST_AUTH_SECRET, alg: str = "HS256") -> str:
+    """A JWT with exactly these claims (the app's own tokens: `AppServer.token`)."""
+    return jwt.encode(claims, key, algorithm=alg)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 async def wait_until(predicate: Callable[[], Any], seconds: float = 5.0) -> Any:

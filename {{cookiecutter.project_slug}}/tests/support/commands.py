@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from tests.support.app import TEST_AUTH_SECRET
@@ -12,16 +13,22 @@ from tests.support.app import TEST_AUTH_SECRET
 PACKAGE = "{{ cookiecutter.project_slug }}"
 
 
-def run_cli(cwd: Path, database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """`python -m <package> ARGS` with only DATABASE_URL and AUTH_SECRET configured."""
+def run(
+    argv: Sequence[str], *, env: Mapping[str, str], cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a command to its end (at most a minute), its output captured as text."""
+    return subprocess.run(
+        list(argv), env=dict(env), cwd=cwd, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def cli_env(database_url: str) -> dict[str, str]:
+    """This environment with only DATABASE_URL and AUTH_SECRET of the app's configured."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "DATABASE_"))}
     env.update(DATABASE_URL=database_url, AUTH_SECRET=TEST_AUTH_SECRET)
-    return subprocess.run(
-        [sys.executable, "-m", PACKAGE, *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return env
+
+
+def run_cli(cwd: Path, database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m <package> ARGS` against that database."""
+    return run([sys.executable, "-m", PACKAGE, *args], env=cli_env(database_url), cwd=cwd)

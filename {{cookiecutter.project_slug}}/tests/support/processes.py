@@ -11,13 +11,17 @@ so a failure shows why the server did what it did.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import shutil
 import subprocess
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
+
+import pytest
 
 STARTED = re.compile(r"running on https?://[^\s:/]+:(\d+)")
 
@@ -125,3 +129,14 @@ class ServerProcess:
         for reader in self._readers:
             reader.join(5)
         return self.proc.returncode
+
+
+def require_tool(name: str, package: str) -> str:
+    """The tool's path; skip (or fail with REQUIRE_UI_TOOLS=1) when it is not installed."""
+    path = shutil.which(name)
+    if path is None:
+        reason = f"{name} is not installed (Debian: apt-get install -y {package})"
+        if os.environ.get("REQUIRE_UI_TOOLS") == "1":
+            pytest.fail(f"{reason}, and REQUIRE_UI_TOOLS=1")
+        pytest.skip(f"{reason}; set REQUIRE_UI_TOOLS=1 to make this a failure")
+    return path

@@ -1,16 +1,6 @@
-"""Widget actions: what happens when a user clicks a button in a widget.
-
-Each action type maps to an `ActionHandler` in ACTIONS: the handler's function, the pydantic
-model its payload must match, and whether it must come from a widget. The /chatkit endpoint
-checks an action with `parse_action` before any stream starts, so an unknown type, a bad
-payload or a widget that offers no such action is a 400 (the SDK would report those inside
-a 200 stream); `ChatServer.action()` then runs the handler, which yields ChatKit events.
-
-To add an action: give a widget's button `onClickAction: {"type": "my.action", "payload":
-{...}}`, write a payload model and an async generator handler below, and list it in ACTIONS.
-A handler that replaces the widget yields `ThreadItemReplacedEvent` (the SDK saves it); one
-that streams `ThreadItemUpdatedEvent`s must save the item itself (the SDK does not).
-"""
+"""Widget actions: each action type's handler and payload model, in ACTIONS. The endpoint
+checks and parses an action before any stream starts (400 when it is not one of these);
+`ChatServer.action` runs the handler, which yields ChatKit events (README, "Build on it")."""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
-"""The agent: its instructions, its model and its tools. Add a tool here.
-
-Tools are typed functions (see the README's "Build on it"). Server tools run in this process;
-a tool named in CLIENT_TOOLS is a client tool: the run stops at it, the browser runs it and
-sends its output back (`threads.add_client_tool_output`), and the model continues from there.
-"""
+"""The agent: its instructions, its model and its tools (TOOLS); the tools named in
+CLIENT_TOOLS run in the browser, and the agent stops at them."""
 
 from __future__ import annotations
 

@@ -1,14 +1,5 @@
-"""Tools the agent can call (examples: a server tool and a client tool).
-
-A server tool runs here: a typed function decorated with `@function_tool`, whose docstring
-tells the model what it does and what each argument means. It may stream progress and widgets
-into the chat through `ctx.context` (a ChatKit `AgentContext`) and returns what the model
-reads. A client tool runs in the browser: the tool records `ctx.context.client_tool_call`,
-the agent stops there (agent.py lists it in CLIENT_TOOLS), the client runs it and sends the
-result back with `threads.add_client_tool_output`, and the model continues with it.
-
-Add your tool here (or in a module beside this one) and list it in agent.TOOLS.
-"""
+"""Tools the agent can call: a server tool (`get_time`) and a client tool (`switch_theme`).
+A tool's docstring is what the model reads; list new tools in agent.TOOLS."""
 
 from __future__ import annotations
 

@@ -1,10 +1,5 @@
-"""Widgets: builders for the cards the assistant shows in the chat (example: a clock).
-
-A widget is a tree of ChatKit components (Card, Title, Text, Button, ...) sent as a thread
-item. Buttons carry an action (`type` + `payload`) that the client sends back with
-`threads.custom_action`; actions.py handles it. Design widgets visually at
-https://widgets.chatkit.studio and paste the JSON into a builder like the one below.
-"""
+"""Widget builders: the cards the assistant shows (a clock). Design one at
+https://widgets.chatkit.studio and paste its JSON into a builder like `clock_widget`."""
 
 from __future__ import annotations
 
@@ -13,8 +8,7 @@ from typing import Any
 
 from chatkit.widgets import DynamicWidgetRoot, WidgetRoot
 
-CLOCK_REFRESH = "clock.refresh"
-"""The action type of the clock's Refresh button (handled in actions.py)."""
+CLOCK_REFRESH = "clock.refresh"  # the Refresh button's action (actions.py)
 
 
 def clock_widget(timezone: str, now: datetime) -> WidgetRoot:

@@ -1,10 +1,5 @@
-"""Dictation: `input.transcribe` turns the user's recorded speech into composer text.
-
-The audio goes to OpenAI's transcription endpoint (`TRANSCRIBE_MODEL`, default
-gpt-4o-mini-transcribe) through the app's one client, so OPENAI_BASE_URL applies. Requests are
-checked before any upload leaves: an unsupported audio type is a 400, audio over
-MAX_AUDIO_BYTES a 413, and a provider failure a JSON error with a readable message.
-"""
+"""Dictation: `input.transcribe` sends the recording to OpenAI's transcription endpoint
+(TRANSCRIBE_MODEL); bad audio is refused before it leaves (400/413)."""
 
 from __future__ import annotations
 
@@ -32,9 +27,7 @@ AUDIO_EXTENSIONS = {
     "audio/x-wav": "wav",
     "audio/flac": "flac",
 }
-"""Audio types the transcription API reads, and the file extension it recognises them by."""
-UNREADABLE_AUDIO = frozenset({400, 413, 415, 422})
-"""Provider answers that blame the audio itself: the client gets a 400, not a 502."""
+UNREADABLE_AUDIO = frozenset({400, 413, 415, 422})  # the audio's fault: a 400, not a 502
 
 
 class DictationError(AppError):

@@ -1,17 +1,5 @@
-"""Thread history -> model input: the newest items, in a form both OpenAI APIs accept.
-
-`load_history` reads the newest HISTORY_ITEMS items (newest page, then oldest first: loading
-with `order="asc"` would feed the model the thread's *oldest* items). `HistoryConverter`
-sends earlier turns as plain strings and attachments as images, PDF files or text.
-
-Attachments inline in one model request are bounded by MAX_MODEL_INPUT_BYTES (their stored
-sizes added up). The newest user message's attachments come first, then each earlier
-message's, newest first; they go inline in that order while they fit, and from the first one
-that does not fit on, each becomes a one-line note (`[The user attached 'x.png' (image/png,
-1.2 MB) earlier; not resent]`). So the newest message's files reach the model, and a thread
-full of images does not resend them all on every turn. The bytes of the ones that become
-notes are not even read: one statement reads the sizes, and the bytes of those that fit.
-"""
+"""Thread history as model input: the newest items, attachments inline within
+MAX_MODEL_INPUT_BYTES (docs/design_decisions.md, "What the model sees")."""
 
 from __future__ import annotations
 
@@ -44,14 +32,9 @@ from ..context import RequestContext
 
 @runtime_checkable
 class AttachmentContents(Protocol):
-    """A store that also keeps the bytes of uploaded attachments (PostgresStore does)."""
-
     async def load_attachment_contents(
         self, attachment_ids: Sequence[str], budget: int, context: RequestContext
-    ) -> dict[str, tuple[int, bytes | None]]:
-        """Size of each attachment with content, and the bytes of the longest prefix of
-        `attachment_ids` whose sizes add up to at most `budget` (None for the others)."""
-        ...
+    ) -> dict[str, tuple[int, bytes | None]]: ...
 
 
 TEXT_MIME_TYPES = ("application/json", "application/xml", "application/yaml", "application/csv")
@@ -60,7 +43,6 @@ DEFAULT_MAX_INLINE_BYTES = 20 * 1024 * 1024
 
 
 def model_can_read(mime_type: str) -> bool:
-    """Whether the model gets this type's content (image, PDF, text) rather than a note."""
     return (
         mime_type.startswith(("image/", "text/"))
         or mime_type == "application/pdf"
@@ -69,7 +51,6 @@ def model_can_read(mime_type: str) -> bool:
 
 
 def human_size(size: int) -> str:
-    """`1.2 MB`, `340 KB`, `12 bytes`."""
     if size >= 1_000_000:
         return f"{size / 1_000_000:.1f} MB"
     if size >= 1_000:
@@ -78,18 +59,12 @@ def human_size(size: int) -> str:
 
 
 def data_url(mime_type: str, content: bytes) -> str:
-    """`data:` URL of the bytes, as the OpenAI APIs accept images and files inline."""
     return f"data:{mime_type};base64,{base64.b64encode(content).decode()}"
 
 
 class HistoryConverter(ThreadItemConverter):
-    """Thread items -> model input that both the Responses and Chat Completions APIs accept.
-
-    The stock converter sends earlier assistant turns as `output_text` parts, which the Agents
-    SDK's Chat Completions converter rejects; plain string content works for both APIs.
-    Attachments go to the model as images, PDF files or text, read from the store, within
-    `max_inline_bytes` per request (see the module's docstring); the others become notes.
-    """
+    """Thread items as input both OpenAI APIs accept (plain strings for earlier turns), the
+    attachments inline within `max_inline_bytes`, the others as notes."""
 
     def __init__(
         self,
@@ -100,14 +75,12 @@ class HistoryConverter(ThreadItemConverter):
         self.contents = contents
         self.context = context
         self.max_inline_bytes = max_inline_bytes
+        # Bytes or a note per attachment object (the same id may be in two messages).
         self._planned: dict[int, bytes | str] = {}
-        """What each attachment object of the items being converted becomes: its bytes
-        (inline) or a note; keyed by object identity (the same id may be in two messages)."""
 
     async def to_agent_input(
         self, thread_items: Sequence[ThreadItem] | ThreadItem
     ) -> list[TResponseInputItem]:
-        """The items as model input, their attachments within the inline budget."""
         items = list(thread_items) if isinstance(thread_items, Sequence) else [thread_items]
         newest_first = [item for item in reversed(items) if isinstance(item, UserMessageItem)]
         self._planned = await self._plan(
@@ -119,8 +92,7 @@ class HistoryConverter(ThreadItemConverter):
             self._planned = {}
 
     async def _plan(self, attachments: list[tuple[Attachment, bool]]) -> dict[int, bytes | str]:
-        """Bytes or a note for each attachment, given newest first with "is it in the newest
-        message": inline while they fit in the budget, notes from the first that does not."""
+        """Bytes while they fit in the budget (newest first), then notes."""
         readable = [a.id for a, _newest in attachments if model_can_read(a.mime_type)]
         stored: dict[str, tuple[int, bytes | None]] = {}
         if readable and self.contents is not None and self.context is not None:
@@ -161,8 +133,7 @@ class HistoryConverter(ThreadItemConverter):
     async def user_message_to_input(
         self, item: UserMessageItem, is_last_message: bool = True
     ) -> TResponseInputItem | list[TResponseInputItem] | None:
-        """A plain-text message as a plain string (the SDKs rewrite every part of every
-        input item on each call, so this is cheaper); anything richer as the SDK builds it."""
+        # Plain text as a plain string: the SDKs rewrite every part of every item on each call.
         plain = not item.attachments and not item.quoted_text
         if plain and all(isinstance(part, UserMessageTextContent) for part in item.content):
             text = "".join(
@@ -208,7 +179,6 @@ def converter_for(
     context: RequestContext,
     max_inline_bytes: int = DEFAULT_MAX_INLINE_BYTES,
 ) -> HistoryConverter:
-    """The history converter for this request (it reads attachments as this user)."""
     contents = store if isinstance(store, AttachmentContents) else None
     return HistoryConverter(contents, context, max_inline_bytes)
 
@@ -216,6 +186,6 @@ def converter_for(
 async def load_history(
     store: Store[RequestContext], thread: ThreadMetadata, context: RequestContext, limit: int
 ) -> list[ThreadItem]:
-    """The newest `limit` items of the thread, oldest first (one keyset query, newest page)."""
+    """The newest `limit` items, oldest first (`order="asc"` would give the oldest)."""
     page = await store.load_thread_items(thread.id, None, limit, "desc", context)
     return list(reversed(page.data))

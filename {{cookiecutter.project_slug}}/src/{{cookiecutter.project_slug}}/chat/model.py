@@ -1,11 +1,5 @@
-"""The model gateway: one OpenAI client for the app, the Agents SDK model, and error mapping.
-
-The client is built on first use, so a missing key never stops the app from starting; each
-model call then fails with a readable error instead. A server at OPENAI_BASE_URL (Ollama,
-vLLM, ...) gets a placeholder key when OPENAI_API_KEY is unset: local servers need none.
-`model_error` turns what the openai and Agents SDKs raise into the message a user sees in the
-chat.
-"""
+"""The model gateway: one OpenAI client, built on first use (a missing key never stops the
+app), the Agents SDK model, and `model_error`, the message a user sees for a failed call."""
 
 from __future__ import annotations
 
@@ -24,17 +18,12 @@ from ..settings import Settings
 if TYPE_CHECKING:
     from ..ops.metrics import Metrics
 
-NO_KEY = "no-key"
-"""The API key sent to an OPENAI_BASE_URL server when OPENAI_API_KEY is unset (the openai SDK
-insists on one; local OpenAI-compatible servers ignore it)."""
+NO_KEY = "no-key"  # the openai SDK insists on a key; local servers ignore it
 
 
 def api_key_for(settings: Settings) -> str:
-    """OPENAI_API_KEY; or, for a server of your own at OPENAI_BASE_URL, a placeholder.
-
-    MissingApiKeyError when there is no key and the model is OpenAI's (no base URL, or
-    api.openai.com), which needs one.
-    """
+    """OPENAI_API_KEY, a placeholder for a server of your own at OPENAI_BASE_URL, or
+    MissingApiKeyError for OpenAI's."""
     key = settings.openai_api_key
     if key is not None and key.get_secret_value().strip():
         return key.get_secret_value()
@@ -50,8 +39,7 @@ class ModelGateway:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._client: openai.AsyncOpenAI | None = None
-        self.metrics: Metrics | None = None
-        """The app's metrics when METRICS=true (main.py sets it)."""
+        self.metrics: Metrics | None = None  # METRICS=true: main.py sets it
 
     @property
     def client(self) -> openai.AsyncOpenAI:
@@ -72,7 +60,6 @@ class ModelGateway:
         return OpenAIResponsesModel(self.settings.openai_model, openai_client=self.client)
 
     async def close(self) -> None:
-        """Release the client's connections."""
         if self._client is not None:
             await self._client.close()
             self._client = None

@@ -1,13 +1,5 @@
-"""Answer a user message with the agent, streamed as ChatKit events.
-
-`respond` is shaped like the ChatKit guide's: load the thread's recent history, run the agent
-(agent.py) on it, and turn the streamed run into ChatKit events with `stream_agent_response`.
-Around it sit the fixes a real deployment needs: item ids come from the store (Chat
-Completions models all answer with the same placeholder id), model failures become readable
-error events (model.py), the model call is cancelled with the client, the thread gets a
-title without delaying the answer (titles.py), and every model call's tokens are counted on
-the turn's meter (usage.py), which the endpoint writes when the stream ends.
-"""
+"""Answer a user message with the agent, streamed as ChatKit events: the ChatKit guide's
+`respond`, plus store ids, readable model errors, cancellation, titles and usage."""
 
 from __future__ import annotations
 
@@ -39,19 +31,15 @@ from .titles import generate_title, title_or_fallback, user_text
 
 logger = logging.getLogger(__name__)
 
+# Chat Completions streams report usage only when asked (the Agents SDK asks only OpenAI's).
 COUNT_USAGE = ModelSettings(include_usage=True)
-"""Chat Completions streams report their usage only when asked (the Agents SDK asks only
-api.openai.com); usage.py records it and the daily token budget depends on it."""
 
 
 async def with_store_ids(
     events: AsyncIterator[ThreadStreamEvent], new_id: Callable[[], str]
 ) -> AsyncIterator[ThreadStreamEvent]:
-    """Give every assistant message an id from the store instead of the model's.
-
-    Chat Completions models answer every message with the placeholder `__fake_id__`, so
-    without this each reply would overwrite the previous one.
-    """
+    """Assistant messages with ids from the store: Chat Completions models give every message
+    the placeholder `__fake_id__`, so each reply would overwrite the previous one."""
     ids: dict[str, str] = {}
     async for event in events:
         if isinstance(event, ThreadItemAddedEvent | ThreadItemDoneEvent | ThreadItemReplacedEvent):

@@ -13,6 +13,7 @@ from chatkit.types import (
     AudioInput,
     ChatKitReq,
     FeedbackKind,
+    SyncCustomActionResponse,
     ThreadItem,
     ThreadMetadata,
     ThreadStreamEvent,
@@ -20,11 +21,13 @@ from chatkit.types import (
     UserMessageItem,
     WidgetItem,
 )
+from pydantic import BaseModel
 
-from ..agent.actions import ActionCall, parse_action
+from ..agent.actions import ActionCall, ActionHandler, parse_action
 from ..compat.chatkit_server import process_parsed
 from ..context import RequestContext
-from ..store.postgres import PostgresStore
+from ..errors import AppError
+from ..store import PostgresStore
 from .dictation import transcribe
 from .model import ModelGateway
 from .respond import respond
@@ -70,9 +73,21 @@ class ChatServer(ChatKitServer[RequestContext]):
         sender: WidgetItem | None,
         context: RequestContext,
     ) -> AsyncIterator[ThreadStreamEvent]:
-        """Run the handler for the action's type (actions.py; the endpoint checked it first)."""
-        handler, payload = parse_action(action, sender)
+        """Run the action's handler (agent/actions.py), as parsed by the endpoint's check."""
+        checked: tuple[ActionHandler, BaseModel] = context.checked_action or parse_action(
+            action, sender
+        )
+        handler, payload = checked
         return handler.handle(ActionCall(thread, payload, sender, context))
+
+    async def sync_action(
+        self,
+        thread: ThreadMetadata,
+        action: Action[str, Any],
+        sender: WidgetItem | None,
+        context: RequestContext,
+    ) -> SyncCustomActionResponse:
+        raise AppError("threads.sync_custom_action is not supported", code="unsupported")
 
     async def transcribe(
         self, audio_input: AudioInput, context: RequestContext

@@ -1,8 +1,5 @@
-"""Thread titles: asked of the model once the answer is under way, with a fallback.
-
-The title request runs beside the answer (it never delays the first token); if it fails or
-takes longer than TITLE_WAIT_SECONDS, the thread is named after the message's first words.
-"""
+"""Thread titles, asked of the model beside the answer (never before its first token), the
+message's first words when that fails or takes over TITLE_WAIT_SECONDS."""
 
 from __future__ import annotations
 
@@ -53,9 +50,7 @@ def user_text(item: UserMessageItem) -> str:
 
 
 async def generate_title(gateway: ModelGateway, text: str, meter: Meter | None = None) -> str:
-    """Ask the model for a short thread title; fall back to the message's first words.
-
-    The request's tokens are counted on `meter` (the turn's), when given."""
+    """A short title from the model (its tokens on `meter`), else the message's first words."""
     settings = gateway.settings
     prompt = text[:2000]
     try:

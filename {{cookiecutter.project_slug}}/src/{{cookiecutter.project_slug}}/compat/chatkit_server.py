@@ -14,16 +14,11 @@ __all__ = ["FAKE_RESPONSES_ID", "SDK_TASK_NOISE", "process_parsed"]
 async def process_parsed(
     server: ChatKitServer[Any], request: ChatKitReq, context: Any
 ) -> StreamingResult | NonStreamingResult:
-    """`server.process` for a request that is already parsed.
-
-    The SDK's `process` builds a new pydantic TypeAdapter for ChatKitReq on every call (a
-    full schema build, about a fifth of the server's CPU under load) and parses the body
-    again; the endpoint has parsed it once with a module-level adapter already.
-    """
+    """`server.process` for a parsed request (`process` builds a TypeAdapter per call)."""
     if is_streaming_req(request):
         return StreamingResult(server._process_streaming(request, context))
     return NonStreamingResult(await server._process_non_streaming(request, context))
 
 
+# What asyncio logs about the SDK's internal queue task when a client disconnects.
 SDK_TASK_NOISE = ("StopAsyncIteration", "_AsyncQueueIterator.__anext__")
-"""What asyncio logs about the SDK's internal queue task when a client disconnects."""

@@ -7,18 +7,14 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-HANDLE_PIDS_FILE = ".handle_pids.json"
-"""Where the library lists the processes using a server (in its data folder)."""
+HANDLE_PIDS_FILE = ".handle_pids.json"  # the processes using a server, in its data folder
 
 SocketDirChooser = Callable[[Callable[[Path, Path], Path], Path, Path], Path]
 
 
 def patch_socket_dir(postgres_server: Any, choose: SocketDirChooser) -> None:
-    """Route the library's choice of socket folder through `choose(library_choice, ...)`.
-
-    The library passes the socket path to postgres unquoted, which breaks on whitespace;
-    it has no option for it, so its module-level helper is wrapped (once).
-    """
+    """Route the library's choice of socket folder through `choose` (it passes the path to
+    postgres unquoted, which breaks on whitespace)."""
     current = postgres_server.find_suitable_socket_dir
     if getattr(current, "wrapped_by_app", False):
         return
@@ -31,6 +27,5 @@ def patch_socket_dir(postgres_server: Any, choose: SocketDirChooser) -> None:
 
 
 def server_registry_lock(postgres_server: Any) -> AbstractContextManager[Any]:
-    """The library's lock around its registry of running servers (a class attribute)."""
     lock: AbstractContextManager[Any] = postgres_server.PostgresServer._lock
     return lock

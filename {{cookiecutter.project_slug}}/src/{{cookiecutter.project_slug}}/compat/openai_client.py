@@ -13,7 +13,6 @@ from openai.resources.responses import AsyncResponses
 from openai.types.responses import ResponseStreamEvent
 from pydantic import Field, TypeAdapter, ValidationError
 
-# The Responses stream's event union, discriminated on `type` (see PassThroughOpenAI).
 _EVENT_TYPES: Any = Union[get_args(get_args(ResponseStreamEvent)[0])]  # noqa: UP007
 STREAM_EVENT: TypeAdapter[Any] = TypeAdapter(Annotated[_EVENT_TYPES, Field(discriminator="type")])
 
@@ -41,14 +40,8 @@ class PassThroughChat(AsyncChat):
 
 
 class PassThroughOpenAI(openai.AsyncOpenAI):
-    """The openai client, minus its per-call rewrite of the conversation and the tools.
-
-    The SDK passes every request body through a type-driven transformer that costs about
-    0.3 ms per history item: 5-6 ms for 20 items, more than all of this app's own work in a
-    turn, spent before the request leaves; each tool's JSON schema costs about as much again.
-    The Agents SDK has already made both plain JSON, so they go in `extra_body`, which the SDK
-    sends untouched.
-    """
+    """The openai client, minus its per-call rewrite of the conversation and the tools (the
+    Agents SDK made them plain JSON already; `extra_body` is sent untouched)."""
 
     @cached_property
     def responses(self) -> AsyncResponses:
@@ -59,12 +52,8 @@ class PassThroughOpenAI(openai.AsyncOpenAI):
         return PassThroughChat(self)
 
     def _process_response_data(self, *, data: object, cast_to: Any, response: Any) -> Any:
-        """Parse each streamed Responses event with a discriminated union (on `type`).
-
-        The SDK tries the ~60 event types one after another (about 55 us an event, a fifth
-        of this app's CPU under load); a discriminated union picks the right one at once
-        (about 1 us). Anything it cannot parse goes the SDK's own, lenient way.
-        """
+        """Streamed Responses events through a discriminated union (the SDK tries ~60 types
+        in turn); what it cannot parse goes the SDK's own way."""
         if cast_to is ResponseStreamEvent:
             with contextlib.suppress(ValidationError):
                 return STREAM_EVENT.validate_python(data)
@@ -72,7 +61,6 @@ class PassThroughOpenAI(openai.AsyncOpenAI):
 
 
 def send_as_is(params: dict[str, Any], field: str, absent: object) -> dict[str, Any]:
-    """`params` with `field` (a list) moved into `extra_body`, which skips the transformer."""
     value = params.get(field)
     if not isinstance(value, list):
         return params

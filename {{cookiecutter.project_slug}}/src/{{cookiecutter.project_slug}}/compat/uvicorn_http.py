@@ -1,15 +1,5 @@
-"""uvicorn: a time and a size limit on a request's headers, which uvicorn does not have.
-
-uvicorn's httptools protocol (what `uvicorn[standard]` runs) waits for a request's headers for
-as long as the client keeps the connection open, and buffers them without a limit: slow or
-endless headers hold a connection, and memory, until the client lets go. `HeaderGuardProtocol`
-extends that protocol (its `data_received` and the parser callbacks `on_message_begin` and
-`on_headers_complete` are uvicorn internals): a connection is closed when a request's headers
-are not complete within `header_timeout` seconds of the connection opening (first request) or
-of the request's first byte (later ones), and a request whose headers pass `max_header_bytes`
-gets 431 before the connection closes. Idle keep-alive connections stay uvicorn's own
-business (`timeout_keep_alive`); bodies are not timed here (the reverse proxy does that).
-"""
+"""uvicorn: a deadline and a size limit (431) for a request's headers, which uvicorn's httptools
+protocol lacks (docs/design_decisions.md, "Slow and oversized headers")."""
 
 from __future__ import annotations
 
@@ -28,11 +18,8 @@ HEADERS_TOO_LARGE = (
 
 
 class HeaderGuardProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with a deadline and a size limit for request headers.
-
-    Give it to uvicorn as `http=functools.partial(HeaderGuardProtocol, header_timeout=...,
-    max_header_bytes=...)` (a partial pickles, so `--workers` and `--reload` keep it).
-    """
+    """Give it to uvicorn as `http=functools.partial(HeaderGuardProtocol, ...)` (a partial
+    pickles, so `--workers` and `--reload` keep it)."""
 
     def __init__(self, *args: Any, header_timeout: float, max_header_bytes: int, **kwargs: Any):
         super().__init__(*args, **kwargs)

@@ -1,9 +1,5 @@
-"""A small async client for the ChatKit protocol, used by the terminal chat and the tests.
-
-async with ChatKitClient("http://127.0.0.1:8000", token) as client:
-    async for event in client.stream("threads.create", {"input": user_input("Hi")}):
-        ...
-"""
+"""A small async client for the ChatKit protocol (the terminal chat and the tests use it):
+`async with ChatKitClient(url, token) as client: await client.send("Hi")`."""
 
 from __future__ import annotations
 

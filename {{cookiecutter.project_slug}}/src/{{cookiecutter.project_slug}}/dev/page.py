@@ -1,16 +1,5 @@
-"""The development chat page at `/` and the token endpoint it uses.
-
-Only installed when `settings.serves_chat_page` (CHAT_PAGE on and ENVIRONMENT=development).
-`GET /` serves one HTML page that loads the ChatKit web component from OpenAI's CDN and points
-it at `/chatkit`. The page gets its bearer token from `POST /dev/token`, which mints one for
-the fixed user DEV_USER and answers only in development, to a loopback client (127.0.0.1 or
-::1) that asked for a loopback host name (no DNS rebinding) from this same origin. It is
-never available in production: there, use your identity provider's tokens.
-
-The page is sent with a Content-Security-Policy: scripts only from this app (its inline script
-by hash) and the ChatKit CDN, frames only from OpenAI, and no framing of the page by any site
-(`frame-ancestors 'none'`, and X-Frame-Options: DENY for older browsers).
-"""
+"""The development chat page at `/` and its token endpoint `POST /dev/token`: development
+only, loopback only (docs/design_decisions.md, "The development chat page")."""
 
 from __future__ import annotations
 
@@ -30,21 +19,18 @@ from ..context import create_token
 from ..errors import error_response
 from ..settings import Settings
 
-DEV_USER = "dev-user"
-"""Who the page chats as (the `chat` command's default user too, so both see the same threads)."""
+DEV_USER = "dev-user"  # the `chat` command's default user too: both see the same threads
 DEV_TOKEN_TTL_SECONDS = 3600
 CHATKIT_SCRIPT_URL = "https://cdn.platform.openai.com/deployments/chatkit/chatkit.js"
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 CHATKIT_ORIGIN = "https://cdn.platform.openai.com"
 OPENAI_ORIGINS = f"{CHATKIT_ORIGIN} https://*.openai.com https://chatgpt.com"
-"""Where the ChatKit component's frame and requests may go (its frame is served from the CDN)."""
 NO_STORE = {"Cache-Control": "no-store"}
 INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
 PACKAGE = __name__.split(".")[0]
 
 
 def page_config(settings: Settings) -> dict[str, Any]:
-    """What the page's script needs to know (embedded in the page as JSON)."""
     return {
         "scriptUrl": CHATKIT_SCRIPT_URL,
         "apiPath": "/chatkit",
@@ -58,16 +44,14 @@ def page_config(settings: Settings) -> dict[str, Any]:
 
 
 def render_page(settings: Settings) -> str:
-    """The page's HTML with its configuration filled in."""
     template = files(__name__.rpartition(".")[0]).joinpath("static/chat.html").read_text("utf-8")
     config = json.dumps(page_config(settings)).replace("<", "\\u003c")
     return template.replace("__CHAT_PAGE_CONFIG__", config)
 
 
 def content_security_policy(html: str, public_url: str | None = None) -> str:
-    """The page's policy: its own inline scripts (by hash) and the ChatKit CDN may run; the
-    component's frame and requests may reach OpenAI, and attachment links PUBLIC_URL; nothing
-    may frame the page."""
+    """Scripts: its own (by hash) and the ChatKit CDN; frames and requests: OpenAI; framed by
+    nothing."""
     hashes = " ".join(
         "'sha256-" + base64.b64encode(hashlib.sha256(body.encode()).digest()).decode() + "'"
         for body in INLINE_SCRIPT.findall(html)
@@ -94,7 +78,6 @@ def content_security_policy(html: str, public_url: str | None = None) -> str:
 
 
 def is_loopback_address(host: str | None) -> bool:
-    """Whether a client address is on this machine (127.0.0.0/8 or ::1)."""
     try:
         return host is not None and ipaddress.ip_address(host).is_loopback
     except ValueError:
@@ -102,7 +85,6 @@ def is_loopback_address(host: str | None) -> bool:
 
 
 def host_name(value: str) -> str:
-    """The host name of a Host header or an origin URL, without port or brackets."""
     netloc = urlsplit(value if "//" in value else f"//{value}").hostname
     return (netloc or "").lower()
 
@@ -137,12 +119,10 @@ def install_chat_page(app: FastAPI, settings: Settings) -> None:
 
     @app.get("/", include_in_schema=False)
     async def chat_page() -> HTMLResponse:
-        """The development chat page."""
         return HTMLResponse(page, headers=page_headers)
 
     @app.post("/dev/token", include_in_schema=False)
     async def dev_token(request: Request) -> JSONResponse:
-        """A short-lived token for DEV_USER, for the chat page on this machine only."""
         refusal = token_refusal(request, settings)
         if refusal is not None:
             return error_response(403, "forbidden", refusal, headers=NO_STORE)

@@ -1,9 +1,5 @@
-"""Chat with the running app in the terminal, over the real ChatKit protocol.
-
-`python -m <package> chat [--url URL] [--user ID] [--thread ID]` mints a development token
-with AUTH_SECRET, then reads messages (prompt_toolkit, with history) and prints the answer
-as it streams in (rich). Slash commands: /threads, /switch N|ID, /new, /help, /quit.
-"""
+"""`python -m <package> chat`: chat with the running app in the terminal over the ChatKit
+protocol, as a development token's user (slash commands: /help)."""
 
 from __future__ import annotations
 
@@ -19,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from ..context import create_token
+from ..settings import Settings
 from .client import JSON, ChatKitClient, ChatKitHTTPError, assistant_text, user_input
 
 HELP = """\
@@ -106,15 +103,12 @@ class TerminalChat:
         return True
 
     def error(self, message: str) -> None:
-        """Print one red line."""
         self.console.print(f"[bold red]error:[/] [red]{escape(message)}[/]")
 
     async def show_help(self) -> None:
-        """/help"""
         self.console.print(HELP)
 
     async def new_thread(self) -> None:
-        """/new"""
         self.thread_id = None
         self.console.print("[dim]New thread: your next message starts it.[/]")
 
@@ -241,18 +235,20 @@ async def chat_loop(chat: TerminalChat, thread_id: str | None) -> int:
             return 0
 
 
-async def run_async(url: str, user_id: str, thread_id: str | None, console: Console) -> int:
+async def run_async(
+    url: str, token: str, user_id: str, thread_id: str | None, console: Console
+) -> int:
     """The terminal chat against the app at `url`, as `user_id`."""
-    token = create_token(user_id)
     async with ChatKitClient(url, token) as client:
         return await chat_loop(TerminalChat(client, console, url, user_id), thread_id)
 
 
-def run_chat(*, url: str, user_id: str, thread_id: str | None = None) -> int:
+def run_chat(settings: Settings, *, url: str, user_id: str, thread_id: str | None = None) -> int:
     """Entry point of the `chat` command; returns the exit code (0 on Ctrl-C/Ctrl-D)."""
     console = Console(highlight=False)
     try:
-        return asyncio.run(run_async(url.rstrip("/"), user_id, thread_id, console))
+        token = create_token(user_id, settings=settings)
+        return asyncio.run(run_async(url.rstrip("/"), token, user_id, thread_id, console))
     except KeyboardInterrupt:  # Ctrl-C while an answer streams
         console.print()
         return 0

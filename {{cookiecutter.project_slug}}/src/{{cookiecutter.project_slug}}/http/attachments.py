@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from chatkit.store import NotFoundError
 from chatkit.types import Attachment
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import Response
 
-from ..context import AuthError, RequestContext, bearer_token, get_request_context, verify_token
-from ..errors import error_response
+from ..context import RequestContext, bearer_token, get_request_context, verify_token
 from ..store.attachments import (
     OCTET_STREAM,
     PostgresAttachmentStore,
@@ -26,10 +24,6 @@ from .uploads import read_upload
 def attachment_json(attachment: Attachment) -> Response:
     body = attachment.model_dump_json(exclude_none=True, context={"exclude_metadata": True})
     return Response(body, media_type="application/json")
-
-
-def already_uploaded() -> Response:
-    return error_response(409, "already_uploaded", "this upload link was already used")
 
 
 def install_attachment_routes(app: FastAPI, attachments: PostgresAttachmentStore) -> None:
@@ -57,21 +51,13 @@ def install_attachment_routes(app: FastAPI, attachments: PostgresAttachmentStore
         attachment_id: str, request: Request, token: Annotated[str, Query()] = ""
     ) -> Response:
         """Two-phase upload strategy: receive the bytes for an attachment created earlier."""
-        try:
-            user = verify_url_token(settings, token, attachment_id, "upload")
-        except AuthError as exc:
-            return error_response(401, "unauthorized", str(exc))
+        user = verify_url_token(settings, token, attachment_id, "upload")
         context = RequestContext(request=request, user=user)
-        try:
-            attachment = await store.load_attachment(attachment_id, context)
-            if attachment.upload_descriptor is None:
-                return already_uploaded()
-            upload = await read_upload(request, limit)
-            await store.save_attachment_content(attachment_id, upload.data, context)
-        except NotFoundError:
-            return error_response(404, "not_found", "no such attachment")
-        except AttachmentContentExists:
-            return already_uploaded()
+        attachment = await store.load_attachment(attachment_id, context)
+        if attachment.upload_descriptor is None:
+            raise AttachmentContentExists
+        upload = await read_upload(request, limit)
+        await store.save_attachment_content(attachment_id, upload.data, context)
         attachment.upload_descriptor = None
         await store.save_attachment(attachment, context)
         return attachment_json(attachment)
@@ -81,19 +67,13 @@ def install_attachment_routes(app: FastAPI, attachments: PostgresAttachmentStore
         attachment_id: str, request: Request, token: Annotated[str, Query()] = ""
     ) -> Response:
         """The attachment's bytes, for its owner (bearer token) or a preview link."""
-        try:
-            if token:
-                user = verify_url_token(settings, token, attachment_id, "content")
-            else:
-                user = verify_token(bearer_token(request), settings)
-        except AuthError as exc:
-            return error_response(401, "unauthorized", str(exc))
+        if token:
+            user = verify_url_token(settings, token, attachment_id, "content")
+        else:
+            user = verify_token(bearer_token(request), settings)
         context = RequestContext(request=request, user=user)
-        try:
-            attachment = await store.load_attachment(attachment_id, context)
-            data = await store.load_attachment_content(attachment_id, context)
-        except NotFoundError:
-            return error_response(404, "not_found", "no such attachment")
+        attachment = await store.load_attachment(attachment_id, context)
+        data = await store.load_attachment_content(attachment_id, context)
         mime_type = safe_mime_type(attachment.mime_type)
         headers = {
             "Content-Disposition": "inline" if mime_type.startswith("image/") else "attachment",

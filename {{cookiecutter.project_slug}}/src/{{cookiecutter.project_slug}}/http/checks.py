@@ -1,5 +1,5 @@
-"""What a streaming request names must exist, belong to the user and be something we handle,
-checked before the stream starts (404/400): the SDK would report it inside a 200 stream."""
+"""What a request names must exist, belong to the user and be something we handle: checked
+before any stream starts (404/400), since the SDK would report it inside a 200 stream."""
 
 from __future__ import annotations
 
@@ -7,12 +7,15 @@ from chatkit.types import (
     AttachmentsDeleteReq,
     ChatKitReq,
     ClientToolCallItem,
+    StructuredInputItem,
     ThreadsAddClientToolOutputReq,
     ThreadsAddStructuredInputReq,
     ThreadsAddUserMessageReq,
     ThreadsCreateReq,
     ThreadsCustomActionReq,
     ThreadsRetryAfterItemReq,
+    ThreadsSyncCustomActionReq,
+    UserMessageItem,
     WidgetItem,
     is_streaming_req,
 )
@@ -22,18 +25,21 @@ from ..context import RequestContext
 from ..errors import AppError
 from ..store import PostgresStore
 
+ITEM_REQUESTS = (
+    ThreadsAddStructuredInputReq
+    | ThreadsRetryAfterItemReq
+    | ThreadsCustomActionReq
+    | ThreadsSyncCustomActionReq
+)
+
 
 async def check_targets(request: ChatKitReq, store: PostgresStore, context: RequestContext) -> None:
-    """Load what a streaming request names (thread, item, attachments): a missing one is a 404.
-
-    The SDK only fails once a stream is read, after the 200 has gone out; checking first
-    keeps "not found" a proper 404 for streaming requests too. Non-streaming requests need
-    no check (the SDK raises NotFoundError before it answers), except `attachments.delete`,
-    which the store treats as a no-op for an id it does not find.
-    """
-    if isinstance(request, AttachmentsDeleteReq):
+    """Load what the request names (a missing one is NotFoundError: 404) and refuse what the
+    SDK would fail on (400); a widget action is parsed here, once, into the context."""
+    if isinstance(request, AttachmentsDeleteReq):  # the store deletes a missing one silently
         await store.load_attachment(request.params.attachment_id, context)
-    if not is_streaming_req(request):
+    actions = ThreadsCustomActionReq | ThreadsSyncCustomActionReq
+    if not is_streaming_req(request) and not isinstance(request, actions):
         return
     if isinstance(request, ThreadsCreateReq | ThreadsAddUserMessageReq):
         for attachment_id in request.params.input.attachments:
@@ -42,13 +48,18 @@ async def check_targets(request: ChatKitReq, store: PostgresStore, context: Requ
     if thread_id is None:
         return
     await store.load_thread(thread_id, context)
-    named = ThreadsAddStructuredInputReq | ThreadsRetryAfterItemReq | ThreadsCustomActionReq
-    item_id = request.params.item_id if isinstance(request, named) else None
+    item_id = request.params.item_id if isinstance(request, ITEM_REQUESTS) else None
     item = await store.load_item(thread_id, item_id, context) if item_id is not None else None
-    if isinstance(request, ThreadsCustomActionReq):
+    if isinstance(request, actions):
         if item is not None and not isinstance(item, WidgetItem):
             raise InvalidActionError("actions come from widget items; that item is not a widget")
-        parse_action(request.params.action, item)
+        context.checked_action = parse_action(request.params.action, item)
+    elif isinstance(request, ThreadsAddStructuredInputReq):
+        if not isinstance(item, StructuredInputItem) or item.status != "pending":
+            raise AppError("that item is not a pending structured input", code="invalid_item")
+    elif isinstance(request, ThreadsRetryAfterItemReq):
+        if not isinstance(item, UserMessageItem):
+            raise AppError("a retry names a user message", code="invalid_item")
     elif isinstance(request, ThreadsAddClientToolOutputReq):
         await check_pending_client_tool_call(store, thread_id, context)
 

@@ -42,9 +42,8 @@ class RequestTooLarge(Exception):
 
 
 def body_limit(settings: Settings) -> int:
-    """The most a request body may hold: MAX_REQUEST_BYTES, or more for dictation audio
-    (base64 makes MAX_AUDIO_BYTES a third larger); other requests are held to
-    MAX_REQUEST_BYTES once parsed."""
+    """MAX_REQUEST_BYTES, or more for dictation's base64 audio (others are held to
+    MAX_REQUEST_BYTES once parsed)."""
     audio = -(-settings.max_audio_bytes // 3) * 4 + JSON_OVERHEAD_BYTES
     return max(settings.max_request_bytes, audio)
 
@@ -71,9 +70,7 @@ def describe_validation_error(exc: ValidationError) -> list[dict[str, str]]:
 
 
 def has_nul(value: Any) -> bool:
-    """Whether a decoded JSON value holds a NUL character anywhere (PostgreSQL refuses them).
-
-    Iterative, so no nesting depth can exhaust the stack."""
+    """Whether a JSON value holds a NUL anywhere (iterative: no depth exhausts the stack)."""
     pending = [value]
     while pending:
         item = pending.pop()
@@ -89,11 +86,8 @@ def has_nul(value: Any) -> bool:
 
 
 def refuses_nul(body: bytes) -> bool:
-    """True for a body whose text holds an escaped NUL (`\\u0000`), which cannot be stored.
-
-    Only a body with that escape is decoded here. One nested too deeply for `json` (about
-    1,000 levels) is left to the validator, whose own depth limit is lower: a 400 either way.
-    """
+    """A body holding an escaped NUL, which PostgreSQL cannot store (one nested too deeply
+    for `json` is left to the validator: a 400 either way)."""
     if b"\\u0000" not in body:
         return False
     try:
@@ -114,11 +108,8 @@ def message_chars(message: UserMessageInput) -> int:
 
 
 def check_sizes(request: ChatKitReq, settings: Settings) -> None:
-    """Refuse (400) what is over a size limit; collapse repeated attachment ids, in place.
-
-    Runs before any database work. A message's attachment ids keep their first occurrence
-    and order (the SDK would otherwise load, store and send each repeat).
-    """
+    """Refuse (400) what is over a size limit, before any database work; collapse repeated
+    attachment ids in place (the SDK would load, store and send each repeat)."""
     if isinstance(request, ThreadsCreateReq | ThreadsAddUserMessageReq):
         message = request.params.input
         message.attachments = list(dict.fromkeys(message.attachments))

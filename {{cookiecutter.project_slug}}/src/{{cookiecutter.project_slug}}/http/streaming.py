@@ -20,11 +20,8 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 async def guard_stream(stream: StreamingResult) -> AsyncGenerator[bytes, None]:
-    """Pass the SDK's events through; a failure mid-stream becomes an error event, not a cut.
-
-    Closing this generator closes the SDK's too, so its cleanup runs then, not whenever the
-    garbage collector gets to it.
-    """
+    """The SDK's events; a failure mid-stream becomes an error event, not a cut. Closing this
+    closes the SDK's generator too, so its cleanup runs now."""
     events = stream.json_events
     try:
         async for chunk in events:
@@ -38,13 +35,8 @@ async def guard_stream(stream: StreamingResult) -> AsyncGenerator[bytes, None]:
 
 
 class TurnStream(StreamingResponse):
-    """A turn's SSE answer; when it ends (done, failed, the client gone, or never started),
-    the turn is finished: its stream lease released and its model usage recorded.
-
-    That statement runs once the response has ended, so the client never waits for it (a
-    next request on the connection is served meanwhile); a stream's slot is free again a
-    moment after its last byte.
-    """
+    """A turn's SSE answer; however it ends, the turn is finished once the response has
+    ended (the client never waits for that statement)."""
 
     def __init__(self, events: AsyncGenerator[bytes, None], turn: Turn | None) -> None:
         super().__init__(events, media_type="text/event-stream", headers=SSE_HEADERS)

@@ -1,13 +1,5 @@
-"""Reading one uploaded file from a multipart/form-data body, within its size limit.
-
-The body is parsed as it arrives (python-multipart's streaming parser) and the file's bytes
-are kept in memory: nothing goes to a temporary file, and the app stops reading and answers
-413 as soon as the file passes the limit or the body passes the limit plus room for the
-multipart framing, chunked bodies without Content-Length included. So a request never holds
-more than the limit plus one chunk. (uvicorn discards whatever the client still sends, without
-keeping it, so the client reads the 413 once it stops sending; closing the connection instead
-would make most clients lose the answer to a reset.)
-"""
+"""One uploaded file from a multipart/form-data body, parsed as it arrives and refused (413) as
+soon as it passes its limit (docs/design_decisions.md, "Uploads")."""
 
 from __future__ import annotations
 
@@ -141,12 +133,8 @@ class _Parts:
 
 
 async def read_upload(request: Request, limit: int) -> UploadedFile:
-    """The multipart field `file` of the request, at most `limit` bytes.
-
-    AppError 400 for a body that is not multipart/form-data with one file in field `file`
-    (or whose file name holds a NUL); UploadTooLarge (413) as soon as the file passes
-    `limit` or the body passes `limit` plus MULTIPART_OVERHEAD_BYTES, declared or not.
-    """
+    """The multipart field `file`, at most `limit` bytes: 400 for anything else, 413 as soon
+    as the file or the body passes its limit."""
     media_type, params = parse_options_header(request.headers.get("content-type"))
     boundary = params.get(b"boundary")
     if media_type != b"multipart/form-data" or not boundary:

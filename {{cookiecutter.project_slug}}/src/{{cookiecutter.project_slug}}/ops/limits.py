@@ -1,25 +1,5 @@
-"""Per-user limits, kept in PostgreSQL so that they hold across instances.
-
-Before a streamed request starts, one statement (`START_TURN`) checks the user's limits and,
-when they allow it, takes a stream lease; a refusal is a 429 JSON error with `Retry-After`:
-
-- messages per minute (RATE_LIMIT_MESSAGES_PER_MINUTE): `threads.create`,
-  `threads.add_user_message` and `threads.retry_after_item`, the requests that send the model
-  a user message. A token bucket: a minute's worth may come at once, then they refill evenly;
-- concurrent streams (MAX_CONCURRENT_STREAMS_PER_USER): every streamed request holds a lease
-  while it streams; custom actions too (a handler may call the model, and a stream is what
-  this limit counts);
-- a daily token budget (USER_DAILY_TOKENS, UTC days): requests that run the model (all
-  streamed ones but custom actions) are refused once the user's tokens today reach it. A turn
-  that starts under the budget runs to its end, so a user may overshoot by one turn.
-
-When the stream ends, however it ends (done, failed, or the client went away), one statement
-(`FINISH_TURN`) releases the lease and records the turn's model usage (usage.py), once the
-response has ended: no client waits for it. A lease expires after `lease_seconds` (longer
-than a model call with its retries), so an instance that dies mid-stream blocks nothing for
-long. With every limit at 0 there is no check at all (the usage is still recorded).
-Table `user_limits` is UNLOGGED (migration 0005): the check waits for no disk flush.
-"""
+"""Per-user limits (messages per minute, concurrent streams, daily tokens), checked in PostgreSQL
+so they hold across instances (docs/design_decisions.md, "Limits")."""
 
 from __future__ import annotations
 
@@ -50,16 +30,11 @@ from .usage import Meter, meter_of
 logger = logging.getLogger(__name__)
 
 MESSAGE_REQUESTS = (ThreadsCreateReq, ThreadsAddUserMessageReq, ThreadsRetryAfterItemReq)
-STREAM_RETRY_SECONDS = 5
-"""Retry-After when every stream slot is taken (streams usually end within seconds)."""
+STREAM_RETRY_SECONDS = 5  # streams usually end within seconds
 MIN_LEASE_SECONDS = 300.0
 
-# One statement: decide and, if allowed, take the lease. The upsert locks the user's row, and
-# ON CONFLICT DO UPDATE sees its latest version even when another instance changed it
-# after this statement began, so concurrent requests cannot both take the last slot. `spent`
-# reads today's tokens (a snapshot: a turn finishing meanwhile may be missed, by one turn).
-# A new user gets a full bucket; only the budget can refuse them. RETURNING says whether the
-# lease was taken and, if not, enough to tell why.
+# Decide and take the lease in one upsert: it locks the user's row, so concurrent requests
+# cannot both take the last slot. RETURNING says whether the lease was taken, else why not.
 START_TURN = """
 WITH spent AS (
     SELECT COALESCE(max(tokens), 0) AS tokens FROM daily_usage
@@ -106,9 +81,7 @@ ON CONFLICT (user_id) DO UPDATE SET (allowance, checked_at, leases) = (
 RETURNING l.leases ? %(lease)s::text, l.allowance, (SELECT tokens FROM spent)
 """
 
-# One statement when the stream ends: release the lease, write one `usage` row per model call
-# (the turn and call number are the key, so running it twice adds nothing), and add the
-# tokens to the user's day. Data-modifying CTEs run whether or not anything reads them.
+# Release the lease, record each model call (keyed, so it is safe to repeat), add the tokens.
 FINISH_TURN = """
 WITH released AS (
     UPDATE user_limits SET leases = leases - %(lease)s::text
@@ -134,14 +107,12 @@ RETURNING d.tokens
 
 
 def lease_seconds(settings: Settings) -> float:
-    """How long a stream lease lasts unless released: longer than a model call with all its
-    retries, and at least five minutes."""
+    """Longer than a model call with all its retries, and at least five minutes."""
     per_call = settings.openai_timeout * (settings.openai_max_retries + 1)
     return max(MIN_LEASE_SECONDS, per_call + 60.0)
 
 
 def limited(settings: Settings) -> bool:
-    """Whether any per-user limit is on (with none, there is nothing to check)."""
     return bool(
         settings.rate_limit_messages_per_minute
         or settings.max_concurrent_streams_per_user
@@ -183,10 +154,8 @@ class Turn:
 async def start_turn(
     request: ChatKitReq, store: PostgresStore, context: RequestContext, settings: Settings
 ) -> Turn | None:
-    """The turn of a streamed request, with its lease taken (None for other requests).
-
-    Raises AppError 429 (with Retry-After) when one of the user's limits refuses it.
-    """
+    """The turn of a streamed request, its lease taken (None for others); AppError 429 with
+    Retry-After when one of the user's limits refuses it."""
     if not is_streaming_req(request):
         return None
     turn = Turn(store, context.user.id, meter_of(context))
@@ -216,7 +185,6 @@ async def start_turn(
 def refusal(
     settings: Settings, allowance: float, tokens_today: int, params: dict[str, Any]
 ) -> AppError:
-    """The 429 for a refused turn: which limit, and when to try again."""
     budget = params["budget"]
     if budget and tokens_today >= budget:
         seconds = seconds_to_utc_midnight()
@@ -251,7 +219,6 @@ def too_many(message: str, code: str, seconds: int) -> AppError:
 
 
 def seconds_to_utc_midnight(now: float | None = None) -> int:
-    """Whole seconds until the next UTC day begins."""
     now = time.time() if now is None else now
     return math.ceil(86400 - now % 86400)
 
@@ -260,8 +227,7 @@ _finishing: set[asyncio.Task[None]] = set()
 
 
 async def run_shielded(work: Coroutine[Any, Any, None]) -> None:
-    """Run `work` to its end even if the caller is cancelled (the caller stops waiting, the
-    work goes on); failures are logged, not raised."""
+    """Run `work` to its end even if the caller is cancelled; failures are logged."""
 
     async def logged() -> None:
         try:

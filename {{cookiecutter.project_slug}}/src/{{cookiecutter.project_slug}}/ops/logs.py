@@ -1,10 +1,5 @@
-"""Logging: JSON lines in production, readable lines in development (`LOG_FORMAT`).
-
-Every logger (the app's, ChatKit's, uvicorn's own) writes through one stderr handler with
-one formatter, so uvicorn's startup and access lines look like the app's. `serve` hands
-`logging_config()` to uvicorn, which applies it in every process it starts (workers,
-reloader). Log ids and sizes, never message text or secrets.
-"""
+"""Logging: JSON lines in production, readable lines in development (`LOG_FORMAT`), one handler
+for the app's, ChatKit's and uvicorn's loggers. Log ids and sizes, never message text."""
 
 from __future__ import annotations
 
@@ -28,7 +23,6 @@ UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 
 
 def extra_fields(record: logging.LogRecord) -> dict[str, Any]:
-    """The `extra=` fields of a record (what the logging module does not set itself)."""
     return {k: v for k, v in vars(record).items() if k not in _STANDARD}
 
 
@@ -51,12 +45,7 @@ class JsonFormatter(logging.Formatter):
 
 
 class ConsoleFormatter(logging.Formatter):
-    """One readable line: local time, level, logger, message, then `key=value` extra fields.
-
-    `12:00:01.234 INFO    my_app.middleware  request method=POST path=/chatkit status=200`.
-    The level is coloured when stderr is a terminal (and NO_COLOR is not set); a traceback
-    follows on the next lines.
-    """
+    """`12:00:01.234 INFO    logger  message key=value ...`, coloured on a terminal."""
 
     COLORS: ClassVar[dict[str, str]] = {
         "DEBUG": "2",
@@ -89,19 +78,13 @@ class ConsoleFormatter(logging.Formatter):
 
 
 def console_value(value: Any) -> str:
-    """A value as `key=value` shows it: bare when it is one plain word, else quoted."""
     text = value if isinstance(value, str) else str(value)
     return text if _BARE_VALUE.fullmatch(text) else json.dumps(text, ensure_ascii=False)
 
 
 class SdkCancellationNoise(logging.Filter):
-    """Drop asyncio's complaints about the ChatKit SDK's own helper tasks on cancellation.
-
-    When a client disconnects mid-stream, `chatkit.agents` leaves an internal queue task
-    behind; asyncio then logs "Task exception was never retrieved (StopAsyncIteration)" or
-    "Task was destroyed but it is pending". Nothing is wrong (the partial answer is saved);
-    these lines would only look like errors.
-    """
+    """Drop asyncio's complaints about the ChatKit SDK's queue task left behind when a client
+    disconnects mid-stream: nothing is wrong, the partial answer is saved."""
 
     MARKERS = SDK_TASK_NOISE
 
@@ -111,11 +94,7 @@ class SdkCancellationNoise(logging.Filter):
 
 
 class RedactQueryValues(logging.Filter):
-    """Hide the values in the query strings of uvicorn's access log (`?token=***`).
-
-    Link tokens for attachments travel in query strings; the access log must not keep them.
-    uvicorn logs `client, method, path with query, HTTP version, status` as the arguments.
-    """
+    """`?token=***` in uvicorn's access log: attachment link tokens travel in query strings."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
@@ -125,7 +104,6 @@ class RedactQueryValues(logging.Filter):
 
 
 def redact_query(target: str) -> str:
-    """`path?a=1&token=x` as `path?a=***&token=***`: parameter names only."""
     path, mark, query = target.partition("?")
     if not mark:
         return target
@@ -133,11 +111,8 @@ def redact_query(target: str) -> str:
 
 
 def logging_config(level: str = "INFO", log_format: LogFormat = "json") -> dict[str, Any]:
-    """The logging setup as a `logging.config.dictConfig` dict (what `serve` gives uvicorn).
-
-    One stderr handler on the root logger, with the formatter for `log_format`; uvicorn's
-    loggers keep no handlers of their own and pass their records up to it.
-    """
+    """One stderr handler on the root logger that uvicorn's loggers pass their records to
+    (a dictConfig dict: `serve` gives it to uvicorn for every process it starts)."""
     formatter = ConsoleFormatter if log_format == "console" else JsonFormatter
     return {
         "version": 1,

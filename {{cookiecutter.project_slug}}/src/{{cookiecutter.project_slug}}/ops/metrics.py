@@ -1,30 +1,5 @@
-"""Prometheus metrics at `/metrics` (`METRICS=true`), with the official `prometheus_client`.
-
-What is counted, and where:
-- `chatkit_http_requests_total{route,method,status}`: every HTTP request, by route template
-  (`/attachments/{attachment_id}/content`, never the raw path; `unmatched` for unknown paths),
-  counted by `MetricsMiddleware`;
-- `chatkit_time_to_first_token_seconds` and `chatkit_turn_duration_seconds` (histograms): from
-  the request's arrival to the answer's first text, and to the end of its stream;
-- `chatkit_model_errors_total{kind}`: failed model calls of answers (`rate_limit`, `timeout`,
-  ...: `model.error_kind`);
-- `chatkit_model_tokens_total{direction}`: model tokens in (`input`) and out (`output`), from the
-  turn's usage meter (answers and titles);
-- `chatkit_db_pool_connections{state}` (`in_use`, `idle`), `chatkit_db_pool_max_connections`,
-  `chatkit_db_pool_requests_waiting` and `chatkit_db_pool_request_errors_total` (requests
-  that got no connection in time: 503s), read from psycopg_pool's `get_stats()` at scrape
-  time;
-- the process (CPU, memory, open files) and Python (GC) collectors of `prometheus_client`.
-
-Access: with `METRICS_TOKEN` set, `/metrics` asks for `Authorization: Bearer <METRICS_TOKEN>`
-(401 otherwise); without it, it answers loopback clients only, and only requests that came
-through no proxy (403 otherwise). Off (the default), there is no route (404) and no
-middleware: nothing is measured.
-
-One registry per app. With `serve --workers N`, each worker counts its own requests and a
-scrape reaches one of them: run one worker per instance (scale with instances) when you
-scrape metrics.
-"""
+"""Prometheus metrics at `/metrics` (`METRICS=true`; the README lists them). One registry per
+app: with `serve --workers N` each worker counts its own."""
 
 from __future__ import annotations
 
@@ -65,8 +40,7 @@ from .usage import meter_of
 if TYPE_CHECKING:
     from ..store.postgres import PostgresStore
 
-STARTED = "chatkit.started"
-"""Scope key: when the request arrived (perf_counter), set by MetricsMiddleware."""
+STARTED = "chatkit.started"  # scope key: the request's arrival (perf_counter)
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 UNMATCHED = "unmatched"
 TTFT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0)
@@ -74,7 +48,7 @@ TURN_BUCKETS = (0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 30
 
 
 class PoolCollector(Collector):
-    """The store's connection pool, read at scrape time (psycopg_pool's `get_stats()`)."""
+    """The store's connection pool, read at scrape time."""
 
     def __init__(self, store: PostgresStore) -> None:
         self.store = store
@@ -155,7 +129,6 @@ class Metrics:
             registry.register(PoolCollector(store))
 
     def count_request(self, route: str, method: str, status: int) -> None:
-        """One HTTP request (a dict lookup and an increment once the label set is known)."""
         key = (route, method, status)
         child = self._children.get(key)
         if child is None:
@@ -165,8 +138,7 @@ class Metrics:
     async def observe_turn(
         self, events: AsyncIterator[ThreadStreamEvent], context: RequestContext
     ) -> AsyncIterator[ThreadStreamEvent]:
-        """Pass a turn's events through, timing its first text and its end; count the model's
-        tokens (the turn's usage meter) and, when it fails, the model error's kind."""
+        """A turn's events, passed through: time to first text, duration, tokens, errors."""
         scope = context.request.scope if context.request is not None else {}
         started: float = scope.get(STARTED) or time.perf_counter()
         meter = meter_of(context)
@@ -187,8 +159,7 @@ class Metrics:
                 self.model_errors.labels(kind).inc()
             raise
         finally:
-            # Closed early (the client went away): close the answer too, now, so it cancels
-            # the model call and counts its usage, as it would without this wrapper.
+            # Closed early: close the answer now, so it cancels the model call and counts usage.
             if (aclose := getattr(events, "aclose", None)) is not None:
                 await aclose()
             self.turn_duration.observe(time.perf_counter() - started)
@@ -242,16 +213,14 @@ PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
 
 
 def is_local_request(request: Request) -> bool:
-    """Whether a request comes straight from this machine: a loopback client, and no proxy
-    header (uvicorn rewrites the client from X-Forwarded-For, which a client can forge, and
-    a request relayed by a local proxy comes from anywhere)."""
+    """A loopback client and no proxy header (X-Forwarded-For can be forged, and a local
+    proxy relays requests from anywhere)."""
     if any(name in request.headers for name in PROXY_HEADERS):
         return False
     return is_loopback(request.client.host if request.client else None)
 
 
 def is_loopback(host: str | None) -> bool:
-    """Whether a client address is this machine's (127.0.0.0/8, ::1)."""
     if not host:
         return False
     try:
@@ -267,7 +236,6 @@ def install_metrics(app: FastAPI, store: PostgresStore) -> Metrics:
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics_endpoint(request: Request) -> Response:
-        """The metrics in Prometheus text format, to METRICS_TOKEN holders or loopback."""
         token = request.app.state.settings.metrics_token
         if token is not None:
             scheme, _, given = request.headers.get("authorization", "").partition(" ")
@@ -292,8 +260,7 @@ def install_metrics(app: FastAPI, store: PostgresStore) -> Metrics:
 
 
 def error_kind(exc: BaseException) -> str | None:
-    """A short name for a failed model call (`rate_limit`, `timeout`, ...), None when `exc` is
-    no model failure: the `kind` label of the model errors metric."""
+    """The `kind` label of a failed model call (`rate_limit`, `timeout`, ...); None: not one."""
     if isinstance(exc, MissingApiKeyError):
         return "no_key"
     for error_type, kind in ERROR_KINDS:
@@ -306,6 +273,7 @@ def error_kind(exc: BaseException) -> str | None:
     return None
 
 
+# In order: APITimeoutError is an APIConnectionError.
 ERROR_KINDS: tuple[tuple[type[BaseException], str], ...] = (
     (openai.AuthenticationError, "auth"),
     (openai.PermissionDeniedError, "forbidden"),
@@ -314,4 +282,3 @@ ERROR_KINDS: tuple[tuple[type[BaseException], str], ...] = (
     (openai.APITimeoutError, "timeout"),
     (openai.APIConnectionError, "connection"),
 )
-"""Checked in order (APITimeoutError is an APIConnectionError)."""

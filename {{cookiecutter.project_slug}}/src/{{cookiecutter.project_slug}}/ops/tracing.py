@@ -1,17 +1,5 @@
-"""OpenTelemetry tracing, on when OTEL_EXPORTER_OTLP_ENDPOINT is set (the `otel` extra).
-
-Spans come from the maintained instrumentation packages: one per HTTP request
-(`opentelemetry-instrumentation-fastapi`), one per SQL statement of the store
-(`-psycopg`), and one per model call, the HTTP request to OPENAI_BASE_URL (`-httpx`, for
-httpx and httpx2, whichever the openai SDK uses; it covers both OPENAI_API modes and
-dictation). They go to the collector over OTLP/HTTP
-(`http://collector:4318`); the standard `OTEL_*` variables (`OTEL_SERVICE_NAME`,
-`OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_TRACES_SAMPLER`, ...) apply. `/health` and `/metrics`
-get no request span (`OTEL_PYTHON_FASTAPI_EXCLUDED_URLS` changes that).
-
-The OpenTelemetry packages are imported only here, only when tracing is configured:
-install them with `pip install '.[otel]'` (or `uv sync --extra otel`).
-"""
+"""OpenTelemetry tracing through the official instrumentation packages, on when
+OTEL_EXPORTER_OTLP_ENDPOINT is set (the `otel` extra; imported only then)."""
 
 from __future__ import annotations
 
@@ -44,11 +32,10 @@ EXCLUDED_URLS = "health,metrics"
 
 
 class TracingUnavailable(RuntimeError):
-    """Tracing is configured but its packages are missing (the message says what to install)."""
+    """Tracing is configured but its packages are missing."""
 
 
 def missing_packages() -> str | None:
-    """MISSING when an OpenTelemetry package tracing needs is not installed, else None."""
     for name in REQUIRED_MODULES:
         try:
             if importlib.util.find_spec(name) is None:
@@ -60,8 +47,6 @@ def missing_packages() -> str | None:
 
 @dataclass
 class Tracing:
-    """What `setup_tracing` switched on; `shutdown()` sends the last spans and undoes it."""
-
     provider: TracerProvider
     instrumentors: list[Any]
 
@@ -74,11 +59,8 @@ class Tracing:
 def setup_tracing(
     app: FastAPI, settings: Settings, exporter: SpanExporter | None = None
 ) -> Tracing:
-    """Trace `app`'s requests, the store's statements and the model's HTTP calls.
-
-    Spans go to OTEL_EXPORTER_OTLP_ENDPOINT in batches, or to `exporter` as each ends (tests
-    pass an in-memory one). Raises TracingUnavailable when the packages are missing.
-    """
+    """Trace requests, SQL statements and model calls, to OTEL_EXPORTER_OTLP_ENDPOINT or to
+    `exporter` (tests pass an in-memory one)."""
     if (problem := missing_packages()) is not None:
         raise TracingUnavailable(problem)
     from opentelemetry import trace
@@ -117,8 +99,7 @@ def setup_tracing(
 
 
 def otlp_exporter(settings: Settings, exporter_class: Any) -> Any:
-    """The OTLP/HTTP exporter: from the OTEL_* environment variables when they are set
-    (the exporter reads them itself), else to OTEL_EXPORTER_OTLP_ENDPOINT from `.env`."""
+    """Configured by the OTEL_* environment when set, else by OTEL_EXPORTER_OTLP_ENDPOINT."""
     if any(
         name in os.environ
         for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")

@@ -1,13 +1,5 @@
-"""Model usage: what each turn's model calls cost, and the `usage report` command.
-
-During a turn, `respond` and the title request add each model call (model, input and output
-tokens) to the turn's `Meter`; when the stream ends, limits.py writes them to table `usage`,
-one row per call, in the statement that releases the turn's stream lease, and adds their
-tokens to the user's row in `daily_usage` (which the daily budget reads).
-
-`usage report [--since DATE] [--by user|model|day] [--json]` sums the rows, across all users,
-for the operator: an admin command on a plain connection, like `feedback export`.
-"""
+"""Model usage: each turn's model calls on a `Meter` (limits.py writes them when the stream
+ends), and the `usage report` admin command."""
 
 from __future__ import annotations
 
@@ -33,8 +25,6 @@ GROUPINGS: tuple[Grouping, ...] = ("user", "model", "day")
 
 @dataclass(frozen=True, slots=True)
 class ModelCall:
-    """One request to the model and the tokens it used."""
-
     model: str
     purpose: Purpose
     input_tokens: int
@@ -43,17 +33,14 @@ class ModelCall:
 
 @dataclass(slots=True)
 class Meter:
-    """The model calls of one turn, collected until the turn's stream ends."""
-
     thread_id: str | None = None
     calls: list[ModelCall] = field(default_factory=list)
 
     def add(self, model: str, purpose: Purpose, input_tokens: int, output_tokens: int) -> None:
-        """Count one model call."""
         self.calls.append(ModelCall(model, purpose, max(input_tokens, 0), max(output_tokens, 0)))
 
     def add_responses(self, model: str, responses: Iterable[ModelResponse]) -> None:
-        """Count the calls of an Agents SDK run (`result.raw_responses`: one per model call)."""
+        """The calls of an Agents SDK run (`result.raw_responses`)."""
         for response in responses:
             self.add(model, "answer", response.usage.input_tokens, response.usage.output_tokens)
 
@@ -62,7 +49,7 @@ METER_KEY = ("usage", "meter")
 
 
 def meter_of(context: RequestContext) -> Meter:
-    """The meter of this request's turn (made on first use; the request context carries it)."""
+    """The meter of this request's turn (kept in the request context)."""
     meter = context.cache.get(METER_KEY)
     if not isinstance(meter, Meter):
         meter = context.cache[METER_KEY] = Meter()
@@ -158,10 +145,7 @@ async def report_command(
     as_json: bool,
     out: TextIO | None = None,
 ) -> int:
-    """`usage report`: a table (or JSON) on stdout, errors as one line on stderr.
-
-    Exit codes: 0 done, 1 the database cannot be reached or has no usage table.
-    """
+    """`usage report`: a table (or JSON) on stdout; the exit code."""
     out = out or sys.stdout
 
     async def report(conninfo: str) -> int:

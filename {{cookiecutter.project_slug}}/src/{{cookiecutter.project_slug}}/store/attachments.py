@@ -1,28 +1,5 @@
-"""Attachments: files users add to their messages, kept in PostgreSQL.
-
-Both ChatKit upload strategies work:
-
-- two-phase (`uploadStrategy: {type: "two_phase"}`): `attachments.create` on /chatkit returns
-  an attachment whose upload URL is `POST /attachments/{id}/upload?token=...`; the client
-  posts the file there as multipart field `file`, once (a second upload gets 409);
-- direct (`{type: "direct", uploadUrl: "/attachments"}`): the client posts the file to
-  `POST /attachments` with its bearer token and gets the attachment back.
-
-Uploads are read as they arrive (uploads.py): past MAX_ATTACHMENT_BYTES the server stops
-reading and answers 413, chunked bodies included. `mime_type` must be a `type/subtype` token
-(400 otherwise); one stored before that check is served as `application/octet-stream`.
-
-Images get a `preview_url` at `GET /attachments/{id}/content?token=...`. The tokens in these
-URLs are signed with a key derived from AUTH_SECRET and name one attachment, one user and one
-use, so they open nothing else and never work as bearer tokens. Every token expires: upload
-links after an hour, preview links after ATTACHMENT_LINK_TTL_SECONDS. Stored preview URLs
-are re-signed whenever the store hands an attachment out (`PostgresStore.prepare_attachment`,
-set here), so the links a client receives always work, and the ones in the database expire.
-
-An attachment belongs to the thread it was sent in and is deleted with it (its bytes too).
-One never sent is an orphan: `python -m <package> db prune` deletes orphans older than
-ATTACHMENT_ORPHAN_HOURS (run it from cron or a scheduled job).
-"""
+"""Attachments kept in PostgreSQL: metadata, mime types, and the signed links that upload and
+serve their bytes (docs/design_decisions.md, "Attachments")."""
 
 from __future__ import annotations
 
@@ -53,9 +30,7 @@ from ..settings import Settings
 from .postgres import PostgresStore
 
 UPLOAD_TOKEN_TTL_SECONDS = 3600
-MAX_LINK_STEP_SECONDS = 3600
-"""Preview tokens expire on a whole step (at most an hour) after their TTL, so a link stays
-the same for a while: browsers can cache the image, and signing is mostly a cache hit."""
+MAX_LINK_STEP_SECONDS = 3600  # links expire on whole steps: the same link for a while
 OCTET_STREAM = "application/octet-stream"
 MAX_MIME_TYPE_LENGTH = 255
 # RFC 2045 `type/subtype` (token characters only: ASCII letters, digits and `!#$&^_.+-`).
@@ -63,8 +38,11 @@ _MIME_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+", re.ASCII
 PACKAGE = __name__.split(".")[0]
 
 
-class AttachmentTooLarge(ValueError):
-    """The attachment is over MAX_ATTACHMENT_BYTES."""
+class AttachmentTooLarge(AppError):
+    """The attachment is over MAX_ATTACHMENT_BYTES (413)."""
+
+    status = 413
+    code = "too_large"
 
 
 class InvalidMimeType(AppError):
@@ -77,11 +55,8 @@ class InvalidMimeType(AppError):
 
 
 def clean_mime_type(value: str) -> str:
-    """The media type to store: `type/subtype` in lower case, parameters (`; ...`) dropped.
-
-    InvalidMimeType unless the value is printable ASCII, at most 255 characters, and starts
-    with an RFC 2045 `type/subtype` token pair: no CR/LF, no NUL, no emoji, no bare `text`.
-    """
+    """`type/subtype` in lower case, parameters dropped; InvalidMimeType unless printable
+    ASCII of at most 255 characters starting with an RFC 2045 token pair."""
     essence = value.partition(";")[0].strip(" ")
     if (
         len(value) > MAX_MIME_TYPE_LENGTH
@@ -122,7 +97,7 @@ def _encode(key: str, user_id: str, attachment_id: str, use: str, exp: int) -> s
 
 @functools.lru_cache(maxsize=4096)
 def _signed_link(path: str, key: str, user_id: str, attachment_id: str, exp: int) -> AnyUrl:
-    """A preview link. Links repeat (same attachment, user and expiry step): made once each."""
+    # Links repeat (same attachment, user and expiry step): each is signed once.
     return AnyUrl(f"{path}?token={_encode(key, user_id, attachment_id, 'content', exp)}")
 
 
@@ -167,7 +142,7 @@ def preview_url(
     settings: Settings, context: RequestContext, attachment_id: str, stored: str | None = None
 ) -> AnyUrl:
     """A preview link valid ATTACHMENT_LINK_TTL_SECONDS (plus at most a step); without a
-    request (or PUBLIC_URL) it keeps `stored`'s address and only gets a fresh token."""
+    request or PUBLIC_URL it keeps `stored`'s address."""
     try:
         path = f"{base_url(context.request, settings)}attachments/{attachment_id}/content"
     except ValueError:
@@ -201,19 +176,14 @@ def build_attachment(
 
 
 class PostgresAttachmentStore(AttachmentStore[RequestContext]):
-    """Creates attachment records for two-phase uploads; the bytes live in PostgreSQL.
-
-    Its `prepare` is the store's `prepare_attachment` (create_app wires it): every
-    attachment the store reads is handed out with a fresh preview link and a mime type
-    that is safe to serve.
-    """
+    """Creates attachment records for two-phase uploads; `prepare` makes stored ones fit to
+    hand out (create_app sets it as the store's `prepare_attachment`)."""
 
     def __init__(self, store: PostgresStore, settings: Settings) -> None:
         self.store = store
         self.settings = settings
 
     def prepare(self, attachment: Attachment, context: RequestContext) -> None:
-        """Make a stored attachment fit to hand out (in place): safe mime type, fresh link."""
         if not _MIME_TYPE.fullmatch(attachment.mime_type):
             attachment.mime_type = safe_mime_type(attachment.mime_type)
         if isinstance(attachment, ImageAttachment):
@@ -224,8 +194,7 @@ class PostgresAttachmentStore(AttachmentStore[RequestContext]):
     async def create_attachment(
         self, input: AttachmentCreateParams, context: RequestContext
     ) -> Attachment:
-        """A new attachment whose upload URL accepts the file, once, for the next hour."""
-        # Browsers report "" for a file type they do not know; that is not an attack.
+        # Browsers report "" for a file type they do not know.
         mime_type = clean_mime_type(input.mime_type) if input.mime_type else OCTET_STREAM
         if input.size > self.settings.max_attachment_bytes:
             raise AttachmentTooLarge(f"attachment over {self.settings.max_attachment_bytes} bytes")

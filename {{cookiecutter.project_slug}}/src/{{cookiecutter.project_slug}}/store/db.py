@@ -1,11 +1,5 @@
-"""PostgreSQL plumbing: the connection pool, schema migrations and the `db` commands.
-
-Migrations are the numbered `.sql` files in `migrations/` (`0001_initial.sql`, ...),
-applied in order, each in its own transaction, recorded in `schema_migrations`.
-Every transaction that reads or changes the schema first takes a transaction-scoped
-advisory lock, so several instances starting at once apply each migration exactly once
-(and it works behind PgBouncer in transaction mode).
-"""
+"""PostgreSQL plumbing: the pool, the numbered migrations in `migrations/` (applied in order
+under an advisory lock) and the `db` commands."""
 
 from __future__ import annotations
 
@@ -33,9 +27,8 @@ MIGRATION_LOCK_ID = 0x43_68_61_74_4B_69_74  # "ChatKit": one key for every schem
 CONNECT_TIMEOUT_SECONDS = 10
 PACKAGE = __name__.split(".")[0]
 
-# `scheme://user:password@host`: everything up to the token's last `@` counts as password.
+# `scheme://user:password@host`: up to the last `@` counts as password.
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)\S+?@(?=[^@\s]*(?:\s|$))")
-# `password=...` as a URL parameter or in a `key=value` connection string.
 _PARAM_PASSWORD = re.compile(r"(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^&\s]+)")
 
 Pool = AsyncConnectionPool[AsyncConnection[TupleRow]]
@@ -44,16 +37,8 @@ Pool = AsyncConnectionPool[AsyncConnection[TupleRow]]
 def create_pool(
     conninfo: str, *, min_size: int = 1, max_size: int = 10, timeout: float = 5.0
 ) -> Pool:
-    """A closed pool of autocommit connections (open it with `await pool.open()`).
-
-    Waiting longer than `timeout` seconds for a connection raises PoolTimeout (the app
-    answers 503), so an unreachable database never makes requests hang.
-
-    No server-side prepared statements (`prepare_threshold=None`), so it is safe behind
-    PgBouncer in transaction mode. Connections are not pinged before each use (that would
-    double the round trips): the store retries a statement once when its connection turns
-    out to be dead, after `pool.check()` has replaced the other dead ones.
-    """
+    """A closed pool of autocommit connections without prepared statements (PgBouncer-safe);
+    no connection within `timeout` seconds raises PoolTimeout (a 503)."""
     return AsyncConnectionPool(
         conninfo,
         min_size=min_size,
@@ -67,8 +52,6 @@ def create_pool(
 
 @dataclass(frozen=True, slots=True)
 class Migration:
-    """One numbered SQL file."""
-
     version: int
     name: str
     sql: str
@@ -76,20 +59,16 @@ class Migration:
 
 @dataclass(frozen=True, slots=True)
 class SchemaStatus:
-    """Where a database stands: applied version, latest known version, what is pending."""
-
     current: int
     latest: int
     pending: list[str] = field(default_factory=list)
 
     @property
     def up_to_date(self) -> bool:
-        """True when no migration is pending."""
         return not self.pending
 
 
 def load_migrations() -> list[Migration]:
-    """Every migration shipped with the package, in version order."""
     folder = resources.files(__name__.rpartition(".")[0]) / "migrations"
     found: list[Migration] = []
     for entry in folder.iterdir():
@@ -105,7 +84,6 @@ def load_migrations() -> list[Migration]:
 
 
 async def connect(conninfo: str) -> AsyncConnection[TupleRow]:
-    """One autocommit connection (with a connect timeout unless the URL sets one)."""
     params: dict[str, Any] = conninfo_to_dict(conninfo)
     params.setdefault("connect_timeout", CONNECT_TIMEOUT_SECONDS)
     return await AsyncConnection.connect(
@@ -123,10 +101,8 @@ async def _applied_versions(conn: AsyncConnection[TupleRow]) -> set[int]:
 
 
 async def apply_migrations(conninfo: str) -> list[str]:
-    """Apply the pending migrations in order; returns the names applied by this call.
-
-    Safe to run any number of times, from several processes at once.
-    """
+    """Apply the pending migrations in order (safe from several processes at once); the
+    names this call applied."""
     applied_now: list[str] = []
     async with await connect(conninfo) as conn:
         async with conn.transaction():
@@ -152,7 +128,6 @@ async def apply_migrations(conninfo: str) -> list[str]:
 
 
 async def schema_status(conninfo: str) -> SchemaStatus:
-    """The applied and the latest schema version, and the pending migrations."""
     migrations = load_migrations()
     async with await connect(conninfo) as conn:
         cursor = await conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL")
@@ -166,13 +141,11 @@ async def schema_status(conninfo: str) -> SchemaStatus:
 
 
 def redact_url(url: str) -> str:
-    """The URL with any password replaced by `***` (also `password=` parameters)."""
     redacted = _URL_PASSWORD.sub(r"\1***@", url)
     return _PARAM_PASSWORD.sub(r"\1***", redacted)
 
 
 def redact_secrets(text: str, url: str) -> str:
-    """`text` (an error message, say) with the password of `url` removed, in any form."""
     text = redact_url(text)
     try:
         password = urlsplit(url).password
@@ -185,7 +158,6 @@ def redact_secrets(text: str, url: str) -> str:
 
 
 def describe_database(settings: Settings) -> str:
-    """A one-line, password-free description of where the data lives."""
     if settings.database_url == EMBEDDED:
         return f"embedded PostgreSQL in {settings.embedded_data_dir.name}/ (development only)"
     return redact_url(settings.database_url)
@@ -197,7 +169,6 @@ def _one_line(exc: BaseException, url: str) -> str:
 
 
 async def _resolve(settings: Settings) -> str | None:
-    """The database URL (starting the embedded server if needed), or None after an error."""
     try:
         return await asyncio.to_thread(resolve_database_url, settings)
     except EmbeddedPostgresMissing as exc:
@@ -221,11 +192,8 @@ def _report_failure(exc: psycopg.Error, url: str) -> int:
 async def admin_command(
     settings: Settings, what: str, missing: str, work: Callable[[str], Awaitable[int]]
 ) -> int:
-    """Run an admin command's `work(conninfo)`; every database failure is one line.
-
-    `what` names the command in errors ("usage report failed: ..."), `missing` what an
-    unmigrated database lacks ("no usage table"). Returns `work`'s exit code, or 1.
-    """
+    """An admin command's `work(conninfo)`, every database failure one line naming `what`
+    failed, or `missing` for an unmigrated database; the exit code."""
     conninfo = await _resolve(settings)
     if conninfo is None:
         return 1
@@ -240,38 +208,40 @@ async def admin_command(
     return 1
 
 
-async def upgrade_command(settings: Settings) -> int:
-    """`db upgrade`: create or migrate the tables. Returns the process exit code."""
+async def _schema_command(settings: Settings, work: Callable[[str], Awaitable[None]]) -> int:
     print(f"database: {describe_database(settings)}")
     conninfo = await _resolve(settings)
     if conninfo is None:
         return 1
     try:
-        applied = await apply_migrations(conninfo)
-        status = await schema_status(conninfo)
+        await work(conninfo)
     except psycopg.Error as exc:
         return _report_failure(exc, conninfo)
-    for name in applied:
-        print(f"applied {name}")
-    print(f"schema up to date (version {status.current})")
     return 0
+
+
+async def upgrade_command(settings: Settings) -> int:
+    """`db upgrade`: create or migrate the tables. Returns the process exit code."""
+
+    async def upgrade(conninfo: str) -> None:
+        for name in await apply_migrations(conninfo):
+            print(f"applied {name}")
+        print(f"schema up to date (version {(await schema_status(conninfo)).current})")
+
+    return await _schema_command(settings, upgrade)
 
 
 async def status_command(settings: Settings) -> int:
     """`db status`: print the schema version and pending migrations (exit 0 either way)."""
-    print(f"database: {describe_database(settings)}")
-    conninfo = await _resolve(settings)
-    if conninfo is None:
-        return 1
-    try:
-        status = await schema_status(conninfo)
-    except psycopg.Error as exc:
-        return _report_failure(exc, conninfo)
-    if status.up_to_date:
-        print(f"schema up to date (version {status.current})")
-    else:
-        print(f"schema version {status.current} of {status.latest}")
-        for name in status.pending:
+
+    async def status(conninfo: str) -> None:
+        found = await schema_status(conninfo)
+        if found.up_to_date:
+            print(f"schema up to date (version {found.current})")
+            return
+        print(f"schema version {found.current} of {found.latest}")
+        for name in found.pending:
             print(f"pending {name}")
         print(f"run `python -m {PACKAGE} db upgrade` to apply them")
-    return 0
+
+    return await _schema_command(settings, status)
