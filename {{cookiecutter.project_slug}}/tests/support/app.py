@@ -23,7 +23,8 @@ from {{ cookiecutter.project_slug }}.main import create_app
 from {{ cookiecutter.project_slug }}.settings import Settings
 from tests.support.fake_openai import FakeModel, FakeOpenAI
 
-TEST_AUTH_SECRET = "test-secret-QkvtXKHmEknJ0ZdsjM60LGIkuSDNkaNYrDKZlEw2"
+# 64 bytes: no HMAC key length warning from PyJWT, whatever the algorithm (HS512 needs 64).
+TEST_AUTH_SECRET = "test-secret-QkvtXKHmEknJ0ZdsjM60LGIkuSDNkaNYrDKZlEw2-jaUumh7O4K4YZ036"
 
 
 async def wait_until(predicate: Callable[[], Any], seconds: float = 5.0) -> Any:

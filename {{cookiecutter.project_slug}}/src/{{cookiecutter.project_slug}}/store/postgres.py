@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import subprocess
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -24,9 +25,10 @@ from psycopg_pool import PoolTimeout
 from pydantic import TypeAdapter
 
 from ..context import RequestContext
-from ..dev.embedded import resolve_url
+from ..dev.embedded import EmbeddedPostgresMissing, resolve_url
 from ..settings import EMBEDDED, EMBEDDED_DATA_DIR
-from .db import Pool, create_pool
+from .db import Pool, create_pool, redact_url
+from .health import DatabaseHealth, watched_connection
 
 logger = logging.getLogger(__name__)
 # Loading a stored widget is not "direct usage" of the widget classes the SDK warns about.
@@ -276,6 +278,11 @@ class PostgresStore(Store[RequestContext]):
         self.timeout = timeout
         self._pool: Pool | None = None
         self._open_lock = asyncio.Lock()
+        where = f"embedded PostgreSQL in {embedded_data_dir}"
+        self.health = DatabaseHealth(
+            where if database_url == EMBEDDED else redact_url(database_url), database_url
+        )
+        self.health.probe = self.ping
         self.prepare_attachment: PrepareAttachment | None = None
         """Called (in place) on every attachment read, alone or in a user message, before it
         leaves the store; PostgresAttachmentStore re-signs preview links with it."""
@@ -297,6 +304,7 @@ class PostgresStore(Store[RequestContext]):
         """Close the pool; the store opens a new one if it is used again."""
         async with self._open_lock:
             pool, self._pool = self._pool, None
+        await self.health.close()
         if pool is not None:
             await pool.close()
 
@@ -318,11 +326,21 @@ class PostgresStore(Store[RequestContext]):
             if self._pool is None:
                 conninfo = self.database_url
                 if conninfo == EMBEDDED:
-                    conninfo = await asyncio.to_thread(
-                        resolve_url, conninfo, self.embedded_data_dir
-                    )
+                    try:
+                        conninfo = await asyncio.to_thread(
+                            resolve_url, conninfo, self.embedded_data_dir
+                        )
+                    except EmbeddedPostgresMissing:
+                        raise
+                    except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+                        self.health.failed(exc)
+                        raise
                 pool = create_pool(
-                    conninfo, min_size=self.min_size, max_size=self.max_size, timeout=self.timeout
+                    conninfo,
+                    min_size=self.min_size,
+                    max_size=self.max_size,
+                    timeout=self.timeout,
+                    connection_class=watched_connection(self.health),
                 )
                 await pool.open()
                 self._pool = pool
