@@ -21,12 +21,16 @@ from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
 TEMPLATE = BENCH_DIR.parent
+# The uv running this script (`uv run` exports it; scripts/uv.py may have fetched it): the
+# machine may have no uv on PATH.
+UV = os.environ.get("UV") or shutil.which("uv") or "uv"
 
 
 def bake(out: Path) -> Path:
     """Generate a project with the template's defaults (no tables: the driver makes its own)."""
+    cookiecutter = [UV, "tool", "run", "cookiecutter"]
     subprocess.run(
-        ["uvx", "cookiecutter", str(TEMPLATE), "--no-input", "-o", str(out), "create_tables=false"],
+        [*cookiecutter, str(TEMPLATE), "--no-input", "-o", str(out), "create_tables=false"],
         check=True,
         timeout=600,
         env={k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"},
@@ -34,7 +38,7 @@ def bake(out: Path) -> Path:
     (project,) = [p for p in out.iterdir() if (p / "pyproject.toml").is_file()]
     print(f"baked {project}", file=sys.stderr)
     subprocess.run(
-        ["uv", "sync", "--quiet"],
+        [UV, "sync", "--quiet"],
         cwd=project,
         check=True,
         timeout=900,

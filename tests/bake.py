@@ -167,6 +167,37 @@ class Baker:
         return Baked(result=result, root=root, tmpdir=tmpdir, slug=slug, answers=parsed)
 
 
+# What a clone holds besides the template (the same as .gitignore): environments, caches, and
+# projects generated inside it, as the README's quick start does.
+NOT_TEMPLATE = (".git", ".venv", "build", "bench-results", "__pycache__", ".mypy_cache",
+                ".ruff_cache", ".pytest_cache", DEFAULT_SLUG)  # fmt: skip
+
+
+def template_files(template: Path = TEMPLATE) -> list[str]:
+    """The template's files, relative: what git tracks plus new files it does not ignore (so
+    a project generated in the clone, `.venv` and caches stay out); without git, every file
+    outside NOT_TEMPLATE."""
+    if shutil.which("git") and (template / ".git").exists():
+        listed = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=template, capture_output=True, text=True, check=True,
+        ).stdout.split("\0")  # fmt: skip
+        return sorted(name for name in listed if name and (template / name).is_file())
+    found = []
+    for dirpath, dirnames, filenames in os.walk(template):
+        dirnames[:] = [name for name in dirnames if name not in NOT_TEMPLATE]
+        found += [str((Path(dirpath) / name).relative_to(template)) for name in filenames]
+    return sorted(name for name in found if not name.endswith((".pyc", ".pyo")))
+
+
+def copy_template(target: Path, template: Path = TEMPLATE) -> Path:
+    """A copy of the template (`template_files`) at `target`, as a fresh clone would be."""
+    for name in template_files(template):
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(template / name, target / name)
+    return target
+
+
 def files_under(directory: Path, skip: tuple[str, ...] = (".venv", ".postgres")) -> list[Path]:
     """Every file below `directory` except the project's environment and database."""
     found = []

@@ -17,11 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.bake import TEMPLATE, Baker
+from tests.bake import Baker, copy_template
 
-COPY_IGNORE = shutil.ignore_patterns(
-    ".venv", ".git", "build", "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"
-)
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Template Tests",
     "GIT_AUTHOR_EMAIL": "tests@example.invalid",
@@ -65,7 +62,7 @@ def bare_template(tmp_path: Path) -> tuple[Path, Path]:
     home = tmp_path / "git-home"
     home.mkdir()
     work = tmp_path / "template-work"
-    shutil.copytree(TEMPLATE, work, ignore=COPY_IGNORE)
+    copy_template(work)
     ok(run("git", "init", "-q", "-b", "main", cwd=work, home=home))
     ok(run("git", "add", "-A", cwd=work, home=home))
     ok(run("git", "commit", "-q", "-m", "template", cwd=work, home=home))

@@ -11,6 +11,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.bake import Baked, Baker, files_under, run_in
+from tests.bake import Baked, Baker, files_under, run_in, uv_binary
 
 pytestmark = pytest.mark.slow
 
@@ -71,12 +72,13 @@ def http_json(url: str, body: dict | None = None, token: str | None = None) -> t
 
 @contextmanager
 def process(project: Path, *command: str, env: dict[str, str]) -> Iterator[list[str]]:
-    """Run a long-lived command in the project; yields a list that gets its output on exit."""
+    """Run a long-lived command in the project through its own `scripts/uv.py run`, as its
+    README does; yields a list that gets its output on exit."""
     log = project / f".{command[-1]}-{time.monotonic_ns()}.log"
     output: list[str] = []
     with log.open("w") as sink:
         proc = subprocess.Popen(
-            ["uv", "run", "--quiet", *command],
+            [sys.executable, "scripts/uv.py", "run", "--quiet", *command],
             cwd=project,
             env={**clean_env(), **env},
             stdout=sink,
@@ -97,9 +99,12 @@ def process(project: Path, *command: str, env: dict[str, str]) -> Iterator[list[
 
 
 def clean_env() -> dict[str, str]:
+    """The environment without the app's settings; the uv running these tests first on PATH
+    (the machine may have none there: the bootstrap then uses this one, fetching nothing)."""
     drop = {"VIRTUAL_ENV", "PYTHONPATH", "OPENAI_API_KEY", "DATABASE_URL", "OPENAI_BASE_URL"}
     env = {k: v for k, v in os.environ.items() if k not in drop}
     env["UV_PYTHON_DOWNLOADS"] = "never"
+    env["PATH"] = os.pathsep.join([str(Path(uv_binary()).parent), env.get("PATH", "")])
     return env
 
 

@@ -3,18 +3,21 @@ requests that are valid, and the operating notes (no key, template updates, PgBo
 
 from __future__ import annotations
 
+import inspect
 import re
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from chatkit.types import ChatKitReq
 from pydantic import TypeAdapter
 
+import tests.support.app as support_app
 from {{ cookiecutter.project_slug }}.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,9 +103,10 @@ def free_port() -> int:
 
 def test_readme_shows_how_to_try_the_app_with_the_fake_model() -> None:
     """The README's fake-model command starts a model server at the OPENAI_BASE_URL it gives
-    (with no key: see test_model_errors.test_a_local_server_needs_no_api_key)."""
+    and says so in one line (with no key: see
+    test_model_errors.test_a_local_server_needs_no_api_key)."""
     text = README.read_text(encoding="utf-8")
-    command = re.search(r"uv run python (tests/support/fake_openai\.py --port (\d+))", text)
+    command = re.search(r"uv\.py run python (tests/support/fake_openai\.py --port (\d+))", text)
     base_url = re.search(r"OPENAI_BASE_URL=(http://127\.0\.0\.1:(\d+)/v1)", text)
     assert command and base_url, "the README shows the fake model and its OPENAI_BASE_URL"
     assert command[2] == base_url[2], "the same port"
@@ -110,7 +114,7 @@ def test_readme_shows_how_to_try_the_app_with_the_fake_model() -> None:
     script, _, _ = command[1].partition(" ")
     fake = subprocess.Popen(
         [sys.executable, str(ROOT / script), "--port", str(port)],
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -126,6 +130,10 @@ def test_readme_shows_how_to_try_the_app_with_the_fake_model() -> None:
                     pytest.fail(f"the fake model did not start: {fake.communicate()[1]}")
                 time.sleep(0.1)
         assert models.status_code == 200
+        assert fake.stdout is not None
+        ready = fake.stdout.readline()
+        assert ready.startswith("fake model ready:"), ready
+        assert f"OPENAI_BASE_URL=http://127.0.0.1:{port}/v1" in ready, ready
     finally:
         fake.terminate()
         fake.wait(10)
@@ -142,3 +150,17 @@ def test_readme_warns_about_pgbouncer_login_retry() -> None:
     text = README.read_text(encoding="utf-8")
     assert re.search(r"server_login_retry = 1\b", text)
     assert "15 s" in text
+
+
+def test_readme_tool_test_recipe_uses_what_the_tests_have() -> None:
+    """The "Build on it" test recipe imports what exists and asks for a fixture the tests
+    provide (the recipe itself was run against a real `lookup_order` tool)."""
+    text = README.read_text(encoding="utf-8")
+    recipe = re.search(r"`tests/agent/test_orders\.py`:\n\n```python\n(.*?)```", text, re.S)
+    assert recipe, "the README shows how to test a new tool"
+    namespace: dict[str, Any] = {}
+    exec(compile(recipe[1], "README.md", "exec"), namespace)  # noqa: S102 (our own README)
+    (test,) = [value for name, value in namespace.items() if name.startswith("test_")]
+    assert list(inspect.signature(test).parameters) == ["client_for"]
+    assert callable(getattr(support_app, "client_for", None))
+    assert "@tool lookup_order" in recipe[1] and "Tool said: " in recipe[1]

@@ -35,9 +35,10 @@ def test_serve_on_port_0_listens_where_it_says(database_url: str) -> None:
         assert app.stop() in (0, -15), app.describe()
 
 
-def test_a_server_that_cannot_start_shows_why(database_url: str) -> None:
-    """`serve` on a taken port exits 3; the failure message carries the server's own
-    output, which says the address is in use (not just `[None, 3]`)."""
+def test_serve_on_a_taken_port_says_so_in_one_line(database_url: str) -> None:
+    """`serve` on a port another process listens on exits 2 at once with one line naming the
+    port and `--port` (not uvicorn's `[Errno 98]`); ServerProcess's failure message carries
+    the server's own output."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -50,6 +51,8 @@ def test_a_server_that_cannot_start_shows_why(database_url: str) -> None:
         finally:
             app.stop()
     message = str(failed.value)
-    assert "exited before it listened" in message
-    assert "(exit 3)" in message
-    assert "address already in use" in message.lower(), message
+    assert "exited before it listened" in message and "(exit 2)" in message, message
+    assert app.stderr == (
+        f"error: port {port} on 127.0.0.1 is in use (is the app already running?): stop that "
+        f"process, or serve on another port with --port {port + 1}\n"
+    ), message

@@ -14,8 +14,9 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
+from {{ cookiecutter.project_slug }}.cli import configuration_error
 from {{ cookiecutter.project_slug }}.context import verify_token
-from {{ cookiecutter.project_slug }}.settings import Settings
+from {{ cookiecutter.project_slug }}.settings import ENV_FILE, Settings
 from tests.support.app import TEST_AUTH_SECRET, AppServer
 from tests.support.commands import run
 
@@ -139,7 +140,31 @@ def test_weak_auth_secret_is_one_readable_line() -> None:
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1, done.stderr
     assert done.stderr.startswith("error: invalid configuration: AUTH_SECRET: AUTH_SECRET must")
-    assert "'changeme'" in done.stderr and "secrets.token_urlsafe(48)" in done.stderr
+    assert "'changeme'" in done.stderr and f"python -m {PACKAGE} secret" in done.stderr
+    assert f"settings come from the environment, then {ENV_FILE}" in done.stderr
+
+
+def test_a_missing_auth_secret_says_where_settings_come_from_and_how_to_make_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What `main` prints when AUTH_SECRET is in neither the environment nor `.env`."""
+    monkeypatch.delenv("AUTH_SECRET", raising=False)
+    with pytest.raises(ValidationError) as refused:
+        Settings(_env_file=None)  # type: ignore[call-arg]
+    line = configuration_error(refused.value)
+    assert line.startswith("error: invalid configuration: AUTH_SECRET: Field required ("), line
+    assert f"settings come from the environment, then {ENV_FILE}" in line
+    assert f"make a secret with `python -m {PACKAGE} secret` and put AUTH_SECRET=<it> there" in line
+    assert "\n" not in line
+
+
+def test_secret_command_prints_a_fresh_secret_the_settings_accept() -> None:
+    printed = [run_cli("secret", AUTH_SECRET="") for _ in range(2)]
+    assert [done.returncode for done in printed] == [0, 0], printed[0].stderr
+    first, second = (done.stdout for done in printed)
+    assert first.count("\n") == 1 and first != second
+    secret = first.strip()
+    assert len(secret) == 64 and make_settings(auth_secret=secret).auth_secret is not None
 
 
 PRODUCTION = {

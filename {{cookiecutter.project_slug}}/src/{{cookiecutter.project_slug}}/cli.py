@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import functools
+import secrets
+import socket
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -13,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .settings import Settings, get_settings
+from .settings import KEYGEN_COMMAND, Settings, get_settings, settings_sources
 
 PACKAGE = __package__ or __name__.rpartition(".")[0]
 SERVE_LIMIT_CONCURRENCY = 1000
@@ -81,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("user_id")
     token.add_argument("--ttl", type=int, default=None, help="lifetime in seconds")
 
+    commands.add_parser("secret", help="print a fresh random AUTH_SECRET (for .env)")
+
     chat = commands.add_parser("chat", help="chat with the running app in the terminal")
     chat.add_argument("--url", default="http://127.0.0.1:8000", help="where the app runs")
     chat.add_argument("--user", default="dev-user", help="user id to chat as")
@@ -141,11 +146,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run(args)
     except ValidationError as exc:
-        problems = "; ".join(describe_problem(err) for err in exc.errors())
-        print(f"error: invalid configuration: {problems}", file=sys.stderr)
+        print(configuration_error(exc), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def configuration_error(exc: ValidationError) -> str:
+    """The one line `exc` (settings refused) prints: each problem, where settings come from
+    and, when AUTH_SECRET is missing, the command that makes one."""
+    problems = "; ".join(describe_problem(err) for err in exc.errors())
+    missing = {str(err["loc"][0]).upper() for err in exc.errors() if err["type"] == "missing"}
+    keygen = ""
+    if "AUTH_SECRET" in missing:
+        keygen = f"; make a secret with `{KEYGEN_COMMAND}` and put AUTH_SECRET=<it> there"
+    return f"error: invalid configuration: {problems} ({settings_sources()}{keygen})"
 
 
 def describe_problem(error: Any) -> str:
@@ -181,6 +196,23 @@ def missing_package(settings: Settings) -> str | None:
     return None
 
 
+def port_in_use(host: str, port: int) -> bool:
+    """Whether something already listens on host:port, so uvicorn could not bind it."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except OSError:
+        return False  # uvicorn reports a host it cannot resolve itself
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
+
+
 def serve_options(args: argparse.Namespace) -> dict[str, Any]:
     """What `serve` hands to uvicorn.run besides the app (connection limits and timeouts)."""
     from .ops.logs import logging_config
@@ -210,6 +242,13 @@ def run(args: argparse.Namespace) -> int:
         if (problem := missing_package(get_settings())) is not None:
             print(f"error: {problem}", file=sys.stderr)
             return 2
+        if args.port and port_in_use(args.host, args.port):
+            print(
+                f"error: port {args.port} on {args.host} is in use (is the app already running?): "
+                f"stop that process, or serve on another port with --port {args.port + 1}",
+                file=sys.stderr,
+            )
+            return 2
         uvicorn.run(f"{PACKAGE}.main:app", **serve_options(args))
         return 0
     if args.command == "db":
@@ -222,6 +261,9 @@ def run(args: argparse.Namespace) -> int:
 
             return asyncio.run(prune_command(get_settings()))
         return asyncio.run(db.status_command(get_settings()))
+    if args.command == "secret":
+        print(secrets.token_urlsafe(48))
+        return 0
     if args.command == "token":
         from .context import create_token
 

@@ -51,8 +51,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await store.open()
         except EmbeddedPostgresMissing as exc:  # development package not installed
             logger.error("%s", exc)
-        except Exception as exc:  # the app still starts; /health reports 503 until it is back
-            logger.warning("database not reachable at startup: %s", type(exc).__name__)
+        except Exception as exc:  # store.health has said so; /health answers 503 until it is back
+            logger.debug("database not reachable at startup: %s", type(exc).__name__)
         freeze_long_lived_objects()
         yield
         await gateway.close()

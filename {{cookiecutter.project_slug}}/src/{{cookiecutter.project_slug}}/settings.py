@@ -42,7 +42,15 @@ PLACEHOLDER_WORDS = (
     "example",
 )
 """Words that give a hand-made secret away (compared without case and punctuation)."""
-KEYGEN_COMMAND = 'python -c "import secrets; print(secrets.token_urlsafe(48))"'
+KEYGEN_COMMAND = f"python -m {__package__} secret"
+"""Prints a fresh AUTH_SECRET (`secrets.token_urlsafe(48)`)."""
+ENV_FILE = PROJECT_ROOT / ".env"
+
+
+def settings_sources() -> str:
+    """Where settings come from, for error messages."""
+    state = "" if ENV_FILE.is_file() else ", not there yet"
+    return f"settings come from the environment, then {ENV_FILE}{state}"
 
 
 def repeats_itself(text: str) -> bool:
@@ -81,7 +89,7 @@ class Settings(BaseSettings):
     """Runtime settings. Every field maps to the upper-case environment variable."""
 
     model_config = SettingsConfigDict(
-        env_file=(PROJECT_ROOT / ".env", ".env"),
+        env_file=(ENV_FILE, ".env"),
         env_file_encoding="utf-8",
         extra="ignore",
     )

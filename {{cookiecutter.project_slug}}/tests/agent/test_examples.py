@@ -5,6 +5,7 @@ the switch_theme client tool. This file goes with the examples (examples=no dele
 from __future__ import annotations
 
 import json
+import logging
 import re
 import uuid
 from collections.abc import Callable
@@ -29,9 +30,10 @@ from tests.support.chatkit import (
     thread_id_of,
 )
 from tests.support.db import make_context
-from tests.support.fake_openai import FakeModel, tool_outputs
+from tests.support.fake_openai import FakeModel, ToolCall, tool_outputs
 
 JSON = dict[str, Any]
+PACKAGE = "{{ cookiecutter.project_slug }}"
 API_MODES = ["responses", "chat_completions"]
 FAKE_ID = "__fake_id__"
 PARIS = "Europe/Paris"
@@ -190,6 +192,57 @@ async def test_get_time_with_an_unknown_zone_answers_in_words(
     assert "Unknown time zone" in tool_outputs(streamed_requests(fake_model)[-1])[0]
     items = await stored_items(client, thread_id_of(events))
     assert [i["type"] for i in items] == ["user_message", "assistant_message"]
+
+
+class ToolErrorLog(logging.Handler):
+    """The WARNINGs of agent/tool_errors.py while a test runs."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+        self.logger = logging.getLogger(f"{PACKAGE}.agent.tool_errors")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(f"{record.levelname} {record.getMessage()}")
+
+    def __enter__(self) -> ToolErrorLog:
+        self.logger.addHandler(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.logger.removeHandler(self)
+
+
+@pytest.mark.parametrize(
+    "arguments, problem",
+    [
+        ('{"timezone": 424242}', "timezone: Input should be a valid string"),
+        ('{"zone": "424242"}', "timezone: Field required"),
+        ('{"timezone": "424242"', "not valid JSON"),
+    ],
+    ids=["wrong type", "missing argument", "broken JSON"],
+)
+async def test_arguments_a_tool_refuses_are_logged_and_told_to_the_model(
+    server: AppServer,
+    client_for: Callable[..., ChatKitClient],
+    fake_model: FakeModel,
+    arguments: str,
+    problem: str,
+) -> None:
+    """A WARNING names the tool and what is wrong, never the values; the model gets that as the
+    tool's output (the fake model quotes it) and the turn ends normally."""
+    client = client_for(server=server)
+    calls = [ToolCall("get_time", arguments)]
+    fake_model.tool_calls = lambda body: [] if tool_outputs(body) else calls
+    with ToolErrorLog() as log:
+        events = await client.send("What time is it?")
+    assert not errors(events), errors(events)
+    assert log.lines == [f"WARNING tool get_time: arguments refused: {problem}"]
+    (answer,) = done_items(events, "assistant_message")
+    said = assistant_text(answer)
+    assert said.startswith("Tool said: Error: get_time was called with invalid arguments"), said
+    assert problem in said and "424242" not in said
+    assert not done_items(events, "widget"), "the tool did not run"
 
 
 # --- clock.refresh: the widget's action ----------------------------------------------------------

@@ -331,7 +331,7 @@ async def test_page_explains_the_blocked_cdn_script(
     }
     assert "The ChatKit script could not be loaded" in text
     assert CHATKIT_SCRIPT_URL in text
-    assert "uv run {{ cookiecutter.project_slug }} chat" in text
+    assert "python3 scripts/uv.py run {{ cookiecutter.project_slug }} chat" in text
     shot = await browser.screenshot(tmp_path / "chat-page-cdn-unreachable.png")
     assert shot.stat().st_size > 10_000
     # The only error is the CDN script the browser could not fetch; the page's own script ran.
@@ -378,7 +378,7 @@ async def test_page_says_when_the_server_is_down(
     text = await browser.wait_for(PROBLEM)
     assert (await check_states(browser))["server"] == "fail"
     assert "The app is not reachable" in text
-    assert "uv run {{ cookiecutter.project_slug }} serve" in text
+    assert "python3 scripts/uv.py run {{ cookiecutter.project_slug }} serve" in text
     await browser.screenshot(tmp_path / "chat-page-server-down.png")
 
 

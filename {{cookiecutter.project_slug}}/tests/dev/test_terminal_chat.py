@@ -16,9 +16,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from chatkit.types import WidgetItem
+from chatkit.widgets import Card, Text
 
 from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient
+from {{ cookiecutter.project_slug }}.store.postgres import PostgresStore
 from tests.support.app import TEST_AUTH_SECRET, AppServer
+from tests.support.db import make_context
 from tests.support.fake_openai import FakeModel, Fault, last_user_text
 from tests.support.processes import require_tool
 
@@ -196,21 +200,42 @@ async def test_chat_streams_lists_switches_and_exits(
     assert await asyncio.to_thread(term.exit_status) == 0
 
 
+async def add_widget(store: PostgresStore, user: str, thread_id: str, copy_text: str) -> None:
+    """A widget item between the thread's first message and its answer, as a tool shows one."""
+    context = make_context(user)
+    page = await store.load_thread_items(thread_id, None, 2, "asc", context)
+    created_at = page.data[0].created_at + (page.data[1].created_at - page.data[0].created_at) / 2
+    card = Card(children=[Text(value=copy_text)])
+    widget = WidgetItem(
+        id=f"wd_{uuid.uuid4().hex}", thread_id=thread_id, created_at=created_at, widget=card,
+        copy_text=copy_text,
+    )  # fmt: skip
+    await store.add_thread_item(thread_id, widget, context)
+
+
 @pytest.mark.parametrize("when", ["at the prompt", "while the answer streams"])
 async def test_resume_a_thread_then_ctrl_c_exits_cleanly(
     app_server: AppServer,
     client_for: Callable[..., ChatKitClient],
     fake_model: FakeModel,
     terminal: Callable[..., Terminal],
+    store: PostgresStore,
     when: str,
 ) -> None:
+    """Resuming shows the thread's newest items, the widgets a tool showed included."""
     user = f"tmux-{uuid.uuid4().hex[:8]}"
     events = await client_for(user).send("remember me")
     thread_id = next(e["thread"]["id"] for e in events if e["type"] == "thread.created")
+    await add_widget(store, user, thread_id, "A card between the two messages")
     term = terminal(*chat_command(app_server.url, "--user", user, "--thread", thread_id))
     screen = await asyncio.to_thread(term.wait_prompt)
     assert f"Now in thread A short title {thread_id}" in screen
-    assert "  you: remember me" in screen
+    history = [line.strip() for line in screen.splitlines()]
+    you, card = (
+        history.index("you: remember me"),
+        history.index("[widget] A card between the two messages"),
+    )
+    assert you < card and history[card + 1].startswith("bot: "), screen
     if when == "while the answer streams":
         fake_model.delay = 0.5
         term.type("a slow one")

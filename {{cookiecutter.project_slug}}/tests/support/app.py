@@ -24,7 +24,8 @@ from {{ cookiecutter.project_slug }}.main import create_app
 from {{ cookiecutter.project_slug }}.settings import Settings
 from tests.support.fake_openai import FakeModel, FakeOpenAI
 
-TEST_AUTH_SECRET = "test-secret-QkvtXKHmEknJ0ZdsjM60LGIkuSDNkaNYrDKZlEw2"
+# 64 bytes: no HMAC key length warning from PyJWT, whatever the algorithm (HS512 needs 64).
+TEST_AUTH_SECRET = "test-secret-QkvtXKHmEknJ0ZdsjM60LGIkuSDNkaNYrDKZlEw2-jaUumh7O4K4YZ036"
 
 
 def signed_token(claims: dict[str, Any], key: str = TEST_AUTH_SECRET, alg: str = "HS256") -> str:

@@ -14,7 +14,8 @@ streams it; several directives make several calls. When the newest input items a
 outputs, the answer is text quoting them: `Tool said: <output>` (joined by "; " when there
 are several). `FakeModel.tool_calls` replaces the directive parser for a test.
 
-Run it alone: `python tests/fake_openai.py --port 9999 --tokens 20 --delay 0.01`.
+Run it alone: `python tests/support/fake_openai.py --port 9999 --tokens 20 --delay 0.01`; it
+prints one line when it is ready.
 """
 
 from __future__ import annotations
@@ -739,8 +740,12 @@ def main() -> None:
     args = parser.parse_args()
     fake = FakeOpenAI(
         FakeModel(tokens=args.tokens, delay=args.delay, first_token_delay=args.first_token_delay)
-    )
-    uvicorn.run(fake.app, host="127.0.0.1", port=args.port, log_level="warning")
+    ).start(args.port)
+    print(f"fake model ready: OPENAI_BASE_URL={fake.base_url} (Ctrl+C stops it)", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        fake.stop()
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from chatkit.types import (
 )
 
 from ..agent.agent import build_agent
+from ..agent.tool_errors import tool_error_formatter
 from ..context import RequestContext
 from ..ops.usage import meter_of
 from .history import converter_for, load_history
@@ -83,6 +84,7 @@ async def respond(
             context=agent_context,
             run_config=RunConfig(
                 tracing_disabled=not settings.agents_tracing,
+                tool_error_formatter=tool_error_formatter,
                 model_settings=COUNT_USAGE if settings.openai_api == "chat_completions" else None,
             ),
         )

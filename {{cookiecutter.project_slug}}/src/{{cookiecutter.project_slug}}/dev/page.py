@@ -38,8 +38,8 @@ def page_config(settings: Settings) -> dict[str, Any]:
         "healthPath": "/health",
         "domainKey": settings.chatkit_domain_key,
         "user": DEV_USER,
-        "serveCommand": f"uv run {PACKAGE} serve",
-        "chatCommand": f"uv run {PACKAGE} chat",
+        "serveCommand": f"python3 scripts/uv.py run {PACKAGE} serve",
+        "chatCommand": f"python3 scripts/uv.py run {PACKAGE} chat",
     }
 
 

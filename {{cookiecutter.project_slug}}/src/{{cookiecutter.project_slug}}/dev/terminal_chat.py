@@ -150,12 +150,15 @@ class TerminalChat:
         self.show_history(list(reversed(newest.get("data", []))))
 
     def show_history(self, items: list[JSON]) -> None:
-        """The thread's newest messages, so the user knows where they are."""
+        """The thread's newest items, so the user knows where they are (widgets included: a
+        tool's card may be all there is between two messages)."""
         for item in items:
             if item["type"] == "user_message":
                 self.console.print(f"  [dim]you:[/] {escape(assistant_text(item))}")
             elif item["type"] == "assistant_message":
                 self.console.print(f"  [dim]bot:[/] {escape(assistant_text(item))}")
+            else:
+                self.show_item(item, indent="  ")
 
     async def send(self, text: str) -> None:
         """Send a message and print the answer as it streams in."""
@@ -207,13 +210,14 @@ class TerminalChat:
             self.show_item(event["item"])
         return streaming
 
-    def show_item(self, item: JSON) -> None:
+    def show_item(self, item: JSON, indent: str = "") -> None:
         """A one-line stand-in for what the terminal cannot draw (widgets, client tools)."""
         if item["type"] == "widget":
-            self.console.print(f"[magenta]\\[widget][/] {escape(item.get('copy_text') or '')}")
+            text = escape(item.get("copy_text") or "")
+            self.console.print(f"{indent}[magenta]\\[widget][/] {text}")
         elif item["type"] == "client_tool_call" and item.get("status") == "pending":
             self.console.print(
-                f"[dim](the app asked the browser to run {escape(item['name'])}; "
+                f"{indent}[dim](the app asked the browser to run {escape(item['name'])}; "
                 "the terminal chat cannot)[/]"
             )
 

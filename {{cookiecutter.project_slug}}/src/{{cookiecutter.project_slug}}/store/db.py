@@ -25,6 +25,8 @@ from ..settings import EMBEDDED, Settings
 MIGRATION_FILE = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 MIGRATION_LOCK_ID = 0x43_68_61_74_4B_69_74  # "ChatKit": one key for every schema change
 CONNECT_TIMEOUT_SECONDS = 10
+RECONNECT_TIMEOUT_SECONDS = 300.0
+"""How long the pool retries one connection (with backoff); then DatabaseHealth's probes do."""
 PACKAGE = __name__.split(".")[0]
 
 # `scheme://user:password@host`: up to the last `@` counts as password.
@@ -35,7 +37,12 @@ Pool = AsyncConnectionPool[AsyncConnection[TupleRow]]
 
 
 def create_pool(
-    conninfo: str, *, min_size: int = 1, max_size: int = 10, timeout: float = 5.0
+    conninfo: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    timeout: float = 5.0,
+    connection_class: type[AsyncConnection[TupleRow]] = AsyncConnection,
 ) -> Pool:
     """A closed pool of autocommit connections without prepared statements (PgBouncer-safe);
     no connection within `timeout` seconds raises PoolTimeout (a 503)."""
@@ -45,6 +52,8 @@ def create_pool(
         max_size=max_size,
         open=False,
         timeout=timeout,
+        connection_class=connection_class,
+        reconnect_timeout=RECONNECT_TIMEOUT_SECONDS,
         kwargs={"autocommit": True, "prepare_threshold": None},
         name="chatkit-store",
     )

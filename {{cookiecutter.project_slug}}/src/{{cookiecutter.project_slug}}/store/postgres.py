@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import subprocess
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -18,11 +19,12 @@ from pydantic import TypeAdapter
 
 from ..compat.chatkit_server import FAKE_RESPONSES_ID
 from ..context import RequestContext
-from ..dev.embedded import resolve_url
+from ..dev.embedded import EmbeddedPostgresMissing, resolve_url
 from ..errors import AppError
 from ..settings import EMBEDDED, EMBEDDED_DATA_DIR
 from . import queries as q
-from .db import Pool, create_pool
+from .db import Pool, create_pool, redact_url
+from .health import DatabaseHealth, watched_connection
 from .pages import checked_order, newest_cached, page_size, timestamp, to_page
 
 logger = logging.getLogger(__name__)
@@ -77,6 +79,11 @@ class PostgresStore(Store[RequestContext]):
         self.timeout = timeout
         self._pool: Pool | None = None
         self._open_lock = asyncio.Lock()
+        where = f"embedded PostgreSQL in {embedded_data_dir}"
+        self.health = DatabaseHealth(
+            where if database_url == EMBEDDED else redact_url(database_url), database_url
+        )
+        self.health.probe = self.ping
         # Called on every attachment before it leaves the store (fresh preview links).
         self.prepare_attachment: PrepareAttachment | None = None
 
@@ -95,6 +102,7 @@ class PostgresStore(Store[RequestContext]):
         """Close the pool; the store opens a new one if it is used again."""
         async with self._open_lock:
             pool, self._pool = self._pool, None
+        await self.health.close()
         if pool is not None:
             await pool.close()
 
@@ -116,11 +124,21 @@ class PostgresStore(Store[RequestContext]):
             if self._pool is None:
                 conninfo = self.database_url
                 if conninfo == EMBEDDED:
-                    conninfo = await asyncio.to_thread(
-                        resolve_url, conninfo, self.embedded_data_dir
-                    )
+                    try:
+                        conninfo = await asyncio.to_thread(
+                            resolve_url, conninfo, self.embedded_data_dir
+                        )
+                    except EmbeddedPostgresMissing:
+                        raise
+                    except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+                        self.health.failed(exc)
+                        raise
                 pool = create_pool(
-                    conninfo, min_size=self.min_size, max_size=self.max_size, timeout=self.timeout
+                    conninfo,
+                    min_size=self.min_size,
+                    max_size=self.max_size,
+                    timeout=self.timeout,
+                    connection_class=watched_connection(self.health),
                 )
                 await pool.open()
                 self._pool = pool
