@@ -236,7 +236,7 @@ async def test_arguments_a_tool_refuses_are_logged_and_told_to_the_model(
     fake_model.tool_calls = lambda body: [] if tool_outputs(body) else calls
     with ToolErrorLog() as log:
         events = await client.send("What time is it?")
-    assert not errors(events), errors(events)
+    assert not error_events(events), error_events(events)
     assert log.lines == [f"WARNING tool get_time: arguments refused: {problem}"]
     (answer,) = done_items(events, "assistant_message")
     said = assistant_text(answer)
