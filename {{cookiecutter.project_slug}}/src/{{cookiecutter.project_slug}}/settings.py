@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -24,7 +25,7 @@ def find_project_root() -> Path:
 
 PROJECT_ROOT = find_project_root()
 
-DEFAULT_MODEL = {{ cookiecutter.model | tojson }}
+DEFAULT_MODEL = "gpt-4.1"
 EMBEDDED = "embedded"
 PLACEHOLDER_SECRETS = frozenset(
     {"", "change-me", "changeme", "secret", "your-secret", "please-change-me", "auth-secret"}
@@ -43,6 +44,21 @@ PLACEHOLDER_WORDS = (
 )
 """Words that give a hand-made secret away (compared without case and punctuation)."""
 KEYGEN_COMMAND = 'python -c "import secrets; print(secrets.token_urlsafe(48))"'
+SEQUENCES = (
+    "abcdefghijklmnopqrstuvwxyz",
+    "0123456789",
+    "qwertyuiop",
+    "asdfghjkl",
+    "zxcvbnm",
+    "1qaz2wsx3edc4rfv5tgb6yhn7ujm8ik9ol0p",
+    "qwertzuiop",
+    "azertyuiop",
+    "qsdfghjklm",
+    "wxcvbn",
+)
+"""Runs a hand-made secret follows: the alphabet, digits, keyboard rows (QWERTY, QWERTZ,
+AZERTY) and QWERTY's columns (`1qaz2wsx...`), either way."""
+MAX_SEQUENTIAL_SHARE = 0.5
 
 
 def repeats_itself(text: str) -> bool:
@@ -56,13 +72,29 @@ def repeats_itself(text: str) -> bool:
     return len(set(windows)) < 0.75 * len(windows)
 
 
+def _steps() -> frozenset[tuple[str, str]]:
+    pairs = {pair for run in SEQUENCES for pair in itertools.pairwise(run)}
+    return frozenset(pairs | {(b, a) for a, b in pairs})
+
+
+SEQUENCE_STEPS = _steps()
+
+
+def follows_sequences(text: str) -> bool:
+    """Whether more than half of `text`'s neighbouring characters are steps along the
+    alphabet, the digits or a keyboard row or column (`abcdef...`, `qwertyuiop...`)."""
+    lower = text.lower()
+    steps = sum(pair in SEQUENCE_STEPS for pair in itertools.pairwise(lower))
+    return steps > MAX_SEQUENTIAL_SHARE * max(len(lower) - 1, 1)
+
+
 def secret_weakness(secret: str) -> str | None:
     """Why `secret` is too weak to sign tokens with, or None when it looks random.
 
     A random secret of 32+ characters passes every check (`secrets.token_urlsafe(48)`, what
     the project generator writes, and `secrets.token_hex(32)` always do); a hand-made one
-    usually fails one: too short, a placeholder word, too few different characters, or a
-    repeated pattern.
+    usually fails one: too short, a placeholder word, too few different characters, a
+    repeated pattern, or a run along the alphabet or the keyboard.
     """
     if secret.strip().lower() in PLACEHOLDER_SECRETS:
         return "this one is a placeholder"
@@ -77,6 +109,8 @@ def secret_weakness(secret: str) -> str | None:
         return f"this one uses only {distinct} different characters"
     if repeats_itself(secret):
         return "this one repeats a pattern"
+    if follows_sequences(secret):
+        return "this one follows the alphabet or the keyboard"
     return None
 
 
@@ -93,7 +127,7 @@ class Settings(BaseSettings):
         extra="ignore",
     )
 
-    database_url: str = EMBEDDED
+    database_url: str = Field(default=EMBEDDED, repr=False)
     """`postgresql://...`, or `embedded` for a development server kept in the project."""
     embedded_data_dir: Path = EMBEDDED_DATA_DIR
     db_pool_min_size: int = Field(default=1, ge=0)
@@ -132,9 +166,15 @@ class Settings(BaseSettings):
     max_message_chars: int = Field(default=20_000, ge=1)
     """Characters of text one message may hold (text parts, tags, quoted text); more get 400."""
     max_model_input_bytes: int = Field(default=20 * 1024 * 1024, ge=0)
-    """Attachment bytes sent inline in one model request; the rest become short notes."""
+    """What one model request may carry: every byte of the conversation it sends (texts,
+    notes, tool outputs, inline files); the oldest items and files that do not fit stay out."""
+    max_tool_output_bytes: int = Field(default=64 * 1024, ge=1024)
+    """Largest client tool output (`threads.add_client_tool_output`, as JSON); more get 413."""
     rate_limit_messages_per_minute: int = Field(default=30, ge=0)
     """Messages (new, added or retried) per user per minute, in bursts up to that; 0: no limit."""
+    rate_limit_actions_per_minute: int = Field(default=60, ge=0)
+    """Widget actions (`threads.custom_action`, `threads.sync_custom_action`) per user per
+    minute, in bursts up to that; 0: no limit."""
     max_concurrent_streams_per_user: int = Field(default=4, ge=0)
     """Streamed answers one user may have running at once; 0: no limit."""
     user_daily_tokens: int = Field(default=0, ge=0)
@@ -146,7 +186,7 @@ class Settings(BaseSettings):
     """How long an image preview link works (links are re-signed whenever they are read)."""
     attachment_orphan_hours: int = Field(default=24, ge=1)
     """`db prune` deletes attachments never sent in a message once they are this old."""
-    chat_page: bool = {{ "True" if cookiecutter.chat_page else "False" }}
+    chat_page: bool = True
     chatkit_domain_key: str = "domain_pk_localhost_dev"
     log_level: str = "INFO"
     log_format: Literal["console", "json"] | None = None
@@ -156,7 +196,7 @@ class Settings(BaseSettings):
     """Serve Prometheus metrics at /metrics (off: no route, no cost)."""
     metrics_token: SecretStr | None = None
     """When set, /metrics asks for `Authorization: Bearer <METRICS_TOKEN>`; unset, it answers
-    loopback clients only."""
+    only an app bound to a loopback address (`serve` refuses to start otherwise)."""
     otel_exporter_otlp_endpoint: str | None = None
     """OpenTelemetry collector (OTLP over HTTP, e.g. http://localhost:4318): when set, the app
     sends traces there (needs the `otel` extra: `pip install .[otel]`)."""
@@ -235,6 +275,17 @@ class Settings(BaseSettings):
         if self.log_format is not None:
             return self.log_format
         return "console" if self.environment == "development" else "json"
+
+
+def describe_invalid(exc: ValidationError) -> str:
+    """A refused configuration as one line: each setting and the rule it breaks, never the
+    value (pydantic's own message would print it, secrets included)."""
+    problems = []
+    for error in exc.errors(include_input=False, include_url=False, include_context=False):
+        where = ".".join(str(part) for part in error["loc"]).upper()
+        message = str(error["msg"]).removeprefix("Value error, ")
+        problems.append(f"{where}: {message}" if where else message)
+    return "invalid configuration: " + "; ".join(problems)
 
 
 @functools.cache

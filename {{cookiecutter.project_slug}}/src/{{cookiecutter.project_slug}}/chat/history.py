@@ -4,20 +4,23 @@
 with `order="asc"` would feed the model the thread's *oldest* items). `HistoryConverter`
 sends earlier turns as plain strings and attachments as images, PDF files or text.
 
-Attachments inline in one model request are bounded by MAX_MODEL_INPUT_BYTES (their stored
-sizes added up). The newest user message's attachments come first, then each earlier
-message's, newest first; they go inline in that order while they fit, and from the first one
-that does not fit on, each becomes a one-line note (`[The user attached 'x.png' (image/png,
-1.2 MB) earlier; not resent]`). So the newest message's files reach the model, and a thread
-full of images does not resend them all on every turn. The bytes of the ones that become
-notes are not even read: one statement reads the sizes, and the bytes of those that fit.
+MAX_MODEL_INPUT_BYTES is what one model request may carry: every byte of the conversation it
+sends, as the request's JSON (texts, tags, notes, tool calls and outputs, inline files as
+base64). First every item is converted with its files as one-line notes; while that is over
+the budget the oldest items stay out (the newest user message and what follows it always go).
+What is left is for files: the newest user message's first, then each earlier message's,
+newest first; they go inline while they fit, and from the first that does not fit on, each
+stays a note (`[The user attached 'x.png' (image/png, 1.2 MB) earlier; not resent]`). The
+bytes of files that stay notes are not even read: one statement reads the sizes, and the
+bytes of those that fit. The instructions and the tools' definitions come on top.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from agents import TResponseInputItem
 from chatkit.agents import ThreadItemConverter
@@ -47,16 +50,34 @@ class AttachmentContents(Protocol):
     """A store that also keeps the bytes of uploaded attachments (PostgresStore does)."""
 
     async def load_attachment_contents(
-        self, attachment_ids: Sequence[str], budget: int, context: RequestContext
+        self,
+        attachment_ids: Sequence[str],
+        budget: int,
+        context: RequestContext,
+        overhead: int = 0,
     ) -> dict[str, tuple[int, bytes | None]]:
         """Size of each attachment with content, and the bytes of the longest prefix of
-        `attachment_ids` whose sizes add up to at most `budget` (None for the others)."""
+        `attachment_ids` whose sizes (plus `overhead` each) add up to at most `budget`."""
         ...
 
 
 TEXT_MIME_TYPES = ("application/json", "application/xml", "application/yaml", "application/csv")
 MAX_ATTACHMENT_TEXT_CHARS = 100_000
-DEFAULT_MAX_INLINE_BYTES = 20 * 1024 * 1024
+MAX_NOTE_NAME_CHARS = 255
+DEFAULT_MAX_INPUT_BYTES = 20 * 1024 * 1024
+INLINE_OVERHEAD_BYTES = 1024
+"""What one inline file costs beyond its base64 (the part's JSON, the data: prefix, its name)."""
+
+
+def json_size(value: Any) -> int:
+    """The bytes of `value` in a request's body (compact UTF-8 JSON, as the openai SDK sends)."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return len(text) if text.isascii() else len(text.encode())
+
+
+def inline_cost(size: int) -> int:
+    """What a file of `size` bytes adds to a request when sent inline (base64, framing)."""
+    return -(-size // 3) * 4 + INLINE_OVERHEAD_BYTES
 
 
 def model_can_read(mime_type: str) -> bool:
@@ -87,75 +108,114 @@ class HistoryConverter(ThreadItemConverter):
 
     The stock converter sends earlier assistant turns as `output_text` parts, which the Agents
     SDK's Chat Completions converter rejects; plain string content works for both APIs.
-    Attachments go to the model as images, PDF files or text, read from the store, within
-    `max_inline_bytes` per request (see the module's docstring); the others become notes.
+    Attachments go to the model as images, PDF files or text, read from the store; the whole
+    input stays within `max_input_bytes` (see the module's docstring).
     """
 
     def __init__(
         self,
         contents: AttachmentContents | None = None,
         context: RequestContext | None = None,
-        max_inline_bytes: int = DEFAULT_MAX_INLINE_BYTES,
+        max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES,
     ) -> None:
         self.contents = contents
         self.context = context
-        self.max_inline_bytes = max_inline_bytes
+        self.max_input_bytes = max_input_bytes
         self._planned: dict[int, bytes | str] = {}
         """What each attachment object of the items being converted becomes: its bytes
         (inline) or a note; keyed by object identity (the same id may be in two messages)."""
+        self._last: ThreadItem | None = None
 
     async def to_agent_input(
         self, thread_items: Sequence[ThreadItem] | ThreadItem
     ) -> list[TResponseInputItem]:
-        """The items as model input, their attachments within the inline budget."""
+        """The items as model input, within the budget: the oldest left out and files kept
+        as notes while it would be over."""
         items = list(thread_items) if isinstance(thread_items, Sequence) else [thread_items]
-        newest_first = [item for item in reversed(items) if isinstance(item, UserMessageItem)]
-        self._planned = await self._plan(
-            [(a, rank == 0) for rank, item in enumerate(newest_first) for a in item.attachments]
-        )
+        self._last = items[-1] if items else None
         try:
-            return await super().to_agent_input(items)
+            self._planned = {}  # every file a note: what the conversation costs without them
+            converted = [await self._convert(item) for item in items]
+            sizes = [json_size(part) for part in converted]
+            first = self._oldest_kept(items, sizes)
+            items, converted, sizes = items[first:], converted[first:], sizes[first:]
+            newest_first = [item for item in reversed(items) if isinstance(item, UserMessageItem)]
+            self._planned = await self._plan(
+                [
+                    (a, rank == 0)
+                    for rank, item in enumerate(newest_first)
+                    for a in item.attachments
+                ],
+                self.max_input_bytes - sum(sizes),
+            )
+            for index, item in enumerate(items):
+                if isinstance(item, UserMessageItem) and item.attachments:
+                    converted[index] = await self._convert(item)
+                    sizes[index] = json_size(converted[index])
+            await self._fit(items, converted, sizes)
+            return [part for parts in converted for part in parts]
         finally:
-            self._planned = {}
+            self._planned, self._last = {}, None
 
-    async def _plan(self, attachments: list[tuple[Attachment, bool]]) -> dict[int, bytes | str]:
+    async def _convert(self, item: ThreadItem) -> list[TResponseInputItem]:
+        return await super().to_agent_input([item])
+
+    def _oldest_kept(self, items: list[ThreadItem], sizes: list[int]) -> int:
+        """The index of the oldest item that fits: the newest user message always goes."""
+        newest = max(
+            (i for i, it in enumerate(items) if isinstance(it, UserMessageItem)), default=0
+        )
+        total, first = sum(sizes), 0
+        while first < newest and total > self.max_input_bytes:
+            total -= sizes[first]
+            first += 1
+        return first
+
+    async def _fit(
+        self, items: list[ThreadItem], converted: list[list[TResponseInputItem]], sizes: list[int]
+    ) -> None:
+        """While the input is over the budget (text files escape more than planned), the
+        oldest message's inline files become notes."""
+        for index, item in enumerate(items):
+            if sum(sizes) <= self.max_input_bytes:
+                return
+            inline = [a for a in getattr(item, "attachments", []) if id(a) in self._planned]
+            if not any(isinstance(self._planned[id(a)], bytes) for a in inline):
+                continue
+            for attachment in inline:
+                self._planned[id(attachment)] = note(attachment, "resent")
+            converted[index] = await self._convert(item)
+            sizes[index] = json_size(converted[index])
+
+    async def _plan(
+        self, attachments: list[tuple[Attachment, bool]], budget: int
+    ) -> dict[int, bytes | str]:
         """Bytes or a note for each attachment, given newest first with "is it in the newest
-        message": inline while they fit in the budget, notes from the first that does not."""
+        message": inline while they fit in `budget`, notes from the first that does not."""
         readable = [a.id for a, _newest in attachments if model_can_read(a.mime_type)]
         stored: dict[str, tuple[int, bytes | None]] = {}
         if readable and self.contents is not None and self.context is not None:
             ids = list(dict.fromkeys(readable))
             stored = await self.contents.load_attachment_contents(
-                ids, self.max_inline_bytes, self.context
+                ids, max(budget, 0) * 3 // 4, self.context, INLINE_OVERHEAD_BYTES * 3 // 4 + 3
             )
         plan: dict[int, bytes | str] = {}
         used, full = 0, False
         for attachment, newest in attachments:
-            name, mime = attachment.name, attachment.mime_type
-            if not model_can_read(mime):
-                plan[id(attachment)] = (
-                    f"[The user attached {name!r} ({mime}), a format the model cannot read.]"
-                )
+            if not model_can_read(attachment.mime_type):
+                plan[id(attachment)] = note(attachment, "unreadable")
                 continue
             if attachment.id not in stored:
-                plan[id(attachment)] = (
-                    f"[The user attached {name!r} ({mime}); it was not uploaded.]"
-                )
+                plan[id(attachment)] = note(attachment, "missing")
                 continue
             size, content = stored[attachment.id]
-            full = full or content is None or used + size > self.max_inline_bytes
+            cost = inline_cost(size)
+            full = full or content is None or used + cost > budget
             if not full and content is not None:
-                used += size
+                used += cost
                 plan[id(attachment)] = content
-            elif newest:
-                plan[id(attachment)] = (
-                    f"[The user attached {name!r} ({mime}, {human_size(size)}); "
-                    "too large to send to the model with this message.]"
-                )
             else:
-                plan[id(attachment)] = (
-                    f"[The user attached {name!r} ({mime}, {human_size(size)}) earlier; not resent]"
-                )
+                plan[id(attachment)] = note(attachment, "too large" if newest else "resent", size)
         return plan
 
     async def user_message_to_input(
@@ -169,7 +229,9 @@ class HistoryConverter(ThreadItemConverter):
                 part.text for part in item.content if isinstance(part, UserMessageTextContent)
             )
             return EasyInputMessageParam(type="message", role="user", content=text)
-        return await super().user_message_to_input(item, is_last_message)
+        # items are converted one at a time: "last" is the last of the whole history
+        last = self._last is None or item is self._last
+        return await super().user_message_to_input(item, last)
 
     async def assistant_message_to_input(
         self, item: AssistantMessageItem
@@ -181,8 +243,8 @@ class HistoryConverter(ThreadItemConverter):
         self, attachment: Attachment
     ) -> ResponseInputContentParam:
         planned = self._planned.get(id(attachment))
-        if planned is None:  # converted on its own, outside to_agent_input
-            planned = (await self._plan([(attachment, True)]))[id(attachment)]
+        if planned is None:
+            planned = note(attachment, "resent")
         if isinstance(planned, str):
             return ResponseInputTextParam(type="input_text", text=planned)
         content, mime = planned, attachment.mime_type
@@ -192,25 +254,42 @@ class HistoryConverter(ThreadItemConverter):
             )
         if mime == "application/pdf":
             return ResponseInputFileParam(
-                type="input_file", file_data=data_url(mime, content), filename=attachment.name
+                type="input_file",
+                file_data=data_url(mime, content),
+                filename=attachment.name[:MAX_NOTE_NAME_CHARS],
             )
         text = content.decode("utf-8", errors="replace")[:MAX_ATTACHMENT_TEXT_CHARS]
-        return ResponseInputTextParam(
-            type="input_text", text=f"[Attached file {attachment.name!r}]\n{text}"
-        )
+        name = attachment.name[:MAX_NOTE_NAME_CHARS]
+        return ResponseInputTextParam(type="input_text", text=f"[Attached file {name!r}]\n{text}")
 
     async def tag_to_message_content(self, tag: UserMessageTagContent) -> ResponseInputContentParam:
         return ResponseInputTextParam(type="input_text", text=f"@{tag.text}: {tag.data}")
 
 
+def note(attachment: Attachment, why: str, size: int | None = None) -> str:
+    """The one line that stands for a file not sent inline (names cut to 255 characters)."""
+    name, mime = attachment.name[:MAX_NOTE_NAME_CHARS], attachment.mime_type[:MAX_NOTE_NAME_CHARS]
+    if why == "unreadable":
+        return f"[The user attached {name!r} ({mime}), a format the model cannot read.]"
+    if why == "missing":
+        return f"[The user attached {name!r} ({mime}); it was not uploaded.]"
+    sized = f"{mime}, {human_size(size)}" if size is not None else mime
+    if why == "too large":
+        return (
+            f"[The user attached {name!r} ({sized}); "
+            "too large to send to the model with this message.]"
+        )
+    return f"[The user attached {name!r} ({sized}) earlier; not resent]"
+
+
 def converter_for(
     store: Store[RequestContext],
     context: RequestContext,
-    max_inline_bytes: int = DEFAULT_MAX_INLINE_BYTES,
+    max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES,
 ) -> HistoryConverter:
     """The history converter for this request (it reads attachments as this user)."""
     contents = store if isinstance(store, AttachmentContents) else None
-    return HistoryConverter(contents, context, max_inline_bytes)
+    return HistoryConverter(contents, context, max_input_bytes)
 
 
 async def load_history(

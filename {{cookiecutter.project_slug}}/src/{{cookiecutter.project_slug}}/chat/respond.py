@@ -31,6 +31,7 @@ from chatkit.types import (
 )
 
 from ..agent.agent import build_agent
+from ..agent.tool_errors import tool_error_message
 from ..context import RequestContext
 from ..ops.usage import meter_of
 from .history import converter_for, load_history
@@ -96,6 +97,7 @@ async def respond(
             run_config=RunConfig(
                 tracing_disabled=not settings.agents_tracing,
                 model_settings=COUNT_USAGE if settings.openai_api == "chat_completions" else None,
+                tool_error_formatter=tool_error_message,
             ),
         )
 

@@ -70,9 +70,14 @@ class ChatServer(ChatKitServer[RequestContext]):
         sender: WidgetItem | None,
         context: RequestContext,
     ) -> AsyncIterator[ThreadStreamEvent]:
-        """Run the handler for the action's type (actions.py; the endpoint checked it first)."""
+        """Run the handler for the action's type (actions.py; the endpoint checked it first).
+        `call.answer()` is the agent's answer to the thread, metered like a message's."""
         handler, payload = parse_action(action, sender)
-        return handler.handle(ActionCall(thread, payload, sender, context))
+
+        def answer() -> AsyncIterator[ThreadStreamEvent]:
+            return self.respond(thread, None, context)
+
+        return handler.handle(ActionCall(thread, payload, sender, context, answer))
 
     async def transcribe(
         self, audio_input: AudioInput, context: RequestContext

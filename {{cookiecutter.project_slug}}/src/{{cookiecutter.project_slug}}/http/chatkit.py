@@ -8,12 +8,14 @@ from typing import Annotated
 
 from chatkit.server import StreamingResult
 from chatkit.store import NotFoundError
+from chatkit.types import ThreadsCustomActionReq, ThreadsSyncCustomActionReq
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
+from ..agent.actions import calls_model
 from ..chat.server import ChatServer
 from ..context import RequestContext, get_request_context
-from ..errors import AppError, error_response
+from ..errors import MAX_EXCERPT_CHARS, AppError, error_response
 from ..ops.gc_tuning import count_request
 from ..ops.limits import Turn, run_shielded, start_turn
 from ..settings import Settings
@@ -41,7 +43,9 @@ async def chatkit_endpoint(
     try:
         check_sizes(parsed, settings)
         await check_targets(parsed, server.store, context)
-        turn = await start_turn(parsed, server.store, context, settings)
+        actions = ThreadsCustomActionReq | ThreadsSyncCustomActionReq
+        model = isinstance(parsed, actions) and calls_model(parsed.params.action.type)
+        turn = await start_turn(parsed, server.store, context, settings, model)
         try:
             result = await server.process_request(parsed, context)
         except BaseException:
@@ -58,9 +62,11 @@ async def chatkit_endpoint(
         # The SDK raises these for requests this server cannot honour (e.g. an item of
         # the wrong type, or attachments without an attachment store).
         logger.info("rejected %s: %s", parsed.type, type(exc).__name__)
-        return error_response(400, "unsupported", str(exc)[:300])
+        return error_response(400, "unsupported", str(exc)[:MAX_EXCERPT_CHARS])
     if isinstance(result, StreamingResult):
         return TurnStream(guard_stream(result), turn)
+    if turn is not None:  # a synchronous action: its model calls, if any, are recorded now
+        await run_shielded(turn.finish())
     return Response(content=result.json, media_type="application/json")
 
 

@@ -26,7 +26,8 @@ from pydantic import TypeAdapter
 from ..context import RequestContext
 from ..dev.embedded import resolve_url
 from ..settings import EMBEDDED, EMBEDDED_DATA_DIR
-from .db import Pool, create_pool
+from .db import Pool, connect, create_pool, redact_secrets, redact_url
+from .health import DatabaseHealth, is_outage
 
 logger = logging.getLogger(__name__)
 # Loading a stored widget is not "direct usage" of the widget classes the SDK warns about.
@@ -42,6 +43,7 @@ ITEM: TypeAdapter[ThreadItem] = TypeAdapter(ThreadItem)
 ATTACHMENT: TypeAdapter[Attachment] = TypeAdapter(Attachment)
 
 PrepareAttachment = Callable[[Attachment, RequestContext], None]
+PROBE_SECONDS = 5.0
 
 
 class AttachmentContentExists(Exception):
@@ -133,11 +135,13 @@ WHERE a.id = %(id)s AND a.user_id = %(user)s
 """
 
 # The size of each of the user's attachments that has content, and the bytes of those in the
-# longest prefix of the list (in its order) whose sizes add up to at most the budget: the
-# history's attachments in one statement; the bytes of the rest are not read.
+# longest prefix of the list (in its order) whose sizes (plus an overhead each) add up to at
+# most the budget: the history's attachments in one statement; the bytes of the rest are not
+# read.
 LOAD_ATTACHMENT_CONTENTS = """
 SELECT w.id, octet_length(c.content),
-       CASE WHEN sum(octet_length(c.content)) OVER (ORDER BY w.ord) <= %(budget)s
+       CASE WHEN sum(octet_length(c.content) + %(overhead)s::bigint) OVER (ORDER BY w.ord)
+                 <= %(budget)s
             THEN c.content END
 FROM unnest(%(ids)s::text[]) WITH ORDINALITY AS w(id, ord)
 JOIN attachments AS a ON a.id = w.id AND a.user_id = %(user)s
@@ -275,7 +279,17 @@ class PostgresStore(Store[RequestContext]):
         self.max_size = max_size
         self.timeout = timeout
         self._pool: Pool | None = None
+        self._conninfo = database_url
         self._open_lock = asyncio.Lock()
+        where = (
+            f"embedded PostgreSQL in {embedded_data_dir}"
+            if database_url == EMBEDDED
+            else redact_url(database_url)
+        )
+        self.health = DatabaseHealth(
+            where, self._probe, self._replace_pool, lambda text: redact_secrets(text, database_url)
+        )
+        """Up or down (health.py): while down, statements fail at once with a 503."""
         self.prepare_attachment: PrepareAttachment | None = None
         """Called (in place) on every attachment read, alone or in a user message, before it
         leaves the store; PostgresAttachmentStore re-signs preview links with it."""
@@ -290,26 +304,53 @@ class PostgresStore(Store[RequestContext]):
         return self._pool
 
     async def open(self) -> None:
-        """Create and open the pool (idempotent). Connections are made in the background."""
+        """Create and open the pool (idempotent). Connections are made in the background;
+        one probe says at once whether the database answers (and logs it if not)."""
         await self._ensure_open()
+        self.health.suspect()
 
     async def close(self) -> None:
         """Close the pool; the store opens a new one if it is used again."""
+        await self.health.close()
         async with self._open_lock:
             pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()
 
     async def ping(self, timeout: float = 2.0) -> bool:  # noqa: ASYNC109 (health-check API)
-        """True when the database answers `SELECT 1` within `timeout` seconds."""
+        """True when the database answers `SELECT 1` within `timeout` seconds (False at once
+        while it is known to be down)."""
+        if self.health.down:
+            return False
         try:
             pool = await self._ensure_open()
             async with asyncio.timeout(timeout), pool.connection(timeout=timeout) as conn:
                 await conn.execute("SELECT 1")
         except (psycopg.Error, PoolTimeout, TimeoutError, OSError, RuntimeError) as exc:
             logger.debug("database ping failed: %s", type(exc).__name__)
+            self.health.suspect(exc)
             return False
         return True
+
+    async def _probe(self) -> None:
+        """One fresh connection runs `SELECT 1` (health.py's probe), within PROBE_SECONDS."""
+        await self._ensure_open()
+        async with asyncio.timeout(PROBE_SECONDS), await connect(self._conninfo) as conn:
+            await conn.execute("SELECT 1")
+
+    async def _replace_pool(self) -> None:
+        """After an outage: a fresh pool (the old one may still be backing off its
+        reconnection attempts for minutes); the old one is closed."""
+        async with self._open_lock:
+            old = self._pool
+            if old is None:
+                return
+            pool = create_pool(
+                self._conninfo, min_size=self.min_size, max_size=self.max_size, timeout=self.timeout
+            )
+            await pool.open()
+            self._pool = pool
+        await old.close()
 
     async def _ensure_open(self) -> Pool:
         if self._pool is not None:
@@ -325,7 +366,7 @@ class PostgresStore(Store[RequestContext]):
                     conninfo, min_size=self.min_size, max_size=self.max_size, timeout=self.timeout
                 )
                 await pool.open()
-                self._pool = pool
+                self._pool, self._conninfo = pool, conninfo
             return self._pool
 
     async def _fetch(self, query: Any, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
@@ -351,20 +392,27 @@ class PostgresStore(Store[RequestContext]):
         Pooled connections are not pinged before use (a round trip each); after a database
         restart the first statement on a dead connection fails, `pool.check()` drops the
         other dead ones, and the statement runs again. Every statement here is safe to
-        repeat (upserts, keyed deletes, reads).
+        repeat (upserts, keyed deletes, reads). A failure that looks like an outage has the
+        health check probe the database (health.py); while it is down, this fails at once.
         """
+        self.health.admit()
         pool = await self._ensure_open()
-        for attempt in (1, 2):
-            async with pool.connection() as conn:
-                try:
-                    cursor = await conn.execute(query, params)
-                    rows = await cursor.fetchall() if fetch else []
-                    return rows, cursor.rowcount
-                except psycopg.OperationalError:
-                    if attempt == 2 or not conn.broken:
-                        raise
-            logger.info("database connection lost; retrying on a fresh one")
-            await pool.check()
+        try:
+            for attempt in (1, 2):
+                async with pool.connection() as conn:
+                    try:
+                        cursor = await conn.execute(query, params)
+                        rows = await cursor.fetchall() if fetch else []
+                        return rows, cursor.rowcount
+                    except psycopg.OperationalError:
+                        if attempt == 2 or not conn.broken:
+                            raise
+                logger.debug("database connection lost; retrying on a fresh one")
+                await pool.check()
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            if is_outage(exc):
+                self.health.suspect(exc)
+            raise
         raise AssertionError("unreachable")
 
     # --- threads ------------------------------------------------------------------------
@@ -591,16 +639,26 @@ class PostgresStore(Store[RequestContext]):
         return bytes(rows[0][0])
 
     async def load_attachment_contents(
-        self, attachment_ids: Sequence[str], budget: int, context: RequestContext
+        self,
+        attachment_ids: Sequence[str],
+        budget: int,
+        context: RequestContext,
+        overhead: int = 0,
     ) -> dict[str, tuple[int, bytes | None]]:
         """For each of the user's attachments among `attachment_ids` that has content: its size
-        and, while the sizes in list order add up to at most `budget`, its bytes (else None).
+        and, while the sizes in list order (plus `overhead` each) add up to at most `budget`,
+        its bytes (else None).
 
         One statement. Missing, foreign and never-uploaded attachments are left out.
         """
         if not attachment_ids:
             return {}
-        params = {"ids": list(attachment_ids), "budget": budget, "user": context.user.id}
+        params = {
+            "ids": list(attachment_ids),
+            "budget": budget,
+            "overhead": overhead,
+            "user": context.user.id,
+        }
         rows = await self._fetch(LOAD_ATTACHMENT_CONTENTS, params)
         return {
             row[0]: (int(row[1]), bytes(row[2]) if row[2] is not None else None) for row in rows

@@ -1,0 +1,148 @@
+"""Whether the database answers. An outage is logged in three kinds of line (it began, once a
+minute while it lasts, it ended); while it lasts requests get 503 at once and one probe, backing
+off, is the only thing that logs in, so an outage never becomes a storm of logins."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+
+import psycopg
+from psycopg_pool import PoolTimeout
+
+logger = logging.getLogger(__name__)
+
+FIRST_PROBE_SECONDS = 0.5
+MAX_PROBE_SECONDS = 10.0
+"""Probes back off from FIRST_PROBE_SECONDS, doubling, to this: the longest an app waits to
+notice that the database is back."""
+REPORT_SECONDS = 60.0
+"""While an outage lasts, one line at most this often."""
+MAX_CAUSE_CHARS = 200
+# SQLSTATEs that mean "cannot talk to the server", beside class 08 (connection exceptions):
+# admin shutdown, crash shutdown, cannot connect now, too many connections.
+OUTAGE_STATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+
+
+class DatabaseUnavailable(psycopg.OperationalError):
+    """The database is known to be down: raised without trying it (the app answers 503)."""
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether `exc` says the database cannot be reached (not a query's own failure such as
+    a deadlock or a cancelled statement)."""
+    if isinstance(exc, DatabaseUnavailable | PoolTimeout):
+        return True
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    state = exc.sqlstate
+    return state is None or state.startswith("08") or state in OUTAGE_STATES
+
+
+def one_line(exc: BaseException, redact: Callable[[str], str]) -> str:
+    """`Type: message` on one line, passed through `redact` (passwords), at most 200 chars."""
+    message = " ".join(str(exc).split())
+    text = redact(f"{type(exc).__name__}: {message}" if message else type(exc).__name__)
+    return text if len(text) <= MAX_CAUSE_CHARS else text[: MAX_CAUSE_CHARS - 1] + "…"
+
+
+class DatabaseHealth:
+    """Up or down, as the store's statements and one probe find out.
+
+    A statement that fails as an outage would (`is_outage`) calls `suspect`: one probe (a
+    fresh connection running `SELECT 1`) decides. If it fails, the database is down: `admit`
+    refuses every statement at once (DatabaseUnavailable) and the probe repeats, backing off,
+    until it succeeds; then `recovered` runs (the store replaces its pool) and statements go
+    through again. Used for the startup check too (`suspect()` with no error).
+    """
+
+    def __init__(
+        self,
+        where: str,
+        probe: Callable[[], Awaitable[None]],
+        recovered: Callable[[], Awaitable[None]],
+        redact: Callable[[str], str] = str,
+    ) -> None:
+        self.where = where
+        self.probe = probe
+        self.recovered = recovered
+        self.redact = redact
+        self.down = False
+        self.refused = 0
+        self._up = asyncio.Event()
+        self._up.set()
+        self._watcher: asyncio.Task[None] | None = None
+
+    def admit(self) -> None:
+        """Refuse (DatabaseUnavailable) while the database is known to be down."""
+        if self.down:
+            self.refused += 1
+            raise DatabaseUnavailable("the database is not reachable")
+
+    def suspect(self, exc: BaseException | None = None) -> None:
+        """A statement failed as an outage would (or the app starts): probe, unless a probe
+        is running already."""
+        if self._watcher is None or self._watcher.done():
+            self._watcher = asyncio.get_running_loop().create_task(self._watch())
+
+    async def wait_up(self, timeout: float) -> bool:  # noqa: ASYNC109 (a deadline, not I/O)
+        """Wait until the database is not known to be down; False after `timeout` seconds."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._up.wait(), timeout)
+        return self._up.is_set()
+
+    async def close(self) -> None:
+        """Stop probing (the app is shutting down)."""
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._watcher
+
+    async def _try(self) -> BaseException | None:
+        try:
+            await self.probe()
+        except (psycopg.Error, PoolTimeout, OSError, TimeoutError) as exc:
+            return exc
+        return None
+
+    async def _watch(self) -> None:
+        failure = await self._try()
+        if failure is None:
+            return
+        began = last_report = time.monotonic()
+        self.down, self.refused = True, 0
+        self._up.clear()
+        logger.warning(
+            "database unreachable: %s (%s); requests get 503 until it answers",
+            self.where,
+            one_line(failure, self.redact),
+        )
+        delay = FIRST_PROBE_SECONDS
+        try:
+            while True:
+                await asyncio.sleep(delay * random.uniform(0.9, 1.1))  # noqa: S311 (jitter)
+                delay = min(delay * 2, MAX_PROBE_SECONDS)
+                if (failure := await self._try()) is None:
+                    break
+                now = time.monotonic()
+                if now - last_report >= REPORT_SECONDS:
+                    last_report = now
+                    logger.warning(
+                        "database still unreachable after %.0f s (%d requests refused): %s",
+                        now - began,
+                        self.refused,
+                        one_line(failure, self.redact),
+                    )
+            await self.recovered()
+        finally:
+            self.down = False
+            self._up.set()
+        logger.warning(
+            "database reachable again after %.0f s (%d requests refused meanwhile)",
+            time.monotonic() - began,
+            self.refused,
+        )
