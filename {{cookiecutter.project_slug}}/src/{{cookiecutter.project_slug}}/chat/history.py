@@ -136,9 +136,12 @@ class HistoryConverter(ThreadItemConverter):
         try:
             self._planned = {}  # every file a note: what the conversation costs without them
             converted = [await self._convert(item) for item in items]
-            sizes = [json_size(part) for part in converted]
-            first = self._oldest_kept(items, sizes)
-            items, converted, sizes = items[first:], converted[first:], sizes[first:]
+            total = json_size(converted)  # one pass; item by item only when over the budget
+            sizes = [total - 2] + [0] * (len(converted) - 1)
+            if total > self.max_input_bytes:
+                sizes = [json_size(part) for part in converted]
+                first = self._oldest_kept(items, sizes)
+                items, converted, sizes = items[first:], converted[first:], sizes[first:]
             newest_first = [item for item in reversed(items) if isinstance(item, UserMessageItem)]
             self._planned = await self._plan(
                 [
@@ -150,8 +153,9 @@ class HistoryConverter(ThreadItemConverter):
             )
             for index, item in enumerate(items):
                 if isinstance(item, UserMessageItem) and item.attachments:
+                    before = json_size(converted[index])
                     converted[index] = await self._convert(item)
-                    sizes[index] = json_size(converted[index])
+                    sizes[index] += json_size(converted[index]) - before
             await self._fit(items, converted, sizes)
             return [part for parts in converted for part in parts]
         finally:
@@ -184,8 +188,9 @@ class HistoryConverter(ThreadItemConverter):
                 continue
             for attachment in inline:
                 self._planned[id(attachment)] = note(attachment, "resent")
+            before = json_size(converted[index])
             converted[index] = await self._convert(item)
-            sizes[index] = json_size(converted[index])
+            sizes[index] += json_size(converted[index]) - before
 
     async def _plan(
         self, attachments: list[tuple[Attachment, bool]], budget: int

@@ -5,24 +5,21 @@ checks the user's limits and, when they allow it, takes a lease; a refusal is a 
 with `Retry-After`:
 
 - a rate per kind of request, each a token bucket in `user_limits.buckets` (a minute's worth
-  may come at once, then they refill evenly): `messages` (RATE_LIMIT_MESSAGES_PER_MINUTE:
-  `threads.create`, `threads.add_user_message`, `threads.retry_after_item`) and `actions`
-  (RATE_LIMIT_ACTIONS_PER_MINUTE: `threads.custom_action`, `threads.sync_custom_action`).
+  at once, then an even refill): `messages` (RATE_LIMIT_MESSAGES_PER_MINUTE: `threads.create`,
+  `threads.add_user_message`, `threads.retry_after_item`) and `actions`
+  (RATE_LIMIT_ACTIONS_PER_MINUTE: `threads.custom_action`, `threads.sync_custom_action`);
   `take_token` spends from a bucket for a request that needs no lease;
-- concurrent streams (MAX_CONCURRENT_STREAMS_PER_USER): every streamed request holds a lease
-  while it streams. A lease lasts LEASE_SECONDS and is renewed every RENEW_SECONDS while its
-  stream lives (`Turn.keep_leased`), so the slot of an instance that died frees within
-  LEASE_SECONDS, and `Retry-After` says when the soonest lease expires;
-- a daily token budget (USER_DAILY_TOKENS, UTC days), for requests that run the model: a
-  turn starts only while today's tokens plus those reserved by the user's running turns stay
-  under it. Each reserves the size of the user's largest recent turn (`turn_tokens`), so
-  parallel turns cannot all start at the budget's edge: the day overshoots by one turn at most.
+- concurrent streams (MAX_CONCURRENT_STREAMS_PER_USER): a lease of LEASE_SECONDS per stream,
+  renewed every RENEW_SECONDS while it lives (`Turn.keep_leased`): a dead instance's slots
+  free within LEASE_SECONDS, and `Retry-After` says when the soonest lease expires;
+- a daily token budget (USER_DAILY_TOKENS, UTC days) for requests that run the model: a turn
+  starts only while today's tokens plus those reserved by the user's running turns (each the
+  size of their largest recent turn, `turn_tokens`) stay under it: one turn of overshoot.
 
-When the stream ends, however it ends, one statement (`FINISH_TURN`) releases the lease and
-its reservation and records the turn's model usage (usage.py), once the response has ended.
-If the database is down then, the turn waits for it to come back (store/health.py) and
-records its usage then; its lease meanwhile expires on its own. With every limit that applies
-at 0 there is no check at all (the usage is still recorded). `user_limits` is UNLOGGED.
+When the stream ends, one statement (`FINISH_TURN`) releases the lease and its reservation and
+records the turn's model usage (usage.py); during a database outage that waits until the
+database is back (store/health.py), the lease lapsing on its own meanwhile. With every limit
+that applies at 0 there is no check at all. `user_limits` is UNLOGGED.
 """
 
 from __future__ import annotations
@@ -357,10 +354,8 @@ async def take_token(store: PostgresStore, user_id: str, bucket: Bucket) -> None
 
 def rate_limited(bucket: Bucket, allowance: float) -> AppError:
     seconds = math.ceil((bucket.cost - allowance) * 60 / bucket.per_minute)
-    what = "messages" if bucket.kind == "messages" else f"requests of kind {bucket.kind!r}"
-    return too_many(
-        f"too many {what}: at most {bucket.per_minute} a minute", "rate_limited", seconds
-    )
+    message = f"too many {bucket.kind}: at most {bucket.per_minute} a minute"
+    return too_many(message, "rate_limited", seconds)
 
 
 def too_many(message: str, code: str, seconds: int) -> AppError:
