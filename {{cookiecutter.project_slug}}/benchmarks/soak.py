@@ -9,8 +9,10 @@ database), and the app's RSS and open database connections at start and end.
 With --hostile R, that share of each conversation's requests is hostile instead: the same
 attachment 20 times, more attachments than allowed, a 1 MB title, a message over
 MAX_MESSAGE_CHARS, feedback on 20,000 ids, garbage and oversized uploads, a burst of streams
-over the concurrency limit. Each must get its 4xx (the repeated attachment is one and is
-answered); any 5xx, or another status, counts as a failure, and nothing may be lost.
+over the concurrency limit, an attachment name of 100,000 characters, a 1 MB client tool
+output, a 1 MB action payload, a model name of 100,000 characters, a burst of actions.
+Each must get its 4xx (the repeated attachment is one and is answered); any 5xx, or another
+status, counts as a failure, and nothing may be lost.
 
     uv run python benchmarks/soak.py --conversations 128 --seconds 60 --fault-rate 0.05
     uv run python benchmarks/soak.py --hostile 0.05 --json > soak.json
@@ -266,6 +268,11 @@ EXPECTED: dict[str, set[int]] = {
     "garbage upload": {400},
     "oversized upload": {413, 0},
     "stream burst": {200, 429},
+    "long attachment name": {400},
+    "huge tool output": {413},
+    "huge action payload": {413},
+    "long model name": {400},
+    "action burst": {400, 429},
 }
 """What each hostile request must get. The repeated attachment collapses into one: a turn.
 0 for an oversized upload: the server refused it and closed the connection while the client
@@ -362,6 +369,25 @@ class Hostile:
                 await self.upload(kind, content=chunks(), headers=content_type)
             except httpx.TransportError:
                 self.record(kind, 0)
+        elif kind == "long attachment name":
+            create = {"name": "n" * 100_000, "size": 10, "mime_type": "image/png"}
+            await self.chatkit(kind, "attachments.create", create)
+        elif kind == "huge tool output":
+            output = {"thread_id": thread, "result": {"data": "r" * 1_000_000}}
+            await self.chatkit(kind, "threads.add_client_tool_output", output)
+        elif kind == "huge action payload":
+            action = {"type": "soak.action", "payload": {"data": "p" * 1_000_000}}
+            await self.chatkit(
+                kind, "threads.custom_action", {"thread_id": thread, "action": action}
+            )
+        elif kind == "long model name":
+            options = {"model": "m" * 100_000}
+            message = {"content": [text], "attachments": [], "inference_options": options}
+            await self.chatkit(kind, "threads.create", {"input": message})
+        elif kind == "action burst":
+            action = {"type": "soak.action", "payload": {}}
+            for type_ in ["threads.custom_action"] * 4 + ["threads.sync_custom_action"] * 4:
+                await self.chatkit(kind, type_, {"thread_id": thread, "action": action})
         elif kind == "stream burst":
             url = self.base + "/chatkit"
             burst = [

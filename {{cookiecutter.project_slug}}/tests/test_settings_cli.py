@@ -14,9 +14,8 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from {{ cookiecutter.project_slug }}.cli import configuration_error
 from {{ cookiecutter.project_slug }}.context import verify_token
-from {{ cookiecutter.project_slug }}.settings import ENV_FILE, Settings
+from {{ cookiecutter.project_slug }}.settings import ENV_FILE, Settings, describe_invalid
 from tests.support.app import TEST_AUTH_SECRET, AppServer
 from tests.support.commands import run
 
@@ -151,7 +150,7 @@ def test_a_missing_auth_secret_says_where_settings_come_from_and_how_to_make_one
     monkeypatch.delenv("AUTH_SECRET", raising=False)
     with pytest.raises(ValidationError) as refused:
         Settings(_env_file=None)  # type: ignore[call-arg]
-    line = configuration_error(refused.value)
+    line = "error: " + describe_invalid(refused.value)
     assert line.startswith("error: invalid configuration: AUTH_SECRET: Field required ("), line
     assert f"settings come from the environment, then {ENV_FILE}" in line
     assert f"make a secret with `python -m {PACKAGE} secret` and put AUTH_SECRET=<it> there" in line
@@ -228,3 +227,76 @@ def test_token_command_refuses_a_lifetime_the_app_would_refuse() -> None:
     done = run_cli("token", "alice", "--ttl", str(30 * 24 * 3600), AUTH_SECRET=TEST_AUTH_SECRET)
     assert done.returncode == 2
     assert "TOKEN_MAX_TTL_SECONDS" in done.stderr and done.stdout == ""
+
+
+SEQUENTIAL_SECRETS = [
+    "abcdefghijklmnopqrstuvwxyz012345",
+    "qwertyuiopasdfghjklzxcvbnm123456",
+    "1qaz2wsx3edc4rfv5tgb6yhn7ujm8ik9ol",
+    "ZYXWVUTSRQPONMLKJIHGFEDCBA987654",
+    "azertyuiopqsdfghjklmwxcvbn-2026!",
+]
+
+
+@pytest.mark.parametrize("secret", SEQUENTIAL_SECRETS)
+def test_sequences_and_keyboard_walks_are_refused(secret: str) -> None:
+    """32+ characters, many different ones, no repeats: but a run along the alphabet or the
+    keyboard (either way, any case) is no secret."""
+    with pytest.raises(ValidationError, match="follows the alphabet or the keyboard"):
+        make_settings(auth_secret=secret)
+
+
+PASSWORD = "Sup3r-s3cret-DB-pa55"
+WEAK = "qwertyuiopasdfghjklzxcvbnm123456"
+REFUSED = {
+    "a weak AUTH_SECRET": (
+        {"AUTH_SECRET": WEAK, "DATABASE_URL": f"postgresql://app:{PASSWORD}@db:5432/app"},
+        "error: invalid configuration: AUTH_SECRET: AUTH_SECRET must be a random string",
+    ),
+    "an unsafe production setup": (
+        {
+            "AUTH_SECRET": TEST_AUTH_SECRET,
+            "ENVIRONMENT": "production",
+            "DATABASE_URL": f"postgresql://app:{PASSWORD}@db:5432/app",
+        },
+        "error: invalid configuration: PUBLIC_URL is required with ENVIRONMENT=production",
+    ),
+}
+
+
+@pytest.mark.parametrize("how", ["serve", "uvicorn"])
+@pytest.mark.parametrize("env, first_words", REFUSED.values(), ids=REFUSED.keys())
+def test_a_refused_configuration_is_one_line_without_any_value(
+    how: str, env: dict[str, str], first_words: str, tmp_path: Any
+) -> None:
+    """Under `serve` and under plain `uvicorn <package>.main:app` alike: one line naming the
+    setting and its rule, and neither the secret nor the database password (pydantic's own
+    message would print both)."""
+    argv = (
+        [sys.executable, "-m", PACKAGE, "serve", "--port", "0"]
+        if how == "serve"
+        else [sys.executable, "-m", "uvicorn", f"{PACKAGE}.main:app", "--port", "0"]
+    )
+    clean = {k: v for k, v in os.environ.items() if k not in {"AUTH_SECRET", "DATABASE_URL"}}
+    done = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        env={**clean, **env},
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith(first_words), done.stderr
+    output = done.stdout + done.stderr
+    assert WEAK not in output and PASSWORD not in output and "Traceback" not in output
+    assert "pa55" not in output, "not even the password's tail"
+
+
+def test_settings_never_show_the_database_password() -> None:
+    settings = make_settings(
+        auth_secret=TEST_AUTH_SECRET, database_url=f"postgresql://app:{PASSWORD}@db:5432/app"
+    )
+    assert PASSWORD not in repr(settings) and PASSWORD not in str(settings)
+    assert TEST_AUTH_SECRET not in repr(settings)

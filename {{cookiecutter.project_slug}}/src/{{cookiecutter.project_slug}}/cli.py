@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .settings import KEYGEN_COMMAND, Settings, get_settings, settings_sources
+from .settings import Settings, describe_invalid, get_settings
 
 PACKAGE = __package__ or __name__.rpartition(".")[0]
 SERVE_LIMIT_CONCURRENCY = 1000
@@ -146,28 +146,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run(args)
     except ValidationError as exc:
-        print(configuration_error(exc), file=sys.stderr)
+        print(f"error: {describe_invalid(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
-
-
-def configuration_error(exc: ValidationError) -> str:
-    """The one line `exc` (settings refused) prints: each problem, where settings come from
-    and, when AUTH_SECRET is missing, the command that makes one."""
-    problems = "; ".join(describe_problem(err) for err in exc.errors())
-    missing = {str(err["loc"][0]).upper() for err in exc.errors() if err["type"] == "missing"}
-    keygen = ""
-    if "AUTH_SECRET" in missing:
-        keygen = f"; make a secret with `{KEYGEN_COMMAND}` and put AUTH_SECRET=<it> there"
-    return f"error: invalid configuration: {problems} ({settings_sources()}{keygen})"
-
-
-def describe_problem(error: Any) -> str:
-    """One settings problem as `FIELD: message` (just the message for combinations)."""
-    where = ".".join(str(part) for part in error["loc"]).upper()
-    message = str(error["msg"]).removeprefix("Value error, ")
-    return f"{where}: {message}" if where else message
 
 
 def http_protocol(header_timeout: float, max_header_bytes: int) -> Any:
@@ -213,6 +195,18 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
+def unsafe_to_serve(settings: Settings, host: str) -> str | None:
+    """Why `serve --host host` must not start with these settings (one line), or None."""
+    from .ops.metrics import is_loopback_host
+
+    if settings.metrics and settings.metrics_token is None and not is_loopback_host(host):
+        return (
+            f"METRICS=true without METRICS_TOKEN would serve /metrics to anyone who reaches "
+            f"--host {host}: set METRICS_TOKEN, or bind to 127.0.0.1"
+        )
+    return None
+
+
 def serve_options(args: argparse.Namespace) -> dict[str, Any]:
     """What `serve` hands to uvicorn.run besides the app (connection limits and timeouts)."""
     from .ops.logs import logging_config
@@ -239,7 +233,8 @@ def run(args: argparse.Namespace) -> int:
         import uvicorn
 
         get_settings()  # fail fast, with a clear message, on bad configuration
-        if (problem := missing_package(get_settings())) is not None:
+        problem = missing_package(get_settings()) or unsafe_to_serve(get_settings(), args.host)
+        if problem is not None:
             print(f"error: {problem}", file=sys.stderr)
             return 2
         if args.port and port_in_use(args.host, args.port):

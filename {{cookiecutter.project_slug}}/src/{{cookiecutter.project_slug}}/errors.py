@@ -17,11 +17,24 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger(__name__)
 
+MAX_EXCERPT_CHARS = 200
+"""The most of a client's input an error message repeats (`excerpt`)."""
+MAX_ERROR_MESSAGE_CHARS = 600
+
+
+def excerpt(value: object, limit: int = MAX_EXCERPT_CHARS) -> str:
+    """`repr` of a client-supplied value for an error message, cut to `limit` characters."""
+    text = repr(value) if isinstance(value, str) else repr(str(value))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
 
 def error_response(
     status: int, code: str, message: str, *, headers: Mapping[str, str] | None = None, **extra: Any
 ) -> JSONResponse:
-    """`{"error": {"code", "message", ...}}` with the given HTTP status."""
+    """`{"error": {"code", "message", ...}}` with the given HTTP status (a message is cut to
+    MAX_ERROR_MESSAGE_CHARS, so no error repeats much of what a client sent)."""
+    if len(message) > MAX_ERROR_MESSAGE_CHARS:
+        message = message[: MAX_ERROR_MESSAGE_CHARS - 1] + "…"
     body = {"error": {"code": code, "message": message, **extra}}
     return JSONResponse(body, status_code=status, headers=headers)
 
@@ -83,7 +96,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(psycopg.OperationalError)
     @app.exception_handler(PoolTimeout)
     async def database_unavailable(request: Request, exc: Exception) -> Response:
-        logger.warning("database unavailable: %s", type(exc).__name__)
+        # No line per request: store/health.py logs the outage (start, each minute, end).
+        logger.debug("database unavailable: %s", type(exc).__name__)
         return error_response(
             503, "database_unavailable", "the database is not reachable; try again shortly"
         )

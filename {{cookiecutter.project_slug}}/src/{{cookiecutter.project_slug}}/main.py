@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from pydantic import ValidationError
 
 from .chat.model import ModelGateway
 from .chat.server import ChatServer
@@ -22,7 +24,7 @@ from .http.chatkit import router as api_router
 from .http.middleware import RequestLogMiddleware
 from .ops.gc_tuning import freeze_long_lived_objects
 from .ops.logs import configure_logging
-from .settings import EMBEDDED, Settings, get_settings
+from .settings import EMBEDDED, Settings, describe_invalid, get_settings
 from .store import PostgresStore
 from .store.attachments import PostgresAttachmentStore
 
@@ -101,7 +103,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 @functools.cache
 def _default_app() -> FastAPI:
-    return create_app()
+    try:
+        settings = get_settings()
+    except ValidationError as exc:  # one line, never pydantic's (it prints the values)
+        print(f"error: {describe_invalid(exc)}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return create_app(settings)
 
 
 def __getattr__(name: str) -> Any:

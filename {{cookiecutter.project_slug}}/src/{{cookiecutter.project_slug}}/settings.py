@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -24,7 +25,7 @@ def find_project_root() -> Path:
 
 PROJECT_ROOT = find_project_root()
 
-DEFAULT_MODEL = "gpt-4.1"
+DEFAULT_MODEL = {{ cookiecutter.model | tojson }}
 EMBEDDED = "embedded"
 PLACEHOLDER_SECRETS = frozenset(
     {"", "change-me", "changeme", "secret", "your-secret", "please-change-me", "auth-secret"}
@@ -51,6 +52,21 @@ def settings_sources() -> str:
     """Where settings come from, for error messages."""
     state = "" if ENV_FILE.is_file() else ", not there yet"
     return f"settings come from the environment, then {ENV_FILE}{state}"
+SEQUENCES = (
+    "abcdefghijklmnopqrstuvwxyz",
+    "0123456789",
+    "qwertyuiop",
+    "asdfghjkl",
+    "zxcvbnm",
+    "1qaz2wsx3edc4rfv5tgb6yhn7ujm8ik9ol0p",
+    "qwertzuiop",
+    "azertyuiop",
+    "qsdfghjklm",
+    "wxcvbn",
+)
+"""Runs a hand-made secret follows: the alphabet, digits, keyboard rows (QWERTY, QWERTZ,
+AZERTY) and QWERTY's columns (`1qaz2wsx...`), either way."""
+MAX_SEQUENTIAL_SHARE = 0.5
 
 
 def repeats_itself(text: str) -> bool:
@@ -61,6 +77,22 @@ def repeats_itself(text: str) -> bool:
             return True
     windows = [text[i : i + 3] for i in range(length - 2)]
     return len(set(windows)) < 0.75 * len(windows)
+
+
+def _steps() -> frozenset[tuple[str, str]]:
+    pairs = {pair for run in SEQUENCES for pair in itertools.pairwise(run)}
+    return frozenset(pairs | {(b, a) for a, b in pairs})
+
+
+SEQUENCE_STEPS = _steps()
+
+
+def follows_sequences(text: str) -> bool:
+    """Whether more than half of `text`'s neighbouring characters are steps along the
+    alphabet, the digits or a keyboard row or column (`abcdef...`, `qwertyuiop...`)."""
+    lower = text.lower()
+    steps = sum(pair in SEQUENCE_STEPS for pair in itertools.pairwise(lower))
+    return steps > MAX_SEQUENTIAL_SHARE * max(len(lower) - 1, 1)
 
 
 def secret_weakness(secret: str) -> str | None:
@@ -78,6 +110,8 @@ def secret_weakness(secret: str) -> str | None:
         return f"this one uses only {distinct} different characters"
     if repeats_itself(secret):
         return "this one repeats a pattern"
+    if follows_sequences(secret):
+        return "this one follows the alphabet or the keyboard"
     return None
 
 
@@ -94,7 +128,7 @@ class Settings(BaseSettings):
         extra="ignore",
     )
 
-    database_url: str = EMBEDDED
+    database_url: str = Field(default=EMBEDDED, repr=False)
     """`postgresql://...`, or `embedded` for a development server kept in the project."""
     embedded_data_dir: Path = EMBEDDED_DATA_DIR
     db_pool_min_size: int = Field(default=1, ge=0)
@@ -133,9 +167,15 @@ class Settings(BaseSettings):
     max_message_chars: int = Field(default=20_000, ge=1)
     """Characters of text one message may hold (text parts, tags, quoted text); more get 400."""
     max_model_input_bytes: int = Field(default=20 * 1024 * 1024, ge=0)
-    """Attachment bytes sent inline in one model request; the rest become short notes."""
+    """What one model request may carry: every byte of the conversation it sends (texts,
+    notes, tool outputs, inline files); the oldest items and files that do not fit stay out."""
+    max_tool_output_bytes: int = Field(default=64 * 1024, ge=1024)
+    """Largest client tool output (`threads.add_client_tool_output`, as JSON); more get 413."""
     rate_limit_messages_per_minute: int = Field(default=30, ge=0)
     """Messages (new, added or retried) per user per minute, in bursts up to that; 0: no limit."""
+    rate_limit_actions_per_minute: int = Field(default=60, ge=0)
+    """Widget actions (`threads.custom_action`, `threads.sync_custom_action`) per user per
+    minute, in bursts up to that; 0: no limit."""
     max_concurrent_streams_per_user: int = Field(default=4, ge=0)
     """Streamed answers one user may have running at once; 0: no limit."""
     user_daily_tokens: int = Field(default=0, ge=0)
@@ -154,7 +194,8 @@ class Settings(BaseSettings):
     metrics: bool = False
     """Serve Prometheus metrics at /metrics (off: no route, no cost)."""
     metrics_token: SecretStr | None = None
-    """/metrics asks for it as a bearer token; unset, it answers loopback clients only."""
+    """When set, /metrics asks for `Authorization: Bearer <METRICS_TOKEN>`; unset, it answers
+    only an app bound to a loopback address (`serve` refuses to start otherwise)."""
     otel_exporter_otlp_endpoint: str | None = None
     """OpenTelemetry collector (OTLP/HTTP, e.g. http://localhost:4318; the `otel` extra)."""
 
@@ -232,6 +273,23 @@ class Settings(BaseSettings):
         if self.log_format is not None:
             return self.log_format
         return "console" if self.environment == "development" else "json"
+
+
+def describe_invalid(exc: ValidationError) -> str:
+    """A refused configuration as one line: each setting and the rule it breaks, never the
+    value (pydantic's own message prints it, secrets included), where settings come from and,
+    when AUTH_SECRET is missing, the command that makes one."""
+    problems, missing = [], set()
+    for error in exc.errors(include_input=False, include_url=False, include_context=False):
+        where = ".".join(str(part) for part in error["loc"]).upper()
+        message = str(error["msg"]).removeprefix("Value error, ")
+        problems.append(f"{where}: {message}" if where else message)
+        if error["type"] == "missing":
+            missing.add(where)
+    keygen = ""
+    if "AUTH_SECRET" in missing:
+        keygen = f"; make a secret with `{KEYGEN_COMMAND}` and put AUTH_SECRET=<it> there"
+    return f"invalid configuration: {'; '.join(problems)} ({settings_sources()}{keygen})"
 
 
 @functools.cache

@@ -1,19 +1,25 @@
-"""MAX_MODEL_INPUT_BYTES: the attachment bytes inline in one model request are bounded.
+"""MAX_MODEL_INPUT_BYTES: what one model request may carry, every byte of it counted.
 
-Newest message's attachments first, then earlier ones, newest first, while they fit; the
-rest become one-line notes, and their bytes are not read at all.
+Texts, notes and tool outputs first (the oldest items stay out while they do not fit), then
+files inline: the newest message's first, then earlier ones, newest first, while they fit;
+the rest become one-line notes, and their bytes are not read at all.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
+import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from chatkit.types import ClientToolCallItem
 
+from {{ cookiecutter.project_slug }}.chat.history import json_size
 from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient
 from {{ cookiecutter.project_slug }}.store import PostgresStore
 from {{ cookiecutter.project_slug }}.store.queries import (
@@ -22,13 +28,14 @@ from {{ cookiecutter.project_slug }}.store.queries import (
 )
 from tests.support.app import AppServer
 from tests.support.chatkit import streamed_requests, uploaded
+from tests.support.db import make_context
 from tests.support.fake_openai import FakeModel
 
 JSON = dict[str, Any]
-IMAGE_BYTES = 1000
-BUDGET = 2500  # two images fit, three do not
+IMAGE_BYTES = 30_000
+BUDGET = 100_000  # two images fit (about 41 KB each, base64 and framing), three do not
 NOTE = re.compile(
-    r"^\[The user attached '(img\d+\.png)' \(image/png, 1 KB\) earlier; not resent\]$"
+    r"^\[The user attached '(img\d+\.png)' \(image/png, 30 KB\) earlier; not resent\]$"
 )
 
 
@@ -84,7 +91,7 @@ async def test_a_thread_of_images_does_not_resend_them_all(
     for n, body in enumerate(requests):
         messages = user_parts(body)
         sent = [blob for parts in messages for blob in inline_images(parts)]
-        assert sum(len(blob) for blob in sent) <= BUDGET
+        assert json_size(body["input"]) <= BUDGET
         assert inline_images(messages[-1]) == [images[n]], "the newest image always goes inline"
         assert sent == images[max(0, n - 1) : n + 1]
         noted = [NOTE.match(text) for parts in messages[:-1] for text in notes(parts)]
@@ -102,7 +109,7 @@ async def test_the_newest_message_comes_first_and_what_does_not_fit_is_a_note(
     (parts,) = user_parts(streamed_requests(fake_model)[-1])
     assert inline_images(parts) == images[:2]
     assert notes(parts) == [
-        "[The user attached 'img2.png' (image/png, 1 KB); "
+        "[The user attached 'img2.png' (image/png, 30 KB); "
         "too large to send to the model with this message.]"
     ]
 
@@ -135,3 +142,100 @@ async def test_the_attachments_of_a_turn_are_read_in_one_statement(
     assert queries.count(LOAD_ATTACHMENT_CONTENT) == 0
     (older, newest) = user_parts(streamed_requests(fake_model)[-1])
     assert len(inline_images(newest)) == 2 and len(notes(older)) == 2
+
+
+# --- every byte counts ----------------------------------------------------------------------
+
+TIGHT = 150_000
+OVERHEAD = 8 * 1024
+"""What a request carries beside the conversation: instructions, tool definitions, options."""
+NAME = "n" * 251 + ".png"  # 255 characters, the longest name accepted
+
+
+def conversation_bytes(body: JSON) -> int:
+    return json_size(body.get("input") or body.get("messages"))
+
+
+async def post(client: ChatKitClient, type_: str, params: JSON) -> httpx.Response:
+    body = {"type": type_, "params": params}
+    return await client.http.post(client.url, json=body, headers=client.headers)
+
+
+def refused(response: httpx.Response, status: int, code: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["code"] == code, response.text
+
+
+def pending_call(thread_id: str) -> ClientToolCallItem:
+    return ClientToolCallItem(
+        id=f"ctc_{uuid.uuid4().hex}",
+        thread_id=thread_id,
+        created_at=datetime.now(UTC),
+        call_id=f"call_{uuid.uuid4().hex}",
+        name="pick_color",
+        arguments={"palette": "warm"},
+        status="pending",
+    )
+
+
+@pytest.mark.parametrize("api", ["responses", "chat_completions"])
+async def test_every_field_is_bounded_and_no_request_carries_more_than_the_budget(
+    app_factory: Callable[..., AppServer],
+    client_for: Callable[..., ChatKitClient],
+    fake_model: FakeModel,
+    store: PostgresStore,
+    api: str,
+) -> None:
+    """Each client-supplied field one past its bound is refused before anything is stored;
+    at their bounds (ten files named with 255 characters reused in every message, messages
+    of 20,000 characters, 64 KiB tool outputs), turn after turn, no model request carries
+    more than MAX_MODEL_INPUT_BYTES of conversation."""
+    server = app_factory(openai_api=api, max_model_input_bytes=TIGHT)
+    user_id = f"user-{uuid.uuid4().hex}"
+    client = client_for(user_id, server=server)
+    limit = server.settings.max_tool_output_bytes
+
+    create = {"name": NAME + "x", "size": 10, "mime_type": "image/png"}
+    refused(await post(client, "attachments.create", create), 400, "name_too_long")
+    async with httpx.AsyncClient() as http:
+        too_long = {"file": (NAME + "x", image(99), "image/png")}
+        answer = await http.post(
+            server.url + "/attachments", files=too_long, headers=client.headers
+        )
+    refused(answer, 400, "name_too_long")
+    ids = [await upload(server, client, NAME, image(n)) for n in range(10)]
+
+    thread_id: str | None = None
+    for turn in range(3):
+        events = await client.send("w" * 20_000, thread_id, attachments=ids)
+        assert not [e for e in events if e["type"] == "error"], events[-1]
+        thread_id = thread_id or next(
+            e["thread"]["id"] for e in events if e["type"] == "thread.created"
+        )
+        await store.add_thread_item(thread_id, pending_call(thread_id), make_context(user_id))
+        over = {"thread_id": thread_id, "result": "r" * (limit - 1)}  # its JSON: limit + 1
+        refused(
+            await post(client, "threads.add_client_tool_output", over), 413, "tool_output_too_large"
+        )
+        action = {"type": "any.action", "payload": {"text": "p" * 65_536}}
+        refused(
+            await post(client, "threads.custom_action", {"thread_id": thread_id, "action": action}),
+            413,
+            "action_payload_too_large",
+        )
+        at_limit = {"thread_id": thread_id, "result": f"turn {turn} " + "r" * (limit - 9)}
+        events = [e async for e in client.stream("threads.add_client_tool_output", at_limit)]
+        assert not [e for e in events if e["type"] == "error"], events[-1]
+
+    streamed = [
+        (body, size)
+        for body, size in zip(fake_model.requests, fake_model.sizes, strict=True)
+        if body.get("stream")
+    ]
+    assert len(streamed) == 6
+    for body, size in streamed:
+        assert conversation_bytes(body) <= TIGHT
+        assert size <= TIGHT + OVERHEAD
+    newest = json.dumps(streamed[-1][0])
+    assert "turn 2 r" in newest and "w" * 20_000 in newest, "the newest turn always goes"
+    assert "turn 0 r" not in newest, "the oldest tool output stayed out"

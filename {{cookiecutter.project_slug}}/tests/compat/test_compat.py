@@ -48,14 +48,13 @@ from openai._models import construct_type
 from openai.resources.chat import AsyncChat, AsyncCompletions
 from openai.resources.responses import AsyncResponses
 from openai.types.responses import ResponseStreamEvent
-from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, TypeAdapter
 
 from {{ cookiecutter.project_slug }}.agent import actions
 from {{ cookiecutter.project_slug }}.agent.actions import ActionCall, ActionHandler
 from {{ cookiecutter.project_slug }}.chat.model import ModelGateway
 from {{ cookiecutter.project_slug }}.chat.server import ChatServer
-from {{ cookiecutter.project_slug }}.compat import chatkit_server, embedded_postgres, openai_client, psycopg_pool
+from {{ cookiecutter.project_slug }}.compat import chatkit_server, embedded_postgres, openai_client
 from {{ cookiecutter.project_slug }}.compat.chatkit_server import (
     FAKE_RESPONSES_ID,
     SDK_TASK_NOISE,
@@ -742,17 +741,3 @@ def test_handle_pids_file_name_is_unchanged(postgres_server: Any) -> None:
         f"embedded-postgres: the server's user list is no longer pgdata / "
         f"{embedded_postgres.HANDLE_PIDS_FILE!r}; embedded.py cleans up the wrong file"
     )
-
-
-# === psycopg_pool: quiet_connection_failures ===================================================
-
-
-def test_the_pool_still_words_its_connect_failures_as_we_filter_them() -> None:
-    """store/health.py reports outages; the pool's own line per failed attempt is dropped by
-    its wording (tests/store/test_health.py shows none reaches the log)."""
-    source = inspect.getsource(AsyncConnectionPool._add_connection)
-    for prefix in psycopg_pool.CONNECT_FAILURE_PREFIXES:
-        assert f'"{prefix}' in source, (
-            f"psycopg_pool: no warning starting {prefix!r} in AsyncConnectionPool._add_connection;"
-            " update compat/psycopg_pool.py"
-        )

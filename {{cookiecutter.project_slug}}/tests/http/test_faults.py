@@ -6,8 +6,10 @@ recovers on its own.
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
 import json
+import logging
 import os
 import shutil
 import sys
@@ -24,7 +26,8 @@ import pytest_asyncio
 
 from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient, assistant_text, user_input
 from {{ cookiecutter.project_slug }}.dev.embedded import start_embedded, stop_embedded
-from {{ cookiecutter.project_slug }}.store.db import apply_migrations, load_migrations
+from {{ cookiecutter.project_slug }}.store import health as database_health
+from {{ cookiecutter.project_slug }}.store.db import apply_migrations, load_migrations, redact_url
 from tests.support.app import TEST_AUTH_SECRET, AppServer, app_settings, signed_token, wait_until
 from tests.support.chatkit import error_events, items_of, thread_id_of
 from tests.support.fake_openai import FakeModel, FakeOpenAI, Fault
@@ -325,3 +328,134 @@ def start_instance(database_url: str, fake_openai: FakeOpenAI, cwd: Path) -> Ser
     return ServerProcess(
         ["/bin/sh", "-c", script], env=instance_env(database_url, fake_openai), cwd=cwd
     )
+
+
+# --- (e) a turn cut by a database restart; an outage in the logs --------------------------------
+
+
+def own_app_settings(database: Database, fake_openai: FakeOpenAI, **overrides: Any) -> Any:
+    return app_settings(
+        database.url, fake_openai.base_url, db_pool_max_size=4, db_pool_timeout=1.0, **overrides
+    )
+
+
+async def test_a_turn_cut_by_a_database_restart_records_its_usage_and_frees_its_slot(
+    own_database: Database, fake_openai: FakeOpenAI, fake_model: FakeModel
+) -> None:
+    """The title call completed before PostgreSQL went away mid-answer: once it is back, that
+    call is in `usage` and the user's day, and the turn's stream slot is free (one allowed)."""
+    settings = own_app_settings(own_database, fake_openai, max_concurrent_streams_per_user=1)
+    server = AppServer(settings).start()
+    client = ChatKitClient(server.url, server.token("cut-user"))
+    try:
+        fake_model.tokens, fake_model.delay = 60, 0.05
+        events: list[JSON] = []
+        async with asyncio.timeout(30):
+            async for event in client.stream("threads.create", {"input": user_input("hello")}):
+                events.append(event)
+                if len(events) == 4:
+                    assert await wait_until(
+                        lambda: [b for b in fake_model.requests if not b.get("stream")]
+                    )
+                    await asyncio.sleep(0.2)  # the title's answer has reached the app
+                    await asyncio.to_thread(own_database.stop)
+        assert events[-1]["type"] == "error"
+        await asyncio.to_thread(own_database.start)
+
+        async def recorded() -> bool:
+            try:
+                async with await psycopg.AsyncConnection.connect(own_database.url) as conn:
+                    usage = await (
+                        await conn.execute("SELECT purpose FROM usage WHERE user_id = 'cut-user'")
+                    ).fetchall()
+                    leases = await (
+                        await conn.execute(
+                            "SELECT leases FROM user_limits WHERE user_id = 'cut-user'"
+                        )
+                    ).fetchall()
+            except psycopg.OperationalError:
+                return False
+            return ("title",) in usage and leases == [({},)]
+
+        assert await wait_until(recorded, 30), "usage recorded and the lease released"
+        fake_model.tokens, fake_model.delay = 5, 0.0
+        again = await client.send("after the restart")
+        assert not error_events(again), "the user's one stream slot is free"
+    finally:
+        await client.aclose()
+        server.stop()
+
+
+class StderrCopy:
+    """What the app's own log handler writes (it filters and formats), kept for the test."""
+
+    def __init__(self) -> None:
+        self.handlers = [
+            h for h in logging.getLogger().handlers if isinstance(h, logging.StreamHandler)
+        ]
+        self.buffer = io.StringIO()
+        self.streams = [h.setStream(self.buffer) for h in self.handlers]
+
+    def lines(self) -> list[str]:
+        return [line for line in self.buffer.getvalue().splitlines() if line.strip()]
+
+    def restore(self) -> None:
+        for handler, stream in zip(self.handlers, self.streams, strict=True):
+            handler.setStream(stream)
+
+
+async def test_an_outage_is_three_kinds_of_line_and_no_storm_of_logins(
+    own_database: Database,
+    fake_openai: FakeOpenAI,
+    fake_model: FakeModel,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """While PostgreSQL is down, 200 requests get their 503 at once; the log has one line when
+    the outage starts, at most one per REPORT_SECONDS (here 1 s) while it lasts and one when
+    it ends, and nothing else; and the app logs in a handful of times, not per request."""
+    monkeypatch.setattr(database_health, "REPORT_SECONDS", 1.0)
+    logins = 0
+    connect = psycopg.AsyncConnection.connect.__func__  # type: ignore[attr-defined]
+
+    async def counted(cls: Any, *args: Any, **kwargs: Any) -> Any:
+        nonlocal logins
+        logins += 1
+        return await connect(cls, *args, **kwargs)
+
+    server = AppServer(own_app_settings(own_database, fake_openai)).start()
+    client = ChatKitClient(server.url, server.token("outage-lines"))
+    copy = StderrCopy()
+    try:
+        thread_id = thread_id_of(await client.send("before"))
+        monkeypatch.setattr(psycopg.AsyncConnection, "connect", classmethod(counted))
+        await asyncio.to_thread(own_database.stop)
+        started = time.monotonic()
+        statuses: list[int] = []
+        while len(statuses) < 200:
+            response = await timed_post(client, "threads.list", {})
+            statuses.append(response.status_code)
+            await asyncio.sleep(0.015)
+        turn = {"thread_id": thread_id, "input": user_input("during")}
+        check_outage_answer(await timed_post(client, "threads.add_user_message", turn))
+        await asyncio.sleep(max(0.0, 3.5 - (time.monotonic() - started)))
+        await asyncio.to_thread(own_database.start)
+        assert await wait_until(lambda: _healthy(client.http, server), 20)
+        outage_logins = logins
+    finally:
+        copy.restore()
+        await client.aclose()
+        server.stop()
+
+    assert set(statuses) == {503}
+    lines = copy.lines()
+    began = [line for line in lines if "database unreachable" in line]
+    lasting = [line for line in lines if "database still unreachable" in line]
+    ended = [line for line in lines if "database reachable again" in line]
+    assert len(began) == 1 and len(ended) == 1, lines
+    assert 1 <= len(lasting) <= time.monotonic() - started, lines
+    assert len(began) + len(lasting) + len(ended) == len(lines), "nothing else:\n" + "\n".join(
+        lines
+    )
+    assert redact_url(own_database.url) in began[0], "where, its password masked"
+    print("\n".join(lines), f"\nlogins during the outage: {outage_logins}")
+    assert outage_logins <= 30, f"{outage_logins} logins for 200 requests"

@@ -344,3 +344,40 @@ async def test_client_hanging_up_mid_body_is_not_an_error(
     assert loud == []
     async with httpx.AsyncClient() as http:
         assert (await http.get(app_server.url + "/health")).status_code == 200
+
+
+async def test_error_bodies_repeat_at_most_a_short_excerpt_of_the_input(
+    client_for: Callable[..., ChatKitClient],
+) -> None:
+    """A long string anywhere a client can put one (a type, an action, an id, a dict key, a
+    model name): the error says what is wrong without sending it back; at most 200 of its
+    characters, however long it was."""
+    client = client_for()
+    thread_id = await new_thread(client, "hi")
+    long = "Z" * 100_000
+    attempts: list[JSON] = [
+        {"type": long, "params": {}},
+        {
+            "type": "threads.custom_action",
+            "params": {"thread_id": thread_id, "action": {"type": long}},
+        },
+        {
+            "type": "threads.custom_action",
+            "params": {"thread_id": thread_id, "action": {"type": "x" * 100, "payload": {long: 1}}},
+        },
+        {"type": "threads.get_by_id", "params": {"thread_id": long}},
+        {"type": "items.list", "params": {"thread_id": thread_id, "order": long}},
+        {"type": "threads.create", "params": {"input": {**user_input("x"), "attachments": [long]}}},
+        {
+            "type": "threads.create",
+            "params": {"input": {**user_input("x"), "inference_options": {"model": long}}},
+        },
+        {"type": "threads.create", "params": {"input": {"content": {long: long}}}},
+        {"type": "attachments.create", "params": {"name": long, "size": 1, "mime_type": "a/b"}},
+        {"type": "attachments.create", "params": {"name": "a", "size": 1, "mime_type": long}},
+    ]
+    for body in attempts:
+        response = await client.http.post(client.url, json=body, headers=client.headers)
+        assert 400 <= response.status_code < 500, response.text[:300]
+        assert "Z" * 201 not in response.text, (body["type"][:40], response.text[:600])
+        assert len(response.content) < 4000, (body["type"][:40], len(response.content))

@@ -18,9 +18,16 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from {{ cookiecutter.project_slug }}.ops.logs import ConsoleFormatter, JsonFormatter, logging_config
+from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient
+from {{ cookiecutter.project_slug }}.ops.logs import (
+    ConsoleFormatter,
+    JsonFormatter,
+    configure_logging,
+    logging_config,
+)
 from {{ cookiecutter.project_slug }}.settings import Settings
-from tests.support.app import TEST_AUTH_SECRET
+from tests.support.app import TEST_AUTH_SECRET, AppServer
+from tests.support.fake_openai import FakeModel
 
 PACKAGE = "{{ cookiecutter.project_slug }}"
 CONSOLE_LINE = re.compile(
@@ -188,3 +195,26 @@ def test_serve_writes_every_line_in_one_format(database_url: str, log_format: st
             loggers.add(entry["logger"])
     assert {"uvicorn.error", "uvicorn.access", f"{PACKAGE}.http.middleware"} <= loggers, loggers
     assert "secret" not in "\n".join(lines), "query values stay masked"
+
+
+async def test_no_provider_request_lines_at_info(
+    app_server: AppServer, fake_model: FakeModel
+) -> None:
+    """At LOG_LEVEL=INFO a turn's model requests leave no line: neither httpx's nor httpx2's
+    (the openai client's) nor their transports'."""
+    configure_logging("INFO", "console")
+    captured: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = captured.append  # type: ignore[method-assign]
+    logging.getLogger().addHandler(handler)
+    try:
+        client = ChatKitClient(app_server.url, app_server.token("log-user"))
+        async with client:
+            assert not [e for e in await client.send("hello") if e["type"] == "error"]
+        assert fake_model.requests, "the model was asked"
+    finally:
+        logging.getLogger().removeHandler(handler)
+        configure_logging("WARNING", "console")
+    transports = ("httpx", "httpcore")
+    assert [r.getMessage() for r in captured if r.name.startswith(transports)] == []
+    assert any(r.name.startswith(PACKAGE) for r in captured), "INFO lines were captured"

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -11,9 +15,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient, user_input
 from {{ cookiecutter.project_slug }}.main import create_app
 from {{ cookiecutter.project_slug }}.ops.metrics import MetricsMiddleware
-from tests.support.app import AppServer, app_settings, wait_until
+from tests.support.app import TEST_AUTH_SECRET, AppServer, app_settings, wait_until
 from tests.support.fake_openai import FakeModel, Fault
 
+PACKAGE = "{{ cookiecutter.project_slug }}"
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 # The fake model's usage per Responses API call (tests/support/fake_openai.py `_usage_responses`).
@@ -186,27 +191,62 @@ async def test_a_metrics_token_is_required_when_set(
 
 
 @pytest.mark.parametrize(
-    "client, headers, status",
+    "client, headers",
     [
-        (("127.0.0.1", 50000), {}, 200),
-        (("::1", 50000), {}, 200),
-        (("203.0.113.7", 50000), {}, 403),
-        (("10.0.0.2", 50000), {}, 403),
-        (("127.0.0.1", 50000), {"X-Forwarded-For": "127.0.0.1"}, 403),
-        (("127.0.0.1", 50000), {"Forwarded": "for=127.0.0.1"}, 403),
+        (("203.0.113.7", 50000), {}),
+        (("10.0.0.2", 50000), {}),
+        (("127.0.0.1", 50000), {"X-Forwarded-For": "127.0.0.1"}),
+        (("127.0.0.1", 50000), {"Forwarded": "for=127.0.0.1"}),
+        (("127.0.0.1", 50000), {}),
     ],
-    ids=["ipv4-loopback", "ipv6-loopback", "remote", "private", "via-proxy", "forwarded"],
+    ids=["remote", "private", "via-proxy", "forwarded", "no-listening-socket"],
 )
-async def test_without_a_token_only_loopback_clients_get_metrics(
-    client: tuple[str, int], headers: dict[str, str], status: int
+async def test_without_a_token_others_get_403(
+    client: tuple[str, int], headers: dict[str, str]
 ) -> None:
-    """No METRICS_TOKEN: loopback clients that came through no proxy; others get 403 JSON."""
+    """No METRICS_TOKEN: remote clients, relayed ones, and any client of an app whose
+    listening socket is not known to be on loopback get 403 JSON."""
     app = create_app(app_settings("embedded", "http://127.0.0.1:9/v1", metrics=True))
     transport = httpx.ASGITransport(app=app, client=client)
     async with httpx.AsyncClient(transport=transport, base_url="http://app") as http:
         response = await http.get("/metrics", headers=headers)
-    assert response.status_code == status, response.text
-    if status == 403:
-        assert response.json()["error"]["code"] == "forbidden"
-    else:
-        assert "chatkit_db_pool_connections" in response.text
+    assert response.status_code == 403, response.text
+    assert response.json()["error"]["code"] == "forbidden"
+
+
+async def test_without_a_token_an_app_bound_to_loopback_answers_this_machine(
+    app_factory: Callable[..., AppServer],
+) -> None:
+    server = app_factory(metrics=True)
+    assert "chatkit_db_pool_connections" in str(await scrape(server))
+
+
+async def test_without_a_token_an_app_bound_to_every_address_answers_no_one(
+    database_url: str, fake_model: FakeModel
+) -> None:
+    """Bound to 0.0.0.0, a loopback client may be anyone's tunnel or port-forward: 403."""
+    settings = app_settings(database_url, "http://127.0.0.1:9/v1", metrics=True)
+    server = AppServer(settings, host="0.0.0.0").start()  # noqa: S104 (the point of the test)
+    try:
+        async with httpx.AsyncClient() as http:
+            response = await http.get(f"{server.url}/metrics")
+    finally:
+        server.stop()
+    assert response.status_code == 403, response.text
+    assert "METRICS_TOKEN" in response.json()["error"]["message"]
+
+
+def test_serve_refuses_metrics_without_a_token_on_a_public_address(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in {"METRICS", "METRICS_TOKEN"}}
+    env.update(AUTH_SECRET=TEST_AUTH_SECRET, METRICS="true")
+    done = subprocess.run(
+        [sys.executable, "-m", PACKAGE, "serve", "--host", "0.0.0.0", "--port", "0"],  # noqa: S104
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "METRICS_TOKEN" in done.stderr, done.stderr

@@ -105,6 +105,7 @@ async def test_finishing_a_turn_twice_counts_it_once(
         "purposes": ["answer", "title"],
         "inputs": [100, 7],
         "outputs": [20, 3],
+        "tokens": 130,
     }
     await store.execute(FINISH_TURN, params)
     await store.execute(FINISH_TURN, params)

@@ -54,11 +54,11 @@ async def wait_until(predicate: Callable[[], Any], seconds: float = 5.0) -> Any:
 class AppServer:
     """The app under uvicorn in a background thread, on its own event loop."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, host: str = "127.0.0.1") -> None:
         self.settings = settings
         self.app = create_app(settings)
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=0, log_level="warning", timeout_graceful_shutdown=2
+            self.app, host=host, port=0, log_level="warning", timeout_graceful_shutdown=2
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

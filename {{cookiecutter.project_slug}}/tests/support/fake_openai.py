@@ -177,6 +177,8 @@ class FakeModel:
     """When > 0, every Nth streamed request fails with `fault_template` (for soak tests)."""
     fault_template: Fault = field(default_factory=lambda: Fault(status=500))
     requests: list[dict[str, Any]] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
+    """The byte size of each request's body, in the order of `requests`."""
     paths: list[str] = field(default_factory=list)
     transcriptions: list[dict[str, Any]] = field(default_factory=list)
     """One per transcription request: model, filename, content_type, size, response_format."""
@@ -204,6 +206,7 @@ class FakeModel:
             setattr(self, name, getattr(fresh, name))
         self.faults.clear()
         self.requests.clear()
+        self.sizes.clear()
         self.paths.clear()
         self.transcriptions.clear()
         self.abandoned = self.completed = 0
@@ -381,8 +384,10 @@ class FakeOpenAI:
         return JSONResponse({"object": "list", "data": [{"id": "fake", "object": "model"}]})
 
     async def _prepare(self, request: Request) -> tuple[dict[str, Any], Fault | None]:
-        body = await request.json()
+        raw = await request.body()
+        body = json.loads(raw)
         self.model.requests.append(body)
+        self.model.sizes.append(len(raw))
         self.model.paths.append(request.url.path)
         return body, self.model.next_fault(bool(body.get("stream")))
 

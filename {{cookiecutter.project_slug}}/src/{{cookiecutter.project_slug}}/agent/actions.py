@@ -1,6 +1,8 @@
 """Widget actions: each action type's handler and payload model, in ACTIONS. The endpoint
 checks and parses an action before any stream starts (400 when it is not one of these);
-`ChatServer.action` runs the handler, which yields ChatKit events (README, "Build on it")."""
+`ChatServer.action` runs the handler, which yields ChatKit events (README, "Build on it"). A
+handler that calls the model sets `calls_model=True` and yields from `call.answer()`: metered
+and budgeted like a message."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from pydantic import BaseModel, ValidationError
 {%- endif %}
 
 from ..context import RequestContext
-from ..errors import AppError
+from ..errors import MAX_EXCERPT_CHARS, AppError, excerpt
 {%- if cookiecutter.examples %}
 from .tools import UnknownTimeZoneError, now_in
 from .widgets import CLOCK_REFRESH, clock_widget
@@ -44,6 +46,8 @@ class ActionCall(Generic[P]):
     payload: P
     sender: WidgetItem | None
     context: RequestContext
+    answer: Callable[[], AsyncIterator[ThreadStreamEvent]] | None = None
+    """The agent's answer to the thread (for handlers with `calls_model=True`)."""
 
 
 Handler = Callable[[ActionCall[Any]], AsyncIterator[ThreadStreamEvent]]
@@ -51,11 +55,13 @@ Handler = Callable[[ActionCall[Any]], AsyncIterator[ThreadStreamEvent]]
 
 @dataclass(frozen=True, slots=True)
 class ActionHandler:
-    """One action type: its handler, its payload model, whether a widget must send it."""
+    """One action type: its handler, its payload model, whether a widget must send it, and
+    whether the handler calls the model (then the daily token budget applies)."""
 
     handle: Handler
     payload: type[BaseModel]
     needs_widget: bool = True
+    calls_model: bool = False
 {%- if cookiecutter.examples %}
 
 
@@ -81,7 +87,7 @@ async def refresh_clock(call: ActionCall[ClockRefresh]) -> AsyncIterator[ThreadS
     try:
         now = now_in(timezone)
     except UnknownTimeZoneError as exc:  # checked already; the zone data changed since
-        raise InvalidActionError(f"unknown time zone {timezone!r}") from exc
+        raise InvalidActionError(f"unknown time zone {excerpt(timezone)}") from exc
     refreshed = call.sender.model_copy(
         update={"widget": clock_widget(timezone, now), "copy_text": f"{now:%H:%M} in {timezone}"}
     )
@@ -103,20 +109,27 @@ def parse_action(
     action: Action[str, Any], sender: WidgetItem | None
 ) -> tuple[ActionHandler, BaseModel]:
     """The handler and validated payload for `action`, or InvalidActionError (a 400)."""
-    handler = ACTIONS.get(action.type)
+    handler, name = ACTIONS.get(action.type), excerpt(action.type)
     if handler is None:
-        raise InvalidActionError(f"unknown action type {action.type!r}")
+        raise InvalidActionError(f"unknown action type {name}")
     if handler.needs_widget:
         if sender is None:
-            raise InvalidActionError(f"action {action.type!r} must come from a widget")
+            raise InvalidActionError(f"action {name} must come from a widget")
         if action.type not in set(offered_actions(sender.widget.model_dump())):
-            raise InvalidActionError(f"that widget offers no {action.type!r} action")
+            raise InvalidActionError(f"that widget offers no {name} action")
     try:
         payload = handler.payload.model_validate(action.payload or {})
     except ValidationError as exc:
-        problems = "; ".join(error["msg"] for error in exc.errors(include_input=False)[:3])
-        raise InvalidActionError(f"invalid payload for {action.type!r}: {problems}") from exc
+        errors = exc.errors(include_input=False)[:3]
+        problems = "; ".join(error["msg"][:MAX_EXCERPT_CHARS] for error in errors)
+        raise InvalidActionError(f"invalid payload for {name}: {problems}") from exc
     return handler, payload
+
+
+def calls_model(action_type: str) -> bool:
+    """Whether the handler of `action_type` calls the model (False for unknown types)."""
+    handler = ACTIONS.get(action_type)
+    return handler is not None and handler.calls_model
 
 
 def offered_actions(node: Any) -> Iterator[str]:

@@ -1,11 +1,13 @@
-"""Thread history as model input: the newest items, attachments inline within
-MAX_MODEL_INPUT_BYTES (docs/design_decisions.md, "What the model sees")."""
+"""Thread history as model input: the newest items, within MAX_MODEL_INPUT_BYTES for the whole
+request (the oldest items out first, then files as notes; docs/design_decisions.md, "What the
+model sees")."""
 
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from agents import TResponseInputItem
 from chatkit.agents import ThreadItemConverter
@@ -33,13 +35,34 @@ from ..context import RequestContext
 @runtime_checkable
 class AttachmentContents(Protocol):
     async def load_attachment_contents(
-        self, attachment_ids: Sequence[str], budget: int, context: RequestContext
-    ) -> dict[str, tuple[int, bytes | None]]: ...
+        self,
+        attachment_ids: Sequence[str],
+        budget: int,
+        context: RequestContext,
+        overhead: int = 0,
+    ) -> dict[str, tuple[int, bytes | None]]:
+        """Size of each attachment with content, and the bytes of the longest prefix of
+        `attachment_ids` whose sizes (plus `overhead` each) add up to at most `budget`."""
+        ...
 
 
 TEXT_MIME_TYPES = ("application/json", "application/xml", "application/yaml", "application/csv")
 MAX_ATTACHMENT_TEXT_CHARS = 100_000
-DEFAULT_MAX_INLINE_BYTES = 20 * 1024 * 1024
+MAX_NOTE_NAME_CHARS = 255
+DEFAULT_MAX_INPUT_BYTES = 20 * 1024 * 1024
+INLINE_OVERHEAD_BYTES = 1024
+"""What one inline file costs beyond its base64 (the part's JSON, the data: prefix, its name)."""
+
+
+def json_size(value: Any) -> int:
+    """The bytes of `value` in a request's body (compact UTF-8 JSON, as the openai SDK sends)."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return len(text) if text.isascii() else len(text.encode())
+
+
+def inline_cost(size: int) -> int:
+    """What a file of `size` bytes adds to a request when sent inline (base64, framing)."""
+    return -(-size // 3) * 4 + INLINE_OVERHEAD_BYTES
 
 
 def model_can_read(mime_type: str) -> bool:
@@ -64,70 +87,117 @@ def data_url(mime_type: str, content: bytes) -> str:
 
 class HistoryConverter(ThreadItemConverter):
     """Thread items as input both OpenAI APIs accept (plain strings for earlier turns), the
-    attachments inline within `max_inline_bytes`, the others as notes."""
+    whole input within `max_input_bytes`, attachments inline while they fit, the others notes."""
 
     def __init__(
         self,
         contents: AttachmentContents | None = None,
         context: RequestContext | None = None,
-        max_inline_bytes: int = DEFAULT_MAX_INLINE_BYTES,
+        max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES,
     ) -> None:
         self.contents = contents
         self.context = context
-        self.max_inline_bytes = max_inline_bytes
-        # Bytes or a note per attachment object (the same id may be in two messages).
+        self.max_input_bytes = max_input_bytes
         self._planned: dict[int, bytes | str] = {}
+        """What each attachment object of the items being converted becomes: its bytes
+        (inline) or a note; keyed by object identity (the same id may be in two messages)."""
+        self._last: ThreadItem | None = None
 
     async def to_agent_input(
         self, thread_items: Sequence[ThreadItem] | ThreadItem
     ) -> list[TResponseInputItem]:
+        """The items as model input, within the budget: the oldest left out and files kept
+        as notes while it would be over."""
         items = list(thread_items) if isinstance(thread_items, Sequence) else [thread_items]
-        newest_first = [item for item in reversed(items) if isinstance(item, UserMessageItem)]
-        self._planned = await self._plan(
-            [(a, rank == 0) for rank, item in enumerate(newest_first) for a in item.attachments]
-        )
+        self._last = items[-1] if items else None
         try:
-            return await super().to_agent_input(items)
+            self._planned = {}  # every file a note: what the conversation costs without them
+            converted = [await self._convert(item) for item in items]
+            total = json_size(converted)  # one pass; item by item only when over the budget
+            sizes = [total - 2] + [0] * (len(converted) - 1)
+            if total > self.max_input_bytes:
+                sizes = [json_size(part) for part in converted]
+                first = self._oldest_kept(items, sizes)
+                items, converted, sizes = items[first:], converted[first:], sizes[first:]
+            newest_first = [item for item in reversed(items) if isinstance(item, UserMessageItem)]
+            self._planned = await self._plan(
+                [
+                    (a, rank == 0)
+                    for rank, item in enumerate(newest_first)
+                    for a in item.attachments
+                ],
+                self.max_input_bytes - sum(sizes),
+            )
+            for index, item in enumerate(items):
+                if isinstance(item, UserMessageItem) and item.attachments:
+                    before = json_size(converted[index])
+                    converted[index] = await self._convert(item)
+                    sizes[index] += json_size(converted[index]) - before
+            await self._fit(items, converted, sizes)
+            return [part for parts in converted for part in parts]
         finally:
-            self._planned = {}
+            self._planned, self._last = {}, None
 
-    async def _plan(self, attachments: list[tuple[Attachment, bool]]) -> dict[int, bytes | str]:
-        """Bytes while they fit in the budget (newest first), then notes."""
+    async def _convert(self, item: ThreadItem) -> list[TResponseInputItem]:
+        return await super().to_agent_input([item])
+
+    def _oldest_kept(self, items: list[ThreadItem], sizes: list[int]) -> int:
+        """The index of the oldest item that fits: the newest user message always goes."""
+        newest = max(
+            (i for i, it in enumerate(items) if isinstance(it, UserMessageItem)), default=0
+        )
+        total, first = sum(sizes), 0
+        while first < newest and total > self.max_input_bytes:
+            total -= sizes[first]
+            first += 1
+        return first
+
+    async def _fit(
+        self, items: list[ThreadItem], converted: list[list[TResponseInputItem]], sizes: list[int]
+    ) -> None:
+        """While the input is over the budget (text files escape more than planned), the
+        oldest message's inline files become notes."""
+        for index, item in enumerate(items):
+            if sum(sizes) <= self.max_input_bytes:
+                return
+            inline = [a for a in getattr(item, "attachments", []) if id(a) in self._planned]
+            if not any(isinstance(self._planned[id(a)], bytes) for a in inline):
+                continue
+            for attachment in inline:
+                self._planned[id(attachment)] = note(attachment, "resent")
+            before = json_size(converted[index])
+            converted[index] = await self._convert(item)
+            sizes[index] += json_size(converted[index]) - before
+
+    async def _plan(
+        self, attachments: list[tuple[Attachment, bool]], budget: int
+    ) -> dict[int, bytes | str]:
+        """Bytes or a note for each attachment, given newest first with "is it in the newest
+        message": inline while they fit in `budget`, notes from the first that does not."""
         readable = [a.id for a, _newest in attachments if model_can_read(a.mime_type)]
         stored: dict[str, tuple[int, bytes | None]] = {}
         if readable and self.contents is not None and self.context is not None:
             ids = list(dict.fromkeys(readable))
             stored = await self.contents.load_attachment_contents(
-                ids, self.max_inline_bytes, self.context
+                ids, max(budget, 0) * 3 // 4, self.context, INLINE_OVERHEAD_BYTES * 3 // 4 + 3
             )
         plan: dict[int, bytes | str] = {}
         used, full = 0, False
         for attachment, newest in attachments:
-            name, mime = attachment.name, attachment.mime_type
-            if not model_can_read(mime):
-                plan[id(attachment)] = (
-                    f"[The user attached {name!r} ({mime}), a format the model cannot read.]"
-                )
+            if not model_can_read(attachment.mime_type):
+                plan[id(attachment)] = note(attachment, "unreadable")
                 continue
             if attachment.id not in stored:
-                plan[id(attachment)] = (
-                    f"[The user attached {name!r} ({mime}); it was not uploaded.]"
-                )
+                plan[id(attachment)] = note(attachment, "missing")
                 continue
             size, content = stored[attachment.id]
-            full = full or content is None or used + size > self.max_inline_bytes
+            cost = inline_cost(size)
+            full = full or content is None or used + cost > budget
             if not full and content is not None:
-                used += size
+                used += cost
                 plan[id(attachment)] = content
-            elif newest:
-                plan[id(attachment)] = (
-                    f"[The user attached {name!r} ({mime}, {human_size(size)}); "
-                    "too large to send to the model with this message.]"
-                )
             else:
-                plan[id(attachment)] = (
-                    f"[The user attached {name!r} ({mime}, {human_size(size)}) earlier; not resent]"
-                )
+                plan[id(attachment)] = note(attachment, "too large" if newest else "resent", size)
         return plan
 
     async def user_message_to_input(
@@ -140,7 +210,9 @@ class HistoryConverter(ThreadItemConverter):
                 part.text for part in item.content if isinstance(part, UserMessageTextContent)
             )
             return EasyInputMessageParam(type="message", role="user", content=text)
-        return await super().user_message_to_input(item, is_last_message)
+        # items are converted one at a time: "last" is the last of the whole history
+        last = self._last is None or item is self._last
+        return await super().user_message_to_input(item, last)
 
     async def assistant_message_to_input(
         self, item: AssistantMessageItem
@@ -152,8 +224,8 @@ class HistoryConverter(ThreadItemConverter):
         self, attachment: Attachment
     ) -> ResponseInputContentParam:
         planned = self._planned.get(id(attachment))
-        if planned is None:  # converted on its own, outside to_agent_input
-            planned = (await self._plan([(attachment, True)]))[id(attachment)]
+        if planned is None:
+            planned = note(attachment, "resent")
         if isinstance(planned, str):
             return ResponseInputTextParam(type="input_text", text=planned)
         content, mime = planned, attachment.mime_type
@@ -163,24 +235,41 @@ class HistoryConverter(ThreadItemConverter):
             )
         if mime == "application/pdf":
             return ResponseInputFileParam(
-                type="input_file", file_data=data_url(mime, content), filename=attachment.name
+                type="input_file",
+                file_data=data_url(mime, content),
+                filename=attachment.name[:MAX_NOTE_NAME_CHARS],
             )
         text = content.decode("utf-8", errors="replace")[:MAX_ATTACHMENT_TEXT_CHARS]
-        return ResponseInputTextParam(
-            type="input_text", text=f"[Attached file {attachment.name!r}]\n{text}"
-        )
+        name = attachment.name[:MAX_NOTE_NAME_CHARS]
+        return ResponseInputTextParam(type="input_text", text=f"[Attached file {name!r}]\n{text}")
 
     async def tag_to_message_content(self, tag: UserMessageTagContent) -> ResponseInputContentParam:
         return ResponseInputTextParam(type="input_text", text=f"@{tag.text}: {tag.data}")
 
 
+def note(attachment: Attachment, why: str, size: int | None = None) -> str:
+    """The one line that stands for a file not sent inline (names cut to 255 characters)."""
+    name, mime = attachment.name[:MAX_NOTE_NAME_CHARS], attachment.mime_type[:MAX_NOTE_NAME_CHARS]
+    if why == "unreadable":
+        return f"[The user attached {name!r} ({mime}), a format the model cannot read.]"
+    if why == "missing":
+        return f"[The user attached {name!r} ({mime}); it was not uploaded.]"
+    sized = f"{mime}, {human_size(size)}" if size is not None else mime
+    if why == "too large":
+        return (
+            f"[The user attached {name!r} ({sized}); "
+            "too large to send to the model with this message.]"
+        )
+    return f"[The user attached {name!r} ({sized}) earlier; not resent]"
+
+
 def converter_for(
     store: Store[RequestContext],
     context: RequestContext,
-    max_inline_bytes: int = DEFAULT_MAX_INLINE_BYTES,
+    max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES,
 ) -> HistoryConverter:
     contents = store if isinstance(store, AttachmentContents) else None
-    return HistoryConverter(contents, context, max_inline_bytes)
+    return HistoryConverter(contents, context, max_input_bytes)
 
 
 async def load_history(

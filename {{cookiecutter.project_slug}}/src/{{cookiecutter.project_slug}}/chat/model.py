@@ -3,14 +3,22 @@ app), the Agents SDK model, and `model_error`, the message a user sees for a fai
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import openai
-from agents import Model, OpenAIChatCompletionsModel, OpenAIResponsesModel
+from agents import Model, ModelResponse, OpenAIChatCompletionsModel, OpenAIResponsesModel
 from agents.exceptions import AgentsException
+from agents.items import TResponseOutputItem, TResponseStreamEvent
 from chatkit.errors import CustomStreamError
+from openai.types.responses import (
+    ResponseCompletedEvent,
+    ResponseFunctionToolCall,
+    ResponseOutputItemDoneEvent,
+)
 
+from ..agent.tool_errors import usable_arguments
 from ..compat.openai_client import PassThroughOpenAI
 from ..errors import MissingApiKeyError
 from ..settings import Settings
@@ -55,14 +63,56 @@ class ModelGateway:
 
     def model(self) -> Model:
         """The Agents SDK model for OPENAI_API (Responses by default, or Chat Completions)."""
+        inner: Model
         if self.settings.openai_api == "chat_completions":
-            return OpenAIChatCompletionsModel(self.settings.openai_model, openai_client=self.client)
-        return OpenAIResponsesModel(self.settings.openai_model, openai_client=self.client)
+            inner = OpenAIChatCompletionsModel(
+                self.settings.openai_model, openai_client=self.client
+            )
+        else:
+            inner = OpenAIResponsesModel(self.settings.openai_model, openai_client=self.client)
+        return GuardedModel(inner)
 
     async def close(self) -> None:
         if self._client is not None:
             await self._client.close()
             self._client = None
+
+
+def guard_calls(output: list[TResponseOutputItem]) -> None:
+    """Replace, in place, tool-call arguments the Agents SDK cannot read (agent/tool_errors)."""
+    for item in output:
+        if isinstance(item, ResponseFunctionToolCall):
+            item.arguments = usable_arguments(item.arguments)
+
+
+class GuardedModel(Model):
+    """The provider's model, its tool calls' arguments checked before the Agents SDK reads
+    them: arguments nested too deeply would fail the turn with a traceback; instead the tool
+    answers the model with a readable error."""
+
+    def __init__(self, inner: Model) -> None:
+        self.inner = inner
+
+    async def get_response(self, *args: Any, **kwargs: Any) -> ModelResponse:
+        response = await self.inner.get_response(*args, **kwargs)
+        guard_calls(response.output)
+        return response
+
+    async def stream_response(
+        self, *args: Any, **kwargs: Any
+    ) -> AsyncIterator[TResponseStreamEvent]:
+        async for event in self.inner.stream_response(*args, **kwargs):
+            if isinstance(event, ResponseCompletedEvent):
+                guard_calls(event.response.output)
+            elif isinstance(event, ResponseOutputItemDoneEvent):
+                guard_calls([event.item])
+            yield event
+
+    def get_retry_advice(self, request: Any) -> Any:
+        return self.inner.get_retry_advice(request)
+
+    async def close(self) -> None:
+        await self.inner.close()
 
 
 def model_error(exc: BaseException, settings: Settings) -> CustomStreamError | None:

@@ -73,12 +73,17 @@ class ChatServer(ChatKitServer[RequestContext]):
         sender: WidgetItem | None,
         context: RequestContext,
     ) -> AsyncIterator[ThreadStreamEvent]:
-        """Run the action's handler (agent/actions.py), as parsed by the endpoint's check."""
+        """Run the action's handler (agent/actions.py), as parsed by the endpoint's check;
+        `call.answer()` is the agent's answer to the thread, metered like a message's."""
         checked: tuple[ActionHandler, BaseModel] = context.checked_action or parse_action(
             action, sender
         )
         handler, payload = checked
-        return handler.handle(ActionCall(thread, payload, sender, context))
+
+        def answer() -> AsyncIterator[ThreadStreamEvent]:
+            return self.respond(thread, None, context)
+
+        return handler.handle(ActionCall(thread, payload, sender, context, answer))
 
     async def sync_action(
         self,

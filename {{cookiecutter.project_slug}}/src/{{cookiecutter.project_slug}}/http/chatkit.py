@@ -6,9 +6,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from chatkit.server import StreamingResult
+from chatkit.types import ThreadsCustomActionReq, ThreadsSyncCustomActionReq
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
+from ..agent.actions import calls_model
 from ..chat.server import ChatServer
 from ..context import RequestContext, get_request_context
 from ..ops.gc_tuning import count_request
@@ -33,7 +35,9 @@ async def chatkit_endpoint(
     parsed = await parse_request(request, settings)
     check_sizes(parsed, settings)
     await check_targets(parsed, server.store, context)
-    turn = await start_turn(parsed, server.store, context, settings)
+    actions = ThreadsCustomActionReq | ThreadsSyncCustomActionReq
+    model = isinstance(parsed, actions) and calls_model(parsed.params.action.type)
+    turn = await start_turn(parsed, server.store, context, settings, model)
     try:
         result = await server.process_request(parsed, context)
     except BaseException:
@@ -42,6 +46,8 @@ async def chatkit_endpoint(
         raise
     if isinstance(result, StreamingResult):
         return TurnStream(guard_stream(result), turn)
+    if turn is not None:  # a synchronous action: its model calls, if any, are recorded now
+        await run_shielded(turn.finish())
     return Response(content=result.json, media_type="application/json")
 
 

@@ -7,12 +7,16 @@ import logging
 from typing import Any
 
 from chatkit.types import (
+    AttachmentsCreateReq,
     ChatKitReq,
     InputTranscribeReq,
     ItemsFeedbackReq,
+    ThreadsAddClientToolOutputReq,
     ThreadsAddStructuredInputReq,
     ThreadsAddUserMessageReq,
     ThreadsCreateReq,
+    ThreadsCustomActionReq,
+    ThreadsSyncCustomActionReq,
     ThreadsUpdateReq,
     UserMessageInput,
     UserMessageTagContent,
@@ -23,8 +27,9 @@ from pydantic import TypeAdapter, ValidationError
 from starlette.requests import ClientDisconnect
 
 from ..chat.dictation import check_audio
-from ..errors import AppError
+from ..errors import MAX_EXCERPT_CHARS, AppError
 from ..settings import Settings
+from ..store.attachments import MAX_ATTACHMENT_NAME_CHARS
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +40,11 @@ MAX_TITLE_CHARS = 200
 """Longest thread title `threads.update` accepts (generated titles are far shorter)."""
 MAX_FEEDBACK_IDS = 100
 """Most item ids one `items.feedback` request may name."""
+MAX_ACTION_PAYLOAD_BYTES = 64 * 1024
+"""Largest widget action payload (as JSON), checked before any handler parses it."""
+MAX_OPTION_CHARS = 255
+"""Longest `inference_options` value (a model name, a tool id): they are stored with the
+message."""
 
 
 class RequestTooLarge(Exception):
@@ -63,8 +73,9 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 def describe_validation_error(exc: ValidationError) -> list[dict[str, str]]:
     """Where and why a ChatKit request is invalid, without echoing its content."""
+    cut = MAX_EXCERPT_CHARS
     return [
-        {"loc": ".".join(str(part) for part in err["loc"]), "msg": err["msg"]}
+        {"loc": ".".join(str(part) for part in err["loc"])[:cut], "msg": err["msg"][:cut]}
         for err in exc.errors(include_input=False, include_url=False)[:10]
     ]
 
@@ -107,11 +118,28 @@ def message_chars(message: UserMessageInput) -> int:
     return count
 
 
+def json_bytes(value: Any) -> int:
+    """The size of `value` as UTF-8 JSON; AppError (400) if it is not plain JSON data."""
+    try:
+        return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+    except (TypeError, ValueError, RecursionError):
+        raise AppError("not plain JSON data (nested too deeply?)") from None
+
+
+def too_large(what: str, limit: int, code: str) -> AppError:
+    return AppError(f"{what} over {limit} bytes", status=413, code=code)
+
+
 def check_sizes(request: ChatKitReq, settings: Settings) -> None:
-    """Refuse (400) what is over a size limit, before any database work; collapse repeated
-    attachment ids in place (the SDK would load, store and send each repeat)."""
+    """Refuse (400/413) what is over a size limit, before any database work or payload
+    parsing; collapse repeated attachment ids in place, first occurrence first (the SDK would
+    load, store and send each repeat)."""
     if isinstance(request, ThreadsCreateReq | ThreadsAddUserMessageReq):
         message = request.params.input
+        options = message.inference_options
+        chosen = (options.model or "", options.tool_choice.id if options.tool_choice else "")
+        if max(map(len, chosen)) > MAX_OPTION_CHARS:
+            raise AppError(f"inference options over {MAX_OPTION_CHARS} characters")
         message.attachments = list(dict.fromkeys(message.attachments))
         most = settings.max_attachments_per_message
         if len(message.attachments) > most:
@@ -136,6 +164,21 @@ def check_sizes(request: ChatKitReq, settings: Settings) -> None:
         raise AppError(
             f"feedback names at most {MAX_FEEDBACK_IDS} items at once", code="too_many_items"
         )
+    elif isinstance(request, AttachmentsCreateReq):
+        if len(request.params.name) > MAX_ATTACHMENT_NAME_CHARS:
+            raise AppError(
+                f"attachment name over {MAX_ATTACHMENT_NAME_CHARS} characters", code="name_too_long"
+            )
+    elif isinstance(request, ThreadsAddClientToolOutputReq):
+        most = settings.max_tool_output_bytes
+        if json_bytes(request.params.result) > most:
+            raise too_large("client tool output", most, "tool_output_too_large")
+    elif isinstance(request, ThreadsCustomActionReq | ThreadsSyncCustomActionReq):
+        action = request.params.action
+        if len(action.type) > MAX_OPTION_CHARS:
+            raise AppError(f"action type over {MAX_OPTION_CHARS} characters")
+        if json_bytes(action.payload) > MAX_ACTION_PAYLOAD_BYTES:
+            raise too_large("action payload", MAX_ACTION_PAYLOAD_BYTES, "action_payload_too_large")
 
 
 async def parse_request(request: Request, settings: Settings) -> ChatKitReq:

@@ -3,6 +3,7 @@ turn finished (lease released, usage recorded) however the stream ends."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncGenerator
 
@@ -13,6 +14,7 @@ from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from ..ops.limits import Turn, run_shielded
+from ..store.health import is_outage
 
 logger = logging.getLogger(__name__)
 
@@ -26,8 +28,11 @@ async def guard_stream(stream: StreamingResult) -> AsyncGenerator[bytes, None]:
     try:
         async for chunk in events:
             yield chunk
-    except Exception:
-        logger.exception("stream failed")
+    except Exception as exc:
+        if is_outage(exc):  # the outage has its own log lines (store/health.py)
+            logger.debug("stream failed: the database is unreachable")
+        else:
+            logger.exception("stream failed")
         event = ErrorEvent(code=ErrorCode.STREAM_ERROR, allow_retry=True)
         yield b"data: " + event.model_dump_json().encode() + b"\n\n"
     finally:
@@ -35,8 +40,9 @@ async def guard_stream(stream: StreamingResult) -> AsyncGenerator[bytes, None]:
 
 
 class TurnStream(StreamingResponse):
-    """A turn's SSE answer; however it ends, the turn is finished once the response has
-    ended (the client never waits for that statement)."""
+    """A turn's SSE answer, its lease renewed while it streams; however it ends, the turn is
+    finished (lease released, usage recorded) once the response has ended (the client never
+    waits for that statement)."""
 
     def __init__(self, events: AsyncGenerator[bytes, None], turn: Turn | None) -> None:
         super().__init__(events, media_type="text/event-stream", headers=SSE_HEADERS)
@@ -44,9 +50,13 @@ class TurnStream(StreamingResponse):
         self.turn = turn
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        turn = self.turn
+        renewal = asyncio.create_task(turn.keep_leased()) if turn and turn.leased else None
         try:
             await super().__call__(scope, receive, send)
         finally:
+            if renewal is not None:
+                renewal.cancel()  # a renewal that still lands finds no lease once it is released
             await run_shielded(self._end())
 
     async def _end(self) -> None:

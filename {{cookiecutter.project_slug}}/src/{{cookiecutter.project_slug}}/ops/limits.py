@@ -1,5 +1,6 @@
-"""Per-user limits (messages per minute, concurrent streams, daily tokens), checked in PostgreSQL
-so they hold across instances (docs/design_decisions.md, "Limits")."""
+"""Per-user limits (a rate per kind of request, concurrent streams, daily tokens), checked in
+PostgreSQL so they hold across instances: one statement takes a turn's lease, one finishes it
+(docs/design_decisions.md, "Limits")."""
 
 from __future__ import annotations
 
@@ -12,79 +13,144 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
 from chatkit.types import (
     ChatKitReq,
     ThreadsAddUserMessageReq,
     ThreadsCreateReq,
     ThreadsCustomActionReq,
     ThreadsRetryAfterItemReq,
+    ThreadsSyncCustomActionReq,
     is_streaming_req,
 )
+from psycopg_pool import PoolTimeout
 
 from ..context import RequestContext
 from ..errors import AppError
 from ..settings import Settings
+from ..store.health import is_outage
 from ..store.postgres import PostgresStore
 from .usage import Meter, meter_of
 
 logger = logging.getLogger(__name__)
 
 MESSAGE_REQUESTS = (ThreadsCreateReq, ThreadsAddUserMessageReq, ThreadsRetryAfterItemReq)
-STREAM_RETRY_SECONDS = 5  # streams usually end within seconds
-MIN_LEASE_SECONDS = 300.0
+ACTION_REQUESTS = (ThreadsCustomActionReq, ThreadsSyncCustomActionReq)
+LEASE_SECONDS = 30.0
+RENEW_SECONDS = 10.0
+FINISH_WAIT_SECONDS = 3600.0
+"""How long a turn that ended during a database outage waits to record its usage."""
 
-# Decide and take the lease in one upsert: it locks the user's row, so concurrent requests
-# cannot both take the last slot. RETURNING says whether the lease was taken, else why not.
-START_TURN = """
-WITH spent AS (
-    SELECT COALESCE(max(tokens), 0) AS tokens FROM daily_usage
-    WHERE user_id = %(user)s::text AND day = (now() AT TIME ZONE 'UTC')::date
-),
-budget AS (
-    SELECT %(budget)s::bigint = 0 OR tokens < %(budget)s::bigint AS ok FROM spent
-)
-INSERT INTO user_limits AS l (user_id, allowance, checked_at, leases)
-SELECT %(user)s::text,
-       %(per_minute)s::float8 - CASE WHEN b.ok THEN %(cost)s::float8 ELSE 0 END,
-       now(),
-       CASE WHEN b.ok
-            THEN jsonb_build_object(
-                %(lease)s::text, extract(epoch FROM now()) + %(lease_seconds)s::float8)
-            ELSE '{}'::jsonb END
-FROM budget AS b
-ON CONFLICT (user_id) DO UPDATE SET (allowance, checked_at, leases) = (
-    SELECT CASE WHEN v.ok THEN v.allowance - %(cost)s::float8 ELSE v.allowance END,
-           now(),
-           CASE WHEN v.ok
-                THEN v.live || jsonb_build_object(
-                    %(lease)s::text, extract(epoch FROM now()) + %(lease_seconds)s::float8)
-                ELSE v.live END
-    FROM (
-        SELECT n.allowance, n.live,
-               (%(per_minute)s::float8 = 0 OR n.allowance >= %(cost)s::float8)
-               AND (%(max_streams)s::integer = 0 OR n.streams < %(max_streams)s::integer)
-               AND (SELECT ok FROM budget) AS ok
-        FROM (
-            -- the bucket refilled since it was last checked; the leases not yet expired
-            SELECT least(
-                       %(per_minute)s::float8,
-                       l.allowance + %(per_minute)s::float8 / 60
-                       * extract(epoch FROM now() - l.checked_at)::float8
-                   ) AS allowance,
-                   COALESCE(jsonb_object_agg(e.key, e.value), '{}'::jsonb) AS live,
-                   count(e.key) AS streams
-            FROM jsonb_each(l.leases) AS e
-            WHERE e.value::float8 > extract(epoch FROM now())
-        ) AS n
-    ) AS v
-)
-RETURNING l.leases ? %(lease)s::text, l.allowance, (SELECT tokens FROM spent)
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """One kind of request's rate: `per_minute` (0: unlimited), `cost` per request."""
+
+    kind: str
+    per_minute: int
+    cost: int = 1
+
+
+# The user's bucket of %(kind)s, refilled since it was last brought up to date (a user's
+# first request finds it full).
+REFILL = """least(%(per_minute)s::float8, COALESCE(
+    (l.buckets -> %(kind)s::text ->> 'allowance')::float8 + %(per_minute)s::float8 / 60
+        * (extract(epoch FROM now()) - (l.buckets -> %(kind)s::text ->> 'at')::float8),
+    %(per_minute)s::float8))"""
+
+SPENT = """SELECT COALESCE(max(tokens), 0) FROM daily_usage
+WHERE user_id = %(user)s::text AND day = (now() AT TIME ZONE 'UTC')::date"""
+
+# A user's first limited request makes their row; the statements below then find it.
+ENSURE_ROW = """
+INSERT INTO user_limits (user_id, allowance, checked_at) VALUES (%(user)s::text, 0, now())
+ON CONFLICT (user_id) DO NOTHING RETURNING 1
 """
 
-# Release the lease, record each model call (keyed, so it is safe to repeat), add the tokens.
+# One statement: decide and, if allowed, take the lease. The UPDATE locks the user's row and
+# evaluates the SET on its latest version even when another instance changed it meanwhile, so
+# concurrent requests cannot both take the last slot or the last of the budget. Expired leases
+# (and their reservations) are dropped; a granted turn that runs the model reserves
+# `turn_tokens`. `spent` is a snapshot: a turn finishing at that very moment may be missed.
+START_TURN = f"""
+UPDATE user_limits AS l
+SET (leases, reserved, buckets) = (
+    SELECT CASE WHEN d.ok
+                THEN d.live || jsonb_build_object(%(lease)s::text, d.at + %(lease_seconds)s::float8)
+                ELSE d.live END,
+           CASE WHEN d.ok AND %(reserve)s::boolean
+                THEN d.held || jsonb_build_object(%(lease)s::text, l.turn_tokens)
+                ELSE d.held END,
+           CASE WHEN %(per_minute)s::float8 = 0 THEN l.buckets
+                ELSE l.buckets || jsonb_build_object(%(kind)s::text, jsonb_build_object(
+                    'allowance', d.allowance - CASE WHEN d.ok THEN %(cost)s::float8 ELSE 0 END,
+                    'at', d.at)) END
+    FROM (
+        SELECT s.*,
+               (%(per_minute)s::float8 = 0 OR s.allowance >= %(cost)s::float8)
+               AND (%(max_streams)s::integer = 0 OR s.streams < %(max_streams)s::integer)
+               AND (%(budget)s::bigint = 0 OR s.spent + s.reserving < %(budget)s::bigint) AS ok
+        FROM (
+            SELECT extract(epoch FROM now())::float8 AS at, {REFILL} AS allowance,
+                   live.leases AS live, live.streams, held.reserved AS held,
+                   held.tokens AS reserving, ({SPENT}) AS spent
+            FROM (
+                SELECT COALESCE(jsonb_object_agg(e.key, e.value), jsonb_build_object()) AS leases,
+                       count(*) AS streams
+                FROM jsonb_each(l.leases) AS e
+                WHERE e.value::float8 > extract(epoch FROM now())
+            ) AS live,
+            LATERAL (
+                SELECT COALESCE(jsonb_object_agg(r.key, r.value), jsonb_build_object()) AS reserved,
+                       COALESCE(sum(r.value::float8), 0) AS tokens
+                FROM jsonb_each(l.reserved) AS r
+                WHERE live.leases ? r.key
+            ) AS held
+        ) AS s
+    ) AS d
+)
+WHERE l.user_id = %(user)s::text
+RETURNING l.leases ? %(lease)s::text,
+          COALESCE((l.buckets -> %(kind)s::text ->> 'allowance')::float8, 0),
+          ({SPENT}),
+          (SELECT COALESCE(sum(value::float8), 0) FROM jsonb_each(l.reserved)),
+          (SELECT min(value::float8) FROM jsonb_each(l.leases)) - extract(epoch FROM now())
+"""  # noqa: S608 (built from the constants above)
+
+# A request that holds no lease (it streams nothing): spend from its bucket, or not.
+TAKE_TOKEN = f"""
+UPDATE user_limits AS l
+SET buckets = l.buckets || jsonb_build_object(%(kind)s::text, (
+    SELECT jsonb_build_object(
+        'allowance', CASE WHEN v.ok THEN v.allowance - %(cost)s::float8 ELSE v.allowance END,
+        'at', extract(epoch FROM now())::float8, 'ok', v.ok)
+    FROM (SELECT r.allowance, r.allowance >= %(cost)s::float8 AS ok
+          FROM (SELECT {REFILL} AS allowance) AS r) AS v))
+WHERE l.user_id = %(user)s::text
+RETURNING (l.buckets -> %(kind)s::text ->> 'ok')::boolean,
+          (l.buckets -> %(kind)s::text ->> 'allowance')::float8
+"""  # noqa: S608 (built from the constants above)
+
+RENEW_LEASE = """
+UPDATE user_limits
+SET leases = jsonb_set(leases, ARRAY[%(lease)s::text],
+                       to_jsonb(extract(epoch FROM now())::float8 + %(lease_seconds)s::float8))
+WHERE user_id = %(user)s::text AND leases ? %(lease)s::text
+RETURNING 1
+"""
+
+# One statement when the stream ends: release the lease and its reservation (the turn's
+# tokens teach the user's estimate: the larger of this turn and half the last estimate),
+# write one `usage` row per model call (the turn and call number are the key, so running it
+# twice adds nothing), and add the tokens to the user's day.
 FINISH_TURN = """
 WITH released AS (
-    UPDATE user_limits SET leases = leases - %(lease)s::text
+    UPDATE user_limits
+    SET leases = leases - %(lease)s::text,
+        reserved = reserved - %(lease)s::text,
+        turn_tokens = CASE WHEN reserved ? %(lease)s::text
+                           THEN greatest(%(tokens)s::float8, turn_tokens / 2)
+                           ELSE turn_tokens END
     WHERE user_id = %(user)s::text AND leases ? %(lease)s::text
 ),
 recorded AS (
@@ -106,23 +172,18 @@ RETURNING d.tokens
 """
 
 
-def lease_seconds(settings: Settings) -> float:
-    """Longer than a model call with all its retries, and at least five minutes."""
-    per_call = settings.openai_timeout * (settings.openai_max_retries + 1)
-    return max(MIN_LEASE_SECONDS, per_call + 60.0)
-
-
-def limited(settings: Settings) -> bool:
-    return bool(
-        settings.rate_limit_messages_per_minute
-        or settings.max_concurrent_streams_per_user
-        or settings.user_daily_tokens
-    )
+async def run_limits(store: PostgresStore, statement: str, params: dict[str, Any]) -> Any:
+    """The one row `statement` returns for the user (their row made first if it is new)."""
+    rows = await store.execute(statement, params)
+    if not rows:
+        await store.execute(ENSURE_ROW, params)
+        rows = await store.execute(statement, params)
+    return rows[0]
 
 
 @dataclass(slots=True)
 class Turn:
-    """One streamed request: its lease (if it took one) and its meter, until `finish`."""
+    """One limited request: its lease (if it took one) and its meter, until `finish`."""
 
     store: PostgresStore
     user_id: str
@@ -131,8 +192,19 @@ class Turn:
     leased: bool = False
     finished: bool = False
 
+    async def keep_leased(self) -> None:
+        """Renew the lease every RENEW_SECONDS until cancelled (the stream has ended)."""
+        params = {"user": self.user_id, "lease": self.lease_id, "lease_seconds": LEASE_SECONDS}
+        while self.leased:
+            await asyncio.sleep(RENEW_SECONDS)
+            try:
+                await self.store.execute(RENEW_LEASE, params)
+            except (psycopg.Error, PoolTimeout) as exc:  # the lease then lapses on its own
+                logger.debug("could not renew a stream lease: %s", type(exc).__name__)
+
     async def finish(self) -> None:
-        """Release the lease and record the usage (once; later calls do nothing)."""
+        """Release the lease and record the usage (once; later calls do nothing). During a
+        database outage this is left to a task that does it once the database is back."""
         if self.finished:
             return
         self.finished = True
@@ -147,64 +219,123 @@ class Turn:
             "purposes": [c.purpose for c in calls],
             "inputs": [c.input_tokens for c in calls],
             "outputs": [c.output_tokens for c in calls],
+            "tokens": sum(c.input_tokens + c.output_tokens for c in calls),
         }
-        await self.store.execute(FINISH_TURN, params)
+        try:
+            await self.store.execute(FINISH_TURN, params)
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            if not is_outage(exc):
+                raise
+            keep(self._finish_when_back(params))
+
+    async def _finish_when_back(self, params: dict[str, Any]) -> None:
+        deadline = time.monotonic() + FINISH_WAIT_SECONDS
+        while (left := deadline - time.monotonic()) > 0:
+            if await self.store.health.wait_up(left):
+                try:
+                    await self.store.execute(FINISH_TURN, params)
+                    return
+                except (psycopg.OperationalError, PoolTimeout) as exc:
+                    if not is_outage(exc):
+                        raise
+            await asyncio.sleep(1.0)  # the health check has not noticed yet
+        logger.warning(
+            "usage of turn %s (%d model calls) not recorded: the database stayed unreachable",
+            self.lease_id,
+            len(params["models"]),
+        )
+
+
+def request_limits(
+    request: ChatKitReq, settings: Settings, action_calls_model: bool
+) -> tuple[Bucket, int, int] | None:
+    """The bucket, stream limit and token budget that apply to `request`; None when it is
+    not limited at all (neither streamed nor a synchronous action)."""
+    sync = isinstance(request, ThreadsSyncCustomActionReq)
+    if not (sync or is_streaming_req(request)):
+        return None
+    if isinstance(request, ACTION_REQUESTS):
+        bucket = Bucket("actions", settings.rate_limit_actions_per_minute)
+        runs_model = action_calls_model
+    else:
+        per_minute = settings.rate_limit_messages_per_minute
+        bucket = Bucket("messages", per_minute if isinstance(request, MESSAGE_REQUESTS) else 0)
+        runs_model = True
+    streams = 0 if sync else settings.max_concurrent_streams_per_user
+    return bucket, streams, settings.user_daily_tokens if runs_model else 0
 
 
 async def start_turn(
-    request: ChatKitReq, store: PostgresStore, context: RequestContext, settings: Settings
+    request: ChatKitReq,
+    store: PostgresStore,
+    context: RequestContext,
+    settings: Settings,
+    action_calls_model: bool = False,
 ) -> Turn | None:
-    """The turn of a streamed request, its lease taken (None for others); AppError 429 with
-    Retry-After when one of the user's limits refuses it."""
-    if not is_streaming_req(request):
+    """The turn of a streamed request or a synchronous action, its lease taken (None for
+    other requests). `action_calls_model`: the action's handler runs the model (actions.py).
+
+    Raises AppError 429 (with Retry-After) when one of the user's limits refuses it.
+    """
+    limits = request_limits(request, settings, action_calls_model)
+    if limits is None:
         return None
+    bucket, max_streams, budget = limits
     turn = Turn(store, context.user.id, meter_of(context))
-    if not limited(settings):
+    if not (bucket.per_minute or max_streams or budget):
         return turn
-    per_minute = settings.rate_limit_messages_per_minute
-    is_message = isinstance(request, MESSAGE_REQUESTS)
-    runs_model = not isinstance(request, ThreadsCustomActionReq)
-    budget = settings.user_daily_tokens if runs_model else 0
     params = {
         "user": context.user.id,
         "lease": turn.lease_id,
-        "lease_seconds": lease_seconds(settings),
-        "per_minute": per_minute,
-        "cost": 1 if is_message and per_minute else 0,
-        "max_streams": settings.max_concurrent_streams_per_user,
+        "lease_seconds": LEASE_SECONDS,
+        "kind": bucket.kind,
+        "per_minute": bucket.per_minute,
+        "cost": bucket.cost,
+        "max_streams": max_streams,
         "budget": budget,
+        "reserve": budget > 0,
     }
-    rows = await store.execute(START_TURN, params)
-    granted, allowance, tokens_today = rows[0]
+    granted, allowance, spent, reserved, soonest = await run_limits(store, START_TURN, params)
     if granted:
         turn.leased = True
         return turn
-    raise refusal(settings, float(allowance), int(tokens_today), params)
-
-
-def refusal(
-    settings: Settings, allowance: float, tokens_today: int, params: dict[str, Any]
-) -> AppError:
-    budget = params["budget"]
-    if budget and tokens_today >= budget:
-        seconds = seconds_to_utc_midnight()
-        return too_many(
-            f"daily token budget used ({tokens_today:,} of {budget:,} tokens); "
-            "it renews at midnight UTC",
+    if budget and spent >= budget:
+        raise too_many(
+            f"daily token budget used ({spent:,} of {budget:,} tokens); it renews at midnight UTC",
             "daily_budget_exceeded",
-            seconds,
+            seconds_to_utc_midnight(),
         )
-    per_minute = params["per_minute"]
-    if per_minute and params["cost"] and allowance < params["cost"]:
-        seconds = math.ceil((params["cost"] - allowance) * 60 / per_minute)
-        return too_many(
-            f"too many messages: at most {per_minute} a minute", "rate_limited", seconds
+    until_a_lease_ends = math.ceil(soonest or 1)
+    if budget and spent + reserved >= budget:
+        raise too_many(
+            f"daily token budget nearly used ({spent:,} of {budget:,} tokens, about "
+            f"{round(reserved):,} more held by your answers still running)",
+            "daily_budget_exceeded",
+            until_a_lease_ends,
         )
-    return too_many(
-        f"too many answers streaming at once: at most {settings.max_concurrent_streams_per_user}",
+    if bucket.per_minute and allowance < bucket.cost:
+        raise rate_limited(bucket, allowance)
+    raise too_many(
+        f"too many answers streaming at once: at most {max_streams}",
         "too_many_streams",
-        STREAM_RETRY_SECONDS,
+        until_a_lease_ends,
     )
+
+
+async def take_token(store: PostgresStore, user_id: str, bucket: Bucket) -> None:
+    """Spend from the user's `bucket` for a request that holds no lease, or 429."""
+    if not bucket.per_minute:
+        return
+    params = {"user": user_id, "kind": bucket.kind, "per_minute": bucket.per_minute}
+    granted, allowance = await run_limits(store, TAKE_TOKEN, {**params, "cost": bucket.cost})
+    if not granted:
+        raise rate_limited(bucket, allowance)
+
+
+def rate_limited(bucket: Bucket, allowance: float) -> AppError:
+    seconds = math.ceil((bucket.cost - allowance) * 60 / bucket.per_minute)
+    message = f"too many {bucket.kind}: at most {bucket.per_minute} a minute"
+    return too_many(message, "rate_limited", seconds)
 
 
 def too_many(message: str, code: str, seconds: int) -> AppError:
@@ -219,15 +350,16 @@ def too_many(message: str, code: str, seconds: int) -> AppError:
 
 
 def seconds_to_utc_midnight(now: float | None = None) -> int:
+    """Whole seconds until the next UTC day begins."""
     now = time.time() if now is None else now
     return math.ceil(86400 - now % 86400)
 
 
-_finishing: set[asyncio.Task[None]] = set()
+_running: set[asyncio.Task[None]] = set()
 
 
-async def run_shielded(work: Coroutine[Any, Any, None]) -> None:
-    """Run `work` to its end even if the caller is cancelled; failures are logged."""
+def keep(work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    """Run `work` as a task of its own, kept referenced until it ends; failures are logged."""
 
     async def logged() -> None:
         try:
@@ -236,6 +368,12 @@ async def run_shielded(work: Coroutine[Any, Any, None]) -> None:
             logger.exception("could not finish the turn (release its lease, record its usage)")
 
     task = asyncio.create_task(logged())
-    _finishing.add(task)
-    task.add_done_callback(_finishing.discard)
-    await asyncio.shield(task)
+    _running.add(task)
+    task.add_done_callback(_running.discard)
+    return task
+
+
+async def run_shielded(work: Coroutine[Any, Any, None]) -> None:
+    """Run `work` to its end even if the caller is cancelled (the caller stops waiting, the
+    work goes on); failures are logged, not raised."""
+    await asyncio.shield(keep(work))

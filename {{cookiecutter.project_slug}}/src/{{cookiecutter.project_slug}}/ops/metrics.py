@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import os
+import socket
+import stat
 import time
 from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING
@@ -229,6 +232,49 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
+def is_loopback_host(host: str) -> bool:
+    """Whether binding to `host` (an address or a name) listens on loopback addresses only."""
+    try:
+        found = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return False
+    return bool(found) and all(is_loopback(str(entry[4][0])) for entry in found)
+
+
+def listening_hosts(port: int) -> list[str]:
+    """The addresses this process's listening TCP sockets on `port` are bound to (read from
+    its open file descriptors: the truth whichever server, or parent process, bound them)."""
+    folder = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"
+    hosts = []
+    for name in os.listdir(folder):
+        try:
+            fd = int(name)
+            if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+                continue
+            sock = socket.socket(fileno=os.dup(fd))
+        except (ValueError, OSError):
+            continue
+        with sock:
+            try:
+                listening = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+                address = sock.getsockname()
+            except OSError:
+                continue
+            inet = sock.family in (socket.AF_INET, socket.AF_INET6)
+            if inet and listening and address[1] == port:
+                hosts.append(str(address[0]))
+    return hosts
+
+
+def bound_to_loopback(request: Request) -> bool:
+    """Whether the socket that accepted this request listens on loopback addresses only."""
+    server = request.scope.get("server")
+    if not server or not isinstance(server[1], int):
+        return False
+    hosts = listening_hosts(server[1])
+    return bool(hosts) and all(is_loopback(host) for host in hosts)
+
+
 def install_metrics(app: FastAPI, store: PostgresStore) -> Metrics:
     """Add `/metrics` and the request-counting middleware to `app`; returns the Metrics."""
     metrics = Metrics(store)
@@ -247,11 +293,12 @@ def install_metrics(app: FastAPI, store: PostgresStore) -> Metrics:
                     "/metrics needs Authorization: Bearer <METRICS_TOKEN>",
                     headers={"WWW-Authenticate": "Bearer"},
                 )
-        elif not is_local_request(request):
+        elif not (is_local_request(request) and bound_to_loopback(request)):
             return error_response(
                 403,
                 "forbidden",
-                "/metrics answers loopback clients only; set METRICS_TOKEN to scrape it remotely",
+                "without METRICS_TOKEN, /metrics answers only an app bound to a loopback "
+                "address, and only clients on this machine; set METRICS_TOKEN",
             )
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 

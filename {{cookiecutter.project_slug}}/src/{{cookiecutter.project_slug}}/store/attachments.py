@@ -33,6 +33,8 @@ UPLOAD_TOKEN_TTL_SECONDS = 3600
 MAX_LINK_STEP_SECONDS = 3600  # links expire on whole steps: the same link for a while
 OCTET_STREAM = "application/octet-stream"
 MAX_MIME_TYPE_LENGTH = 255
+MAX_ATTACHMENT_NAME_CHARS = 255
+"""Longest attachment name (file name) accepted: every later model request repeats it."""
 # RFC 2045 `type/subtype` (token characters only: ASCII letters, digits and `!#$&^_.+-`).
 _MIME_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+", re.ASCII)
 PACKAGE = __name__.split(".")[0]
@@ -161,7 +163,13 @@ def build_attachment(
     mime_type: str,
     upload: AttachmentUploadDescriptor | None = None,
 ) -> Attachment:
-    """Attachment metadata; images get a preview URL that serves their bytes."""
+    """Attachment metadata; images get a preview URL that serves their bytes.
+
+    AppError (400) for a name over MAX_ATTACHMENT_NAME_CHARS."""
+    if len(name) > MAX_ATTACHMENT_NAME_CHARS:
+        raise AppError(
+            f"attachment name over {MAX_ATTACHMENT_NAME_CHARS} characters", code="name_too_long"
+        )
     if not mime_type.startswith("image/"):
         return FileAttachment(
             id=attachment_id, name=name, mime_type=mime_type, upload_descriptor=upload

@@ -1,120 +1,149 @@
-"""Whether the database can be reached, told in few log lines: one when it cannot (where, why,
-that the app keeps trying), at most one a minute while that lasts, and one when it is back."""
+"""Whether the database answers. An outage is logged in three kinds of line (it began, once a
+minute while it lasts, it ended); while it lasts requests get 503 at once and one probe, backing
+off, is the only thing that logs in, so an outage never becomes a storm of logins."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Self
 
 import psycopg
-from psycopg import AsyncConnection
-from psycopg.rows import TupleRow
-
-from ..compat.psycopg_pool import quiet_connection_failures
-from .db import redact_secrets
+from psycopg_pool import PoolTimeout
 
 logger = logging.getLogger(__name__)
-quiet_connection_failures()  # the pool's line per failed attempt: DatabaseHealth says it once
 
-REPORT_EVERY_SECONDS = 60.0
-FIRST_PROBE_SECONDS = 1.0
-LONGEST_PROBE_SECONDS = 30.0
+FIRST_PROBE_SECONDS = 0.5
+MAX_PROBE_SECONDS = 10.0
+"""Probes back off from FIRST_PROBE_SECONDS, doubling, to this: the longest an app waits to
+notice that the database is back."""
+REPORT_SECONDS = 60.0
+"""While an outage lasts, one line at most this often."""
+MAX_CAUSE_CHARS = 200
+# SQLSTATEs that mean "cannot talk to the server", beside class 08 (connection exceptions):
+# admin shutdown, crash shutdown, cannot connect now, too many connections.
+OUTAGE_STATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+
+
+class DatabaseUnavailable(psycopg.OperationalError):
+    """The database is known to be down: raised without trying it (the app answers 503)."""
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether `exc` says the database cannot be reached (not a query's own failure such as
+    a deadlock or a cancelled statement)."""
+    if isinstance(exc, DatabaseUnavailable | PoolTimeout):
+        return True
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    state = exc.sqlstate
+    return state is None or state.startswith("08") or state in OUTAGE_STATES
+
+
+def one_line(exc: BaseException, redact: Callable[[str], str]) -> str:
+    """`Type: message` on one line, passed through `redact` (passwords), at most 200 chars."""
+    message = " ".join(str(exc).split())
+    text = redact(f"{type(exc).__name__}: {message}" if message else type(exc).__name__)
+    return text if len(text) <= MAX_CAUSE_CHARS else text[: MAX_CAUSE_CHARS - 1] + "…"
 
 
 class DatabaseHealth:
-    """Told of every connection attempt (`failed`, `succeeded`); logs only the changes.
+    """Up or down, as the store's statements and one probe find out.
 
-    While the database is down it probes (`probe()`, e.g. `PostgresStore.ping`) with a
-    doubling pause up to LONGEST_PROBE_SECONDS, so an idle app notices when it is back.
+    A statement that fails as an outage would (`is_outage`) calls `suspect`: one probe (a
+    fresh connection running `SELECT 1`) decides. If it fails, the database is down: `admit`
+    refuses every statement at once (DatabaseUnavailable) and the probe repeats, backing off,
+    until it succeeds; then `recovered` runs (the store replaces its pool) and statements go
+    through again. Used for the startup check too (`suspect()` with no error).
     """
 
-    def __init__(self, where: str, url: str, *, report_every: float = REPORT_EVERY_SECONDS) -> None:
+    def __init__(
+        self,
+        where: str,
+        probe: Callable[[], Awaitable[None]],
+        recovered: Callable[[], Awaitable[None]],
+        redact: Callable[[str], str] = str,
+    ) -> None:
         self.where = where
-        self.url = url
-        self.report_every = report_every
-        self.down_since: float | None = None
-        self.probe: Callable[[], Awaitable[bool]] | None = None
-        self._reported_at = 0.0
-        self._prober: asyncio.Task[None] | None = None
+        self.probe = probe
+        self.recovered = recovered
+        self.redact = redact
+        self.down = False
+        self.refused = 0
+        self._up = asyncio.Event()
+        self._up.set()
+        self._watcher: asyncio.Task[None] | None = None
 
-    @property
-    def reachable(self) -> bool:
-        """False from a failed connection attempt until a successful one."""
-        return self.down_since is None
+    def admit(self) -> None:
+        """Refuse (DatabaseUnavailable) while the database is known to be down."""
+        if self.down:
+            self.refused += 1
+            raise DatabaseUnavailable("the database is not reachable")
 
-    def failed(self, exc: BaseException) -> None:
-        """A connection attempt failed."""
-        now = time.monotonic()
-        reason = redact_secrets(" ".join(str(exc).split()) or type(exc).__name__, self.url)
-        if self.down_since is None:
-            self.down_since = self._reported_at = now
-            logger.warning(
-                "database unreachable: %s (%s); the app keeps trying, and /health answers 503 "
-                "until it is back",
-                self.where,
-                reason,
-            )
-            self._start_probing()
-        elif now - self._reported_at >= self.report_every:
-            self._reported_at = now
-            logger.warning(
-                "database still unreachable after %.0f s: %s (%s); still trying",
-                now - self.down_since,
-                self.where,
-                reason,
-            )
+    def suspect(self, exc: BaseException | None = None) -> None:
+        """A statement failed as an outage would (or the app starts): probe, unless a probe
+        is running already."""
+        if self._watcher is None or self._watcher.done():
+            self._watcher = asyncio.get_running_loop().create_task(self._watch())
 
-    def succeeded(self) -> None:
-        """A connection was made."""
-        if self.down_since is not None:
-            down_for = time.monotonic() - self.down_since
-            self.down_since = None
-            logger.warning("database reachable again after %.0f s: %s", down_for, self.where)
+    async def wait_up(self, timeout: float) -> bool:  # noqa: ASYNC109 (a deadline, not I/O)
+        """Wait until the database is not known to be down; False after `timeout` seconds."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._up.wait(), timeout)
+        return self._up.is_set()
 
     async def close(self) -> None:
-        """Stop probing (the store is closing)."""
-        if self._prober is not None:
-            self._prober.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._prober
-            self._prober = None
+        """Stop probing (the app is shutting down)."""
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._watcher
 
-    def _start_probing(self) -> None:
-        if self.probe is None or (self._prober is not None and not self._prober.done()):
+    async def _try(self) -> BaseException | None:
+        try:
+            await self.probe()
+        except (psycopg.Error, PoolTimeout, OSError, TimeoutError) as exc:
+            return exc
+        return None
+
+    async def _watch(self) -> None:
+        failure = await self._try()
+        if failure is None:
             return
-        with contextlib.suppress(RuntimeError):  # no event loop: nothing to probe from
-            self._prober = asyncio.get_running_loop().create_task(self._probe_until_back())
-
-    async def _probe_until_back(self) -> None:
-        pause = FIRST_PROBE_SECONDS
-        while self.down_since is not None and self.probe is not None:
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, LONGEST_PROBE_SECONDS)
-            try:
-                back = await self.probe()
-            except Exception as exc:  # a probe that raises is one more failed attempt
-                self.failed(exc)
-                continue
-            if back:
-                self.succeeded()
-
-
-def watched_connection(health: DatabaseHealth) -> type[AsyncConnection[TupleRow]]:
-    """A connection class for the pool that tells `health` how each connection attempt went."""
-
-    class WatchedConnection(AsyncConnection[TupleRow]):
-        @classmethod
-        async def connect(cls, *args: Any, **kwargs: Any) -> Self:
-            try:
-                conn = await super().connect(*args, **kwargs)
-            except psycopg.OperationalError as exc:
-                health.failed(exc)
-                raise
-            health.succeeded()
-            return conn
-
-    return WatchedConnection
+        began = last_report = time.monotonic()
+        self.down, self.refused = True, 0
+        self._up.clear()
+        logger.warning(
+            "database unreachable: %s (%s); requests get 503 until it answers",
+            self.where,
+            one_line(failure, self.redact),
+        )
+        delay = FIRST_PROBE_SECONDS
+        try:
+            while True:
+                await asyncio.sleep(delay * random.uniform(0.9, 1.1))  # noqa: S311 (jitter)
+                delay = min(delay * 2, MAX_PROBE_SECONDS)
+                if (failure := await self._try()) is None:
+                    break
+                now = time.monotonic()
+                if now - last_report >= REPORT_SECONDS:
+                    last_report = now
+                    logger.warning(
+                        "database still unreachable after %.0f s (%d requests refused): %s",
+                        now - began,
+                        self.refused,
+                        one_line(failure, self.redact),
+                    )
+            await self.recovered()
+        finally:
+            self.down = False
+            self._up.set()
+        logger.warning(
+            "database reachable again after %.0f s: %s (%d requests refused meanwhile)",
+            time.monotonic() - began,
+            self.where,
+            self.refused,
+        )

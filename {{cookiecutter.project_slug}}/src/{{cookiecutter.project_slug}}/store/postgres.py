@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import subprocess
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -19,12 +18,12 @@ from pydantic import TypeAdapter
 
 from ..compat.chatkit_server import FAKE_RESPONSES_ID
 from ..context import RequestContext
-from ..dev.embedded import EmbeddedPostgresMissing, resolve_url
+from ..dev.embedded import resolve_url
 from ..errors import AppError
 from ..settings import EMBEDDED, EMBEDDED_DATA_DIR
 from . import queries as q
-from .db import Pool, create_pool, redact_url
-from .health import DatabaseHealth, watched_connection
+from .db import Pool, connect, create_pool, redact_secrets, redact_url
+from .health import DatabaseHealth, is_outage
 from .pages import checked_order, newest_cached, page_size, timestamp, to_page
 
 logger = logging.getLogger(__name__)
@@ -37,6 +36,7 @@ THREAD = TypeAdapter(ThreadMetadata)
 ITEM: TypeAdapter[ThreadItem] = TypeAdapter(ThreadItem)
 ATTACHMENT: TypeAdapter[Attachment] = TypeAdapter(Attachment)
 FEEDBACK_KINDS = frozenset({"positive", "negative"})
+PROBE_SECONDS = 5.0
 ITEM_ID_KIND: Mapping[str, StoreItemType] = {
     "client_tool_call": "tool_call",
     "task": "task",
@@ -78,12 +78,16 @@ class PostgresStore(Store[RequestContext]):
         self.max_size = max_size
         self.timeout = timeout
         self._pool: Pool | None = None
+        self._conninfo = database_url
         self._open_lock = asyncio.Lock()
-        where = f"embedded PostgreSQL in {embedded_data_dir}"
-        self.health = DatabaseHealth(
-            where if database_url == EMBEDDED else redact_url(database_url), database_url
+        where = (
+            f"embedded PostgreSQL in {embedded_data_dir}"
+            if database_url == EMBEDDED
+            else redact_url(database_url)
         )
-        self.health.probe = self.ping
+        self.health = DatabaseHealth(
+            where, self._probe, self._replace_pool, lambda text: redact_secrets(text, database_url)
+        )
         # Called on every attachment before it leaves the store (fresh preview links).
         self.prepare_attachment: PrepareAttachment | None = None
 
@@ -95,27 +99,53 @@ class PostgresStore(Store[RequestContext]):
         return self._pool
 
     async def open(self) -> None:
-        """Create and open the pool (idempotent); connections are made in the background."""
+        """Create and open the pool (idempotent). Connections are made in the background;
+        one probe says at once whether the database answers (and logs it if not)."""
         await self._ensure_open()
+        self.health.suspect()
 
     async def close(self) -> None:
         """Close the pool; the store opens a new one if it is used again."""
+        await self.health.close()
         async with self._open_lock:
             pool, self._pool = self._pool, None
-        await self.health.close()
         if pool is not None:
             await pool.close()
 
     async def ping(self, timeout: float = 2.0) -> bool:  # noqa: ASYNC109 (health-check API)
-        """True when the database answers `SELECT 1` within `timeout` seconds."""
+        """True when the database answers `SELECT 1` within `timeout` seconds (False at once
+        while it is known to be down)."""
+        if self.health.down:
+            return False
         try:
             pool = await self._ensure_open()
             async with asyncio.timeout(timeout), pool.connection(timeout=timeout) as conn:
                 await conn.execute("SELECT 1")
         except (psycopg.Error, PoolTimeout, TimeoutError, OSError, RuntimeError) as exc:
             logger.debug("database ping failed: %s", type(exc).__name__)
+            self.health.suspect(exc)
             return False
         return True
+
+    async def _probe(self) -> None:
+        """One fresh connection runs `SELECT 1` (health.py's probe), within PROBE_SECONDS."""
+        await self._ensure_open()
+        async with asyncio.timeout(PROBE_SECONDS), await connect(self._conninfo) as conn:
+            await conn.execute("SELECT 1")
+
+    async def _replace_pool(self) -> None:
+        """After an outage: a fresh pool (the old one may still be backing off its
+        reconnection attempts for minutes); the old one is closed."""
+        async with self._open_lock:
+            old = self._pool
+            if old is None:
+                return
+            pool = create_pool(
+                self._conninfo, min_size=self.min_size, max_size=self.max_size, timeout=self.timeout
+            )
+            await pool.open()
+            self._pool = pool
+        await old.close()
 
     async def _ensure_open(self) -> Pool:
         if self._pool is not None:
@@ -124,24 +154,14 @@ class PostgresStore(Store[RequestContext]):
             if self._pool is None:
                 conninfo = self.database_url
                 if conninfo == EMBEDDED:
-                    try:
-                        conninfo = await asyncio.to_thread(
-                            resolve_url, conninfo, self.embedded_data_dir
-                        )
-                    except EmbeddedPostgresMissing:
-                        raise
-                    except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
-                        self.health.failed(exc)
-                        raise
+                    conninfo = await asyncio.to_thread(
+                        resolve_url, conninfo, self.embedded_data_dir
+                    )
                 pool = create_pool(
-                    conninfo,
-                    min_size=self.min_size,
-                    max_size=self.max_size,
-                    timeout=self.timeout,
-                    connection_class=watched_connection(self.health),
+                    conninfo, min_size=self.min_size, max_size=self.max_size, timeout=self.timeout
                 )
                 await pool.open()
-                self._pool = pool
+                self._pool, self._conninfo = pool, conninfo
             return self._pool
 
     async def execute(self, query: Any, params: Mapping[str, Any]) -> Rows:
@@ -161,18 +181,24 @@ class PostgresStore(Store[RequestContext]):
     ) -> tuple[Rows, int]:
         """Run one statement; once more on a fresh connection if the first one was dead
         (connections are not pinged before use: that would double the round trips)."""
+        self.health.admit()
         pool = await self._ensure_open()
-        for attempt in (1, 2):
-            async with pool.connection() as conn:
-                try:
-                    cursor = await conn.execute(query, params)
-                    rows = await cursor.fetchall() if fetch else []
-                    return rows, cursor.rowcount
-                except psycopg.OperationalError:
-                    if attempt == 2 or not conn.broken:
-                        raise
-            logger.info("database connection lost; retrying on a fresh one")
-            await pool.check()
+        try:
+            for attempt in (1, 2):
+                async with pool.connection() as conn:
+                    try:
+                        cursor = await conn.execute(query, params)
+                        rows = await cursor.fetchall() if fetch else []
+                        return rows, cursor.rowcount
+                    except psycopg.OperationalError:
+                        if attempt == 2 or not conn.broken:
+                            raise
+                logger.debug("database connection lost; retrying on a fresh one")
+                await pool.check()
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            if is_outage(exc):
+                self.health.suspect(exc)
+            raise
         raise AssertionError("unreachable")
 
     # --- threads ------------------------------------------------------------------------
@@ -346,13 +372,22 @@ class PostgresStore(Store[RequestContext]):
         return bytes(rows[0][0])
 
     async def load_attachment_contents(
-        self, attachment_ids: Sequence[str], budget: int, context: RequestContext
+        self,
+        attachment_ids: Sequence[str],
+        budget: int,
+        context: RequestContext,
+        overhead: int = 0,
     ) -> dict[str, tuple[int, bytes | None]]:
         """Size of each of the user's uploaded attachments among the ids, and the bytes while
-        the sizes (in list order) add up to at most `budget`. One statement."""
+        the sizes (in list order, plus `overhead` each) add up to at most `budget`. One statement."""
         if not attachment_ids:
             return {}
-        params = {"ids": list(attachment_ids), "budget": budget, "user": context.user.id}
+        params = {
+            "ids": list(attachment_ids),
+            "budget": budget,
+            "overhead": overhead,
+            "user": context.user.id,
+        }
         rows = await self.execute(q.LOAD_ATTACHMENT_CONTENTS, params)
         return {
             row[0]: (int(row[1]), bytes(row[2]) if row[2] is not None else None) for row in rows

@@ -78,10 +78,12 @@ SELECT c.content FROM attachment_contents AS c JOIN attachments AS a ON a.id = c
 WHERE a.id = %(id)s AND a.user_id = %(user)s
 """
 
-# Each size, and the bytes only of the longest prefix (in list order) within the budget.
+# Each size, and the bytes only of the longest prefix (in list order) within the budget, each
+# counted with an overhead (what sending it inline adds).
 LOAD_ATTACHMENT_CONTENTS = """
 SELECT w.id, octet_length(c.content),
-       CASE WHEN sum(octet_length(c.content)) OVER (ORDER BY w.ord) <= %(budget)s
+       CASE WHEN sum(octet_length(c.content) + %(overhead)s::bigint) OVER (ORDER BY w.ord)
+                 <= %(budget)s
             THEN c.content END
 FROM unnest(%(ids)s::text[]) WITH ORDINALITY AS w(id, ord)
 JOIN attachments AS a ON a.id = w.id AND a.user_id = %(user)s
