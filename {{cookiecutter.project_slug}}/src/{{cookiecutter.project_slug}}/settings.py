@@ -52,6 +52,8 @@ def settings_sources() -> str:
     """Where settings come from, for error messages."""
     state = "" if ENV_FILE.is_file() else ", not there yet"
     return f"settings come from the environment, then {ENV_FILE}{state}"
+
+
 SEQUENCES = (
     "abcdefghijklmnopqrstuvwxyz",
     "0123456789",

@@ -27,7 +27,7 @@ from {{ cookiecutter.project_slug }}.store.queries import (
     LOAD_ATTACHMENT_CONTENTS,
 )
 from tests.support.app import AppServer
-from tests.support.chatkit import streamed_requests, uploaded
+from tests.support.chatkit import json_error, post, streamed_requests, upload, uploaded
 from tests.support.db import make_context
 from tests.support.fake_openai import FakeModel
 
@@ -156,16 +156,6 @@ def conversation_bytes(body: JSON) -> int:
     return json_size(body.get("input") or body.get("messages"))
 
 
-async def post(client: ChatKitClient, type_: str, params: JSON) -> httpx.Response:
-    body = {"type": type_, "params": params}
-    return await client.http.post(client.url, json=body, headers=client.headers)
-
-
-def refused(response: httpx.Response, status: int, code: str) -> None:
-    assert response.status_code == status, response.text
-    assert response.json()["error"]["code"] == code, response.text
-
-
 def pending_call(thread_id: str) -> ClientToolCallItem:
     return ClientToolCallItem(
         id=f"ctc_{uuid.uuid4().hex}",
@@ -196,14 +186,12 @@ async def test_every_field_is_bounded_and_no_request_carries_more_than_the_budge
     limit = server.settings.max_tool_output_bytes
 
     create = {"name": NAME + "x", "size": 10, "mime_type": "image/png"}
-    refused(await post(client, "attachments.create", create), 400, "name_too_long")
-    async with httpx.AsyncClient() as http:
-        too_long = {"file": (NAME + "x", image(99), "image/png")}
-        answer = await http.post(
-            server.url + "/attachments", files=too_long, headers=client.headers
-        )
-    refused(answer, 400, "name_too_long")
-    ids = [await upload(server, client, NAME, image(n)) for n in range(10)]
+    json_error(await post(client, "attachments.create", create), 400, "name_too_long")
+    answer = await upload(
+        server.url + "/attachments", NAME + "x", "image/png", image(99), headers=client.headers
+    )
+    json_error(answer, 400, "name_too_long")
+    ids = [await uploaded(client, NAME, image(n)) for n in range(10)]
 
     thread_id: str | None = None
     for turn in range(3):
@@ -214,11 +202,11 @@ async def test_every_field_is_bounded_and_no_request_carries_more_than_the_budge
         )
         await store.add_thread_item(thread_id, pending_call(thread_id), make_context(user_id))
         over = {"thread_id": thread_id, "result": "r" * (limit - 1)}  # its JSON: limit + 1
-        refused(
+        json_error(
             await post(client, "threads.add_client_tool_output", over), 413, "tool_output_too_large"
         )
         action = {"type": "any.action", "payload": {"text": "p" * 65_536}}
-        refused(
+        json_error(
             await post(client, "threads.custom_action", {"thread_id": thread_id, "action": action}),
             413,
             "action_payload_too_large",

@@ -379,7 +379,7 @@ class PostgresStore(Store[RequestContext]):
         overhead: int = 0,
     ) -> dict[str, tuple[int, bytes | None]]:
         """Size of each of the user's uploaded attachments among the ids, and the bytes while
-        the sizes (in list order, plus `overhead` each) add up to at most `budget`. One statement."""
+        the sizes (in list order, plus `overhead` each) add up to at most `budget`."""
         if not attachment_ids:
             return {}
         params = {
