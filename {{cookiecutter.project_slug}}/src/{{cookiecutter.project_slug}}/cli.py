@@ -3,11 +3,13 @@
 serve              run the API with uvicorn
 db upgrade         create or migrate the tables (idempotent)
 db status          show the schema version and pending migrations
-db prune           delete attachments never sent, older than ATTACHMENT_ORPHAN_HOURS
+db prune           delete unsent attachments and threads past RETENTION_DAYS (--json)
 token USER_ID      print a development bearer token for USER_ID
 chat               chat with the running app in the terminal
 feedback export    print the stored item feedback as JSON lines (--since DATE-OR-TIME)
 usage report       model tokens used, by user, model or day (--since DATE-OR-TIME, --json)
+threads lock|close|unlock THREAD_ID   thread status (cli_data.py)
+users export|delete USER_ID           a user's data (cli_data.py)
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from .cli_data import add_data_commands, run_data_command
 from .settings import Settings, get_settings
 
 PACKAGE = __package__ or __name__.rpartition(".")[0]
@@ -81,11 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
     db_commands.add_parser("upgrade", help="create or migrate the tables (idempotent)")
     db_commands.add_parser("status", help="show the schema version and pending migrations")
-    db_commands.add_parser(
+    prune = db_commands.add_parser(
         "prune",
         help="delete attachments never sent in a message and older than "
-        "ATTACHMENT_ORPHAN_HOURS (run it daily, from cron or a scheduled job)",
+        "ATTACHMENT_ORPHAN_HOURS, and threads idle for RETENTION_DAYS (run it daily, from cron "
+        "or a scheduled job)",
     )
+    prune.add_argument("--json", action="store_true", help="print the counts as JSON")
 
     token = commands.add_parser("token", help="print a development bearer token")
     token.add_argument("user_id")
@@ -115,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_since(report, "only calls at or after this time")
     report.add_argument("--by", choices=("user", "model", "day"), default="user")
     report.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_data_commands(commands)
     return parser
 
 
@@ -227,7 +233,7 @@ def run(args: argparse.Namespace) -> int:
         if args.db_command == "prune":
             from .ops.retention import prune_command
 
-            return asyncio.run(prune_command(get_settings()))
+            return asyncio.run(prune_command(get_settings(), args.json))
         return asyncio.run(db.status_command(get_settings()))
     if args.command == "token":
         from .context import create_token
@@ -254,4 +260,6 @@ def run(args: argparse.Namespace) -> int:
         from .chat.feedback import export_command
 
         return asyncio.run(export_command(get_settings(), args.since))
+    if args.command in ("threads", "users"):
+        return run_data_command(args)
     raise AssertionError(f"unknown command {args.command}")

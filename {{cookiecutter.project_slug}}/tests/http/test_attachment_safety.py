@@ -301,7 +301,9 @@ async def test_link_tokens_never_reach_the_logs(app_server: AppServer) -> None:
         assert secret not in formatter.format(record), formatter.format(record)
     access = [r.getMessage() for r in captured.named("uvicorn.access")]
     assert any("/content?token=***&x=***" in line for line in access), access
-    assert all("?" not in str(vars(r)["path"]) for r in captured.named(f"{PACKAGE}.http.middleware"))
+    assert all(
+        "?" not in str(vars(r)["path"]) for r in captured.named(f"{PACKAGE}.http.middleware")
+    )
 
 
 def token_claims(url: str) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from chatkit.types import (
 from ..agent.actions import ActionCall, parse_action
 from ..compat.chatkit_server import process_parsed
 from ..context import RequestContext
+from ..ops.usage import record_transcription
 from ..store.postgres import PostgresStore
 from .dictation import transcribe
 from .model import ModelGateway
@@ -77,8 +78,10 @@ class ChatServer(ChatKitServer[RequestContext]):
     async def transcribe(
         self, audio_input: AudioInput, context: RequestContext
     ) -> TranscriptionResult:
-        """Dictation: the text spoken in the recording (dictation.py)."""
-        return await transcribe(self.gateway, audio_input)
+        """Dictation: the text spoken in the recording (dictation.py), metered in `usage`."""
+        result, call = await transcribe(self.gateway, audio_input)
+        await record_transcription(self.store, context.user.id, call)
+        return result
 
     async def add_feedback(
         self,

@@ -15,7 +15,7 @@ from ..chat.server import ChatServer
 from ..context import RequestContext, get_request_context
 from ..errors import AppError, error_response
 from ..ops.gc_tuning import count_request
-from ..ops.limits import Turn, run_shielded, start_turn
+from ..ops.limits import Turn, check_transcription, run_shielded, start_turn
 from ..settings import Settings
 from ..store.attachments import AttachmentTooLarge
 from ..store.postgres import PostgresStore
@@ -41,6 +41,7 @@ async def chatkit_endpoint(
     try:
         check_sizes(parsed, settings)
         await check_targets(parsed, server.store, context)
+        await check_transcription(parsed, server.store, context, settings)
         turn = await start_turn(parsed, server.store, context, settings)
         try:
             result = await server.process_request(parsed, context)

@@ -13,6 +13,7 @@ from chatkit.types import (
     ThreadsCreateReq,
     ThreadsCustomActionReq,
     ThreadsRetryAfterItemReq,
+    ThreadsSyncCustomActionReq,
     WidgetItem,
     is_streaming_req,
 )
@@ -21,6 +22,7 @@ from ..agent.actions import InvalidActionError, parse_action
 from ..context import RequestContext
 from ..errors import AppError
 from ..store import PostgresStore
+from ..store.thread_status import ensure_open
 
 
 async def check_targets(request: ChatKitReq, store: PostgresStore, context: RequestContext) -> None:
@@ -29,10 +31,13 @@ async def check_targets(request: ChatKitReq, store: PostgresStore, context: Requ
     The SDK only fails once a stream is read, after the 200 has gone out; checking first
     keeps "not found" a proper 404 for streaming requests too. Non-streaming requests need
     no check (the SDK raises NotFoundError before it answers), except `attachments.delete`,
-    which the store treats as a no-op for an id it does not find.
+    which the store treats as a no-op for an id it does not find. A locked or closed thread
+    refuses streamed requests and sync actions (409, store/thread_status.py).
     """
     if isinstance(request, AttachmentsDeleteReq):
         await store.load_attachment(request.params.attachment_id, context)
+    if isinstance(request, ThreadsSyncCustomActionReq):
+        ensure_open(await store.load_thread(request.params.thread_id, context))
     if not is_streaming_req(request):
         return
     if isinstance(request, ThreadsCreateReq | ThreadsAddUserMessageReq):
@@ -41,7 +46,8 @@ async def check_targets(request: ChatKitReq, store: PostgresStore, context: Requ
     thread_id: str | None = getattr(getattr(request, "params", None), "thread_id", None)
     if thread_id is None:
         return
-    await store.load_thread(thread_id, context)
+    # Every streamed request on a thread adds to it: a locked or closed one refuses (409).
+    ensure_open(await store.load_thread(thread_id, context))
     named = ThreadsAddStructuredInputReq | ThreadsRetryAfterItemReq | ThreadsCustomActionReq
     item_id = request.params.item_id if isinstance(request, named) else None
     item = await store.load_item(thread_id, item_id, context) if item_id is not None else None

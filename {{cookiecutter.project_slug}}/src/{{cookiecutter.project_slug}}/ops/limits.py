@@ -13,6 +13,10 @@ when they allow it, takes a stream lease; a refusal is a 429 JSON error with `Re
   streamed ones but custom actions) are refused once the user's tokens today reach it. A turn
   that starts under the budget runs to its end, so a user may overshoot by one turn.
 
+Dictation (`input.transcribe`, not streamed) has a bucket of its own in table `rate_buckets`
+(RATE_LIMIT_TRANSCRIPTIONS_PER_MINUTE, `check_transcription`), checked before the provider is
+called.
+
 When the stream ends, however it ends (done, failed, or the client went away), one statement
 (`FINISH_TURN`) releases the lease and records the turn's model usage (usage.py), once the
 response has ended: no client waits for it. A lease expires after `lease_seconds` (longer
@@ -34,6 +38,7 @@ from typing import Any
 
 from chatkit.types import (
     ChatKitReq,
+    InputTranscribeReq,
     ThreadsAddUserMessageReq,
     ThreadsCreateReq,
     ThreadsCustomActionReq,
@@ -133,6 +138,34 @@ RETURNING d.tokens
 """
 
 
+# A request bucket (`rate_buckets`): take one request if the bucket, refilled since it was last
+# checked, holds one; a new user starts with a full bucket. A refusal changes nothing and
+# returns no row (then BUCKET_LEVEL says when the next one comes).
+TAKE_FROM_BUCKET = """
+INSERT INTO rate_buckets AS b (user_id, bucket, allowance, checked_at)
+VALUES (%(user)s::text, %(bucket)s::text, %(per_minute)s::float8 - 1, now())
+ON CONFLICT (user_id, bucket) DO UPDATE
+SET allowance = least(
+        %(per_minute)s::float8,
+        b.allowance + %(per_minute)s::float8 / 60 * extract(epoch FROM now() - b.checked_at)::float8
+    ) - 1,
+    checked_at = now()
+WHERE least(
+    %(per_minute)s::float8,
+    b.allowance + %(per_minute)s::float8 / 60 * extract(epoch FROM now() - b.checked_at)::float8
+) >= 1
+RETURNING 1
+"""
+
+BUCKET_LEVEL = """
+SELECT least(
+    %(per_minute)s::float8,
+    allowance + %(per_minute)s::float8 / 60 * extract(epoch FROM now() - checked_at)::float8
+)
+FROM rate_buckets WHERE user_id = %(user)s::text AND bucket = %(bucket)s::text
+"""
+
+
 def lease_seconds(settings: Settings) -> float:
     """How long a stream lease lasts unless released: longer than a model call with all its
     retries, and at least five minutes."""
@@ -211,6 +244,25 @@ async def start_turn(
         turn.leased = True
         return turn
     raise refusal(settings, float(allowance), int(tokens_today), params)
+
+
+async def check_transcription(
+    request: ChatKitReq, store: PostgresStore, context: RequestContext, settings: Settings
+) -> None:
+    """Take one of the user's transcriptions this minute, or raise AppError 429 (Retry-After)."""
+    per_minute = settings.rate_limit_transcriptions_per_minute
+    if not isinstance(request, InputTranscribeReq) or not per_minute:
+        return
+    params = {"user": context.user.id, "bucket": "transcriptions", "per_minute": per_minute}
+    if await store.execute(TAKE_FROM_BUCKET, params):
+        return
+    level = await store.execute(BUCKET_LEVEL, params)
+    allowance = float(level[0][0]) if level else 0.0
+    raise too_many(
+        f"too many transcriptions: at most {per_minute} a minute",
+        "rate_limited",
+        math.ceil((1 - allowance) * 60 / per_minute),
+    )
 
 
 def refusal(
