@@ -94,6 +94,7 @@ INSERT INTO usage (
 )
 VALUES (%(id)s, 1, %(user)s, NULL, %(model)s, 'transcription', %(input)s, %(output)s, %(audio)s)
 ON CONFLICT (turn_id, call) DO NOTHING
+RETURNING 1
 """
 
 
