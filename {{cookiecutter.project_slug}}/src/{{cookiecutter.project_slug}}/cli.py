@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from .cli_data import add_data_commands, run_data_command
 from .settings import Settings, describe_invalid, get_settings
 
 PACKAGE = __package__ or __name__.rpartition(".")[0]
@@ -74,11 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
     db_commands = add_group(commands, "db", "manage the database schema")
     db_commands.add_parser("upgrade", help="create or migrate the tables (idempotent)")
     db_commands.add_parser("status", help="show the schema version and pending migrations")
-    db_commands.add_parser(
+    prune = db_commands.add_parser(
         "prune",
         help="delete attachments never sent in a message and older than "
-        "ATTACHMENT_ORPHAN_HOURS (run it daily, from cron or a scheduled job)",
+        "ATTACHMENT_ORPHAN_HOURS, and threads idle for RETENTION_DAYS (run it daily, from cron "
+        "or a scheduled job)",
     )
+    prune.add_argument("--json", action="store_true", help="print the counts as JSON")
 
     token = commands.add_parser("token", help="print a development bearer token")
     token.add_argument("user_id")
@@ -104,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_since(report, "only calls at or after this time")
     report.add_argument("--by", choices=("user", "model", "day"), default="user")
     report.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_data_commands(commands)
     return parser
 
 
@@ -254,7 +258,7 @@ def run(args: argparse.Namespace) -> int:
         if args.db_command == "prune":
             from .ops.retention import prune_command
 
-            return asyncio.run(prune_command(get_settings()))
+            return asyncio.run(prune_command(get_settings(), args.json))
         return asyncio.run(db.status_command(get_settings()))
     if args.command == "secret":
         print(secrets.token_urlsafe(48))
@@ -284,4 +288,6 @@ def run(args: argparse.Namespace) -> int:
         from .chat.feedback import export_command
 
         return asyncio.run(export_command(get_settings(), args.since))
+    if args.command in ("threads", "users"):
+        return run_data_command(args)
     raise AssertionError(f"unknown command {args.command}")

@@ -182,13 +182,18 @@ class Settings(BaseSettings):
     """Streamed answers one user may have running at once; 0: no limit."""
     user_daily_tokens: int = Field(default=0, ge=0)
     """Model tokens (input + output) per user per UTC day; 0: no budget."""
+    rate_limit_transcriptions_per_minute: int = Field(default=10, ge=0)
+    """Dictation requests (`input.transcribe`) per user per minute, in bursts up to that; 0: no
+    limit."""
     public_url: str | None = None
     """The app's public base URL, for attachment links (required in production)."""
     attachment_link_ttl_seconds: int = Field(default=24 * 3600, ge=60)
     """How long an image preview link works (links are re-signed whenever they are read)."""
     attachment_orphan_hours: int = Field(default=24, ge=1)
     """`db prune` deletes attachments never sent in a message once they are this old."""
-    chat_page: bool = True
+    retention_days: int = Field(default=0, ge=0)
+    """`db prune` deletes threads with no new item for this many days; 0: keep forever."""
+    chat_page: bool = {{ "True" if cookiecutter.chat_page else "False" }}
     chatkit_domain_key: str = "domain_pk_localhost_dev"
     log_level: str = "INFO"
     log_format: Literal["console", "json"] | None = None

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import IO
 
 from tests.support.app import TEST_AUTH_SECRET
 
@@ -14,11 +15,23 @@ PACKAGE = "{{ cookiecutter.project_slug }}"
 
 
 def run(
-    argv: Sequence[str], *, env: Mapping[str, str], cwd: Path | None = None
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    cwd: Path | None = None,
+    stdin: int | IO[str] = subprocess.DEVNULL,
 ) -> subprocess.CompletedProcess[str]:
-    """Run a command to its end (at most a minute), its output captured as text."""
+    """Run a command to its end (at most a minute), its output captured as text; stdin is
+    empty unless given (e.g. a pty)."""
     return subprocess.run(
-        list(argv), env=dict(env), cwd=cwd, capture_output=True, text=True, timeout=60, check=False
+        list(argv),
+        env=dict(env),
+        cwd=cwd,
+        stdin=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
@@ -29,6 +42,10 @@ def cli_env(database_url: str) -> dict[str, str]:
     return env
 
 
-def run_cli(cwd: Path, database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    cwd: Path, database_url: str, *args: str, stdin: int | IO[str] = subprocess.DEVNULL
+) -> subprocess.CompletedProcess[str]:
     """`python -m <package> ARGS` against that database."""
-    return run([sys.executable, "-m", PACKAGE, *args], env=cli_env(database_url), cwd=cwd)
+    return run(
+        [sys.executable, "-m", PACKAGE, *args], env=cli_env(database_url), cwd=cwd, stdin=stdin
+    )

@@ -1,5 +1,6 @@
 """Dictation: `input.transcribe` sends the recording to OpenAI's transcription endpoint
-(TRANSCRIBE_MODEL); bad audio is refused before it leaves (400/413)."""
+(TRANSCRIBE_MODEL); bad audio is refused before it leaves (400/413), the endpoint checks
+RATE_LIMIT_TRANSCRIPTIONS_PER_MINUTE first, and each transcription is metered."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import logging
 
 import openai
 from chatkit.types import AudioInput, InputTranscribeParams, TranscriptionResult
+from openai.types.audio.transcription import UsageTokens
 
 from ..errors import AppError, MissingApiKeyError
+from ..ops.usage import TranscriptionCall
 from .model import ModelGateway
 
 logger = logging.getLogger(__name__)
@@ -59,13 +62,16 @@ def check_audio(params: InputTranscribeParams, max_bytes: int) -> None:
         raise DictationError("audio_base64 is not valid base64", code="invalid_request") from exc
 
 
-async def transcribe(gateway: ModelGateway, audio: AudioInput) -> TranscriptionResult:
-    """The text spoken in `audio`, or DictationError with a fitting status."""
+async def transcribe(
+    gateway: ModelGateway, audio: AudioInput
+) -> tuple[TranscriptionResult, TranscriptionCall]:
+    """The text spoken in `audio` and what it cost, or DictationError with a fitting status."""
+    model = gateway.settings.transcribe_model
     media_type = audio.media_type.strip().lower()
     filename = f"speech.{AUDIO_EXTENSIONS.get(media_type, 'webm')}"
     try:
         result = await gateway.client.audio.transcriptions.create(
-            model=gateway.settings.transcribe_model, file=(filename, audio.data, media_type)
+            model=model, file=(filename, audio.data, media_type)
         )
     except MissingApiKeyError as exc:
         raise DictationError(
@@ -93,4 +99,6 @@ async def transcribe(gateway: ModelGateway, audio: AudioInput) -> TranscriptionR
         raise DictationError(
             f"The transcription service answered with an error ({exc.status_code}).", status=502
         ) from exc
-    return TranscriptionResult(text=result.text)
+    usage = getattr(result, "usage", None)  # tokens for the gpt-4o models, none for whisper-1
+    tokens = (usage.input_tokens, usage.output_tokens) if isinstance(usage, UsageTokens) else (0, 0)
+    return TranscriptionResult(text=result.text), TranscriptionCall(model, len(audio.data), *tokens)

@@ -27,6 +27,7 @@ from ..agent.actions import ActionCall, ActionHandler, parse_action
 from ..compat.chatkit_server import process_parsed
 from ..context import RequestContext
 from ..errors import AppError
+from ..ops.usage import record_transcription
 from ..store import PostgresStore
 from .dictation import transcribe
 from .model import ModelGateway
@@ -97,8 +98,10 @@ class ChatServer(ChatKitServer[RequestContext]):
     async def transcribe(
         self, audio_input: AudioInput, context: RequestContext
     ) -> TranscriptionResult:
-        """Dictation: the text spoken in the recording (dictation.py)."""
-        return await transcribe(self.gateway, audio_input)
+        """Dictation: the text spoken in the recording (dictation.py), metered in `usage`."""
+        result, call = await transcribe(self.gateway, audio_input)
+        await record_transcription(self.store, context.user.id, call)
+        return result
 
     async def add_feedback(
         self,

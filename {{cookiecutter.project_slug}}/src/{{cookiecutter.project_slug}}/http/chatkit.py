@@ -14,7 +14,7 @@ from ..agent.actions import calls_model
 from ..chat.server import ChatServer
 from ..context import RequestContext, get_request_context
 from ..ops.gc_tuning import count_request
-from ..ops.limits import run_shielded, start_turn
+from ..ops.limits import check_transcription, run_shielded, start_turn
 from ..settings import Settings
 from ..store import PostgresStore
 from .checks import check_targets
@@ -35,6 +35,7 @@ async def chatkit_endpoint(
     parsed = await parse_request(request, settings)
     check_sizes(parsed, settings)
     await check_targets(parsed, server.store, context)
+    await check_transcription(parsed, server.store, context, settings)
     actions = ThreadsCustomActionReq | ThreadsSyncCustomActionReq
     model = isinstance(parsed, actions) and calls_model(parsed.params.action.type)
     turn = await start_turn(parsed, server.store, context, settings, model)

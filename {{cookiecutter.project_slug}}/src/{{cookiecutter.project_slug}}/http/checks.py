@@ -24,6 +24,7 @@ from ..agent.actions import InvalidActionError, parse_action
 from ..context import RequestContext
 from ..errors import AppError
 from ..store import PostgresStore
+from ..store.thread_status import ensure_open
 
 ITEM_REQUESTS = (
     ThreadsAddStructuredInputReq
@@ -35,7 +36,8 @@ ITEM_REQUESTS = (
 
 async def check_targets(request: ChatKitReq, store: PostgresStore, context: RequestContext) -> None:
     """Load what the request names (a missing one is NotFoundError: 404) and refuse what the
-    SDK would fail on (400); a widget action is parsed here, once, into the context."""
+    SDK would fail on (400) or a locked or closed thread refuses (409); a widget action is
+    parsed here, once, into the context."""
     if isinstance(request, AttachmentsDeleteReq):  # the store deletes a missing one silently
         await store.load_attachment(request.params.attachment_id, context)
     actions = ThreadsCustomActionReq | ThreadsSyncCustomActionReq
@@ -47,7 +49,7 @@ async def check_targets(request: ChatKitReq, store: PostgresStore, context: Requ
     thread_id: str | None = getattr(getattr(request, "params", None), "thread_id", None)
     if thread_id is None:
         return
-    await store.load_thread(thread_id, context)
+    ensure_open(await store.load_thread(thread_id, context))
     item_id = request.params.item_id if isinstance(request, ITEM_REQUESTS) else None
     item = await store.load_item(thread_id, item_id, context) if item_id is not None else None
     if isinstance(request, actions):

@@ -1,6 +1,6 @@
-"""Per-user limits (a rate per kind of request, concurrent streams, daily tokens), checked in
-PostgreSQL so they hold across instances: one statement takes a turn's lease, one finishes it
-(docs/design_decisions.md, "Limits")."""
+"""Per-user limits (a rate per kind of request: messages, actions, transcriptions; concurrent
+streams; daily tokens), checked in PostgreSQL so they hold across instances: one statement
+takes a turn's lease, one finishes it (docs/design_decisions.md, "Limits")."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 from chatkit.types import (
     ChatKitReq,
+    InputTranscribeReq,
     ThreadsAddUserMessageReq,
     ThreadsCreateReq,
     ThreadsCustomActionReq,
@@ -320,6 +321,15 @@ async def start_turn(
         "too_many_streams",
         until_a_lease_ends,
     )
+
+
+async def check_transcription(
+    request: ChatKitReq, store: PostgresStore, context: RequestContext, settings: Settings
+) -> None:
+    """Take one of the user's transcriptions this minute (input.transcribe), or AppError 429."""
+    if isinstance(request, InputTranscribeReq):
+        per_minute = settings.rate_limit_transcriptions_per_minute
+        await take_token(store, context.user.id, Bucket("transcriptions", per_minute))
 
 
 async def take_token(store: PostgresStore, user_id: str, bucket: Bucket) -> None:

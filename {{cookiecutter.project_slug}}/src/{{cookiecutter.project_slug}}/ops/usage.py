@@ -1,12 +1,15 @@
 """Model usage: each turn's model calls on a `Meter` (limits.py writes them when the stream
-ends), and the `usage report` admin command."""
+ends), each transcription (`record_transcription`, not counted in the daily budget), and the
+`usage report` admin command."""
 
 from __future__ import annotations
 
 import json
+import logging
 import sys
+import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any, Literal, TextIO
 
@@ -15,10 +18,13 @@ from agents import ModelResponse
 from ..context import RequestContext
 from ..settings import Settings
 from ..store.db import admin_command, connect
+from ..store.postgres import PostgresStore
+
+logger = logging.getLogger(__name__)
 
 PACKAGE = __name__.split(".")[0]
 
-Purpose = Literal["answer", "title"]
+Purpose = Literal["answer", "title", "transcription"]
 Grouping = Literal["user", "model", "day"]
 GROUPINGS: tuple[Grouping, ...] = ("user", "model", "day")
 
@@ -56,6 +62,42 @@ def meter_of(context: RequestContext) -> Meter:
     return meter
 
 
+@dataclass(frozen=True, slots=True)
+class TranscriptionCall:
+    """One dictation request to the provider: its model, the recording's size, the tokens."""
+
+    model: str
+    audio_bytes: int
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+RECORD_TRANSCRIPTION = """
+INSERT INTO usage (
+    turn_id, call, user_id, thread_id, model, purpose, input_tokens, output_tokens, audio_bytes
+)
+VALUES (%(id)s, 1, %(user)s, NULL, %(model)s, 'transcription', %(input)s, %(output)s, %(audio)s)
+ON CONFLICT (turn_id, call) DO NOTHING
+RETURNING 1
+"""
+
+
+async def record_transcription(store: PostgresStore, user_id: str, call: TranscriptionCall) -> None:
+    """Write one `usage` row for a transcription; a failure is logged (the user keeps the text)."""
+    params = {
+        "id": uuid.uuid4().hex,
+        "user": user_id,
+        "model": call.model,
+        "input": max(call.input_tokens, 0),
+        "output": max(call.output_tokens, 0),
+        "audio": call.audio_bytes,
+    }
+    try:
+        await store.execute(RECORD_TRANSCRIPTION, params)
+    except Exception:
+        logger.exception("could not record a transcription's usage")
+
+
 # --- the report ---------------------------------------------------------------------------------
 
 GROUP_KEYS: dict[Grouping, str] = {
@@ -65,8 +107,9 @@ GROUP_KEYS: dict[Grouping, str] = {
 }
 
 REPORT = """
-SELECT {key} AS key, count(DISTINCT turn_id), count(*),
-       COALESCE(sum(input_tokens), 0), COALESCE(sum(output_tokens), 0)
+SELECT {key} AS key, count(DISTINCT turn_id) FILTER (WHERE purpose <> 'transcription'), count(*),
+       COALESCE(sum(input_tokens), 0), COALESCE(sum(output_tokens), 0),
+       count(*) FILTER (WHERE purpose = 'transcription'), COALESCE(sum(audio_bytes), 0)
 FROM usage
 WHERE created_at >= COALESCE(%(since)s::timestamptz, '-infinity')
 GROUP BY 1
@@ -76,17 +119,23 @@ ORDER BY sum(input_tokens) + sum(output_tokens) DESC, 1
 
 @dataclass(frozen=True, slots=True)
 class UsageRow:
-    """One line of the report: a user, a model or a UTC day, and what it used."""
+    """One line of the report: a user, a model or a UTC day, and what it used (`calls`
+    counts transcriptions too; `turns` only chat turns)."""
 
     key: str
     turns: int
     calls: int
     input_tokens: int
     output_tokens: int
+    transcriptions: int = 0
+    audio_bytes: int = 0
 
     @property
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
+
+
+COUNTS = [f.name for f in fields(UsageRow)][1:]
 
 
 async def usage_report(conninfo: str, since: datetime | None, by: Grouping) -> list[UsageRow]:
@@ -95,29 +144,28 @@ async def usage_report(conninfo: str, since: datetime | None, by: Grouping) -> l
     async with await connect(conninfo) as conn:
         cursor = await conn.execute(query.encode(), {"since": since})
         rows = await cursor.fetchall()
-    return [UsageRow(str(r[0]), int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows]
+    return [UsageRow(str(r[0]), *(int(n) for n in r[1:])) for r in rows]
 
 
 def format_table(rows: Sequence[UsageRow], by: Grouping) -> str:
-    """The rows as an aligned text table, with a total line."""
-    header = (by, "turns", "model calls", "input tokens", "output tokens", "total tokens")
+    """The rows as an aligned text table, with a total line (and the dictation columns when
+    anything was transcribed)."""
+    header: tuple[str, ...] = (by, "turns", "model calls", "input tokens", "output tokens")
+    header += ("total tokens",)
     total = UsageRow(
         "total",
-        sum(r.turns for r in rows),
-        sum(r.calls for r in rows),
-        sum(r.input_tokens for r in rows),
-        sum(r.output_tokens for r in rows),
+        *(sum(getattr(r, name) for r in rows) for name in COUNTS),
     )
-    lines = [
-        (
-            r.key,
-            *(
-                f"{n:,}"
-                for n in (r.turns, r.calls, r.input_tokens, r.output_tokens, r.total_tokens)
-            ),
-        )
-        for r in [*rows, total]
-    ]
+    dictation = total.transcriptions > 0
+    if dictation:
+        header += ("transcriptions", "audio bytes")
+
+    def cells(r: UsageRow) -> tuple[str, ...]:
+        numbers = [r.turns, r.calls, r.input_tokens, r.output_tokens, r.total_tokens]
+        numbers += [r.transcriptions, r.audio_bytes] if dictation else []
+        return (r.key, *(f"{n:,}" for n in numbers))
+
+    lines = [cells(r) for r in [*rows, total]]
     widths = [max(len(line[i]) for line in [header, *lines]) for i in range(len(header))]
 
     def render(cells: Sequence[str]) -> str:

@@ -1,0 +1,113 @@
+"""Thread status: locked or closed threads refuse new work (409), and the `threads` commands.
+
+A route or tool locks a thread of its user with `set_status(store, thread_id, "locked", reason,
+context)`; the `threads lock|close|unlock` commands change any user's thread (operator tools).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Literal
+
+from chatkit.types import ActiveStatus, ClosedStatus, LockedStatus, ThreadMetadata, ThreadStatus
+
+from ..context import RequestContext
+from ..errors import AppError
+from ..settings import Settings
+from .db import admin_command, connect
+from .postgres import PostgresStore
+
+StatusName = Literal["active", "locked", "closed"]
+MAX_REASON_CHARS = 500
+"""Longest reason kept (ChatKit shows it in the composer or a banner)."""
+PAST = {"active": "unlocked", "locked": "locked", "closed": "closed"}
+
+# Not scoped to a user: the operator names the thread. The payload is the SDK's model as
+# JSON, so the status is its `status` field.
+SET_STATUS = """
+UPDATE threads SET payload = jsonb_set(payload, '{status}', %(status)s::jsonb), updated_at = now()
+WHERE id = %(id)s
+RETURNING user_id
+"""
+
+
+class ThreadNotOpen(AppError):
+    """The thread is locked or closed: it takes no messages, retries, actions or tool output."""
+
+    status = 409
+
+
+def status_of(name: StatusName, reason: str | None = None) -> ThreadStatus:
+    """The SDK's status object (`reason` is dropped for active threads)."""
+    reason = reason[:MAX_REASON_CHARS] if reason else None
+    if name == "locked":
+        return LockedStatus(reason=reason)
+    if name == "closed":
+        return ClosedStatus(reason=reason)
+    return ActiveStatus()
+
+
+def ensure_open(thread: ThreadMetadata) -> None:
+    """Raise ThreadNotOpen (409 `thread_locked` / `thread_closed`, with the reason) unless the
+    thread is active."""
+    status = thread.status
+    if isinstance(status, ActiveStatus):
+        return
+    because = f": {status.reason}" if status.reason else ""
+    raise ThreadNotOpen(
+        f"this thread is {status.type}{because}", code=f"thread_{status.type}", reason=status.reason
+    )
+
+
+async def set_status(
+    store: PostgresStore,
+    thread_id: str,
+    name: StatusName,
+    reason: str | None,
+    context: RequestContext,
+) -> ThreadMetadata:
+    """Lock, close or reopen a thread of the context's user (NotFoundError otherwise).
+
+    Clients see the change on their next read (`chatkit.fetchUpdates()`); inside a running
+    `respond` or action, set `thread.status` instead: the SDK saves it and streams it.
+    """
+    thread = await store.load_thread(thread_id, context)
+    thread.status = status_of(name, reason)
+    await store.save_thread(thread, context)
+    return thread
+
+
+async def set_status_of_any_thread(
+    conninfo: str, thread_id: str, name: StatusName, reason: str | None
+) -> str | None:
+    """Set the status of a thread whoever owns it; its owner's id, or None when it is missing."""
+    status = status_of(name, reason).model_dump_json()
+    async with await connect(conninfo) as conn:
+        cursor = await conn.execute(SET_STATUS, {"status": status, "id": thread_id})
+        row = await cursor.fetchone()
+    return str(row[0]) if row else None
+
+
+async def status_command(
+    settings: Settings, thread_id: str, name: StatusName, reason: str | None, as_json: bool
+) -> int:
+    """`threads lock|close|unlock`: exit 0 done, 1 no such thread or no database."""
+    if reason is not None and len(reason) > MAX_REASON_CHARS:
+        print(f"error: --reason is over {MAX_REASON_CHARS} characters", file=sys.stderr)
+        return 2
+
+    async def change(conninfo: str) -> int:
+        owner = await set_status_of_any_thread(conninfo, thread_id, name, reason)
+        if owner is None:
+            print(f"error: no thread {thread_id}", file=sys.stderr)
+            return 1
+        if as_json:
+            status = json.loads(status_of(name, reason).model_dump_json())
+            print(json.dumps({"thread_id": thread_id, "user_id": owner, "status": status}))
+        else:
+            print(f"{PAST[name]} thread {thread_id} (user {owner})")
+        return 0
+
+    verb = {"active": "unlock", "locked": "lock", "closed": "close"}[name]
+    return await admin_command(settings, f"threads {verb}", "no threads table", change)
