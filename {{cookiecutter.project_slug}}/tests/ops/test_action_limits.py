@@ -17,8 +17,9 @@ from pydantic import BaseModel
 from {{ cookiecutter.project_slug }}.agent import actions
 from {{ cookiecutter.project_slug }}.agent.actions import ActionCall, ActionHandler
 from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient, assistant_text, user_input
-from tests.ops.test_limits import post, refused, retry_after, rows
+from tests.ops.test_limits import retry_after
 from tests.support.app import AppServer, wait_until
+from tests.support.chatkit import json_error, post, rows
 from tests.support.fake_openai import FakeModel
 
 JSON = dict[str, Any]
@@ -73,7 +74,7 @@ async def test_actions_per_minute(
         assert response.status_code == 200, response.text
     for kind in ("threads.custom_action", "threads.sync_custom_action"):
         response = await post(client, kind, action(thread_id, QUIET))
-        refused(response, 429, "rate_limited")
+        json_error(response, 429, "rate_limited")
         assert 1 <= retry_after(response) <= 12  # one action every 12 s refills the bucket
     assert not [e for e in await client.send("a message", thread_id) if e["type"] == "error"]
     other = client_for(server=server)
@@ -114,8 +115,8 @@ async def test_an_action_that_calls_the_model_is_metered_and_budgeted(
 
     assert await wait_until(recorded)
     response = await post(client, "threads.custom_action", action(thread_id, ASK))
-    refused(response, 429, "daily_budget_exceeded")
+    json_error(response, 429, "daily_budget_exceeded")
     params = {"thread_id": thread_id, "input": user_input("more")}
-    refused(await post(client, "threads.add_user_message", params), 429, "daily_budget_exceeded")
+    json_error(await post(client, "threads.add_user_message", params), 429, "daily_budget_exceeded")
     response = await post(client, "threads.custom_action", action(thread_id, QUIET))
     assert response.status_code == 200, response.text

@@ -15,8 +15,9 @@ import pytest
 
 from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient, user_input
 from {{ cookiecutter.project_slug }}.ops import limits
-from tests.ops.test_limits import live_leases, post, refused, retry_after, rows, start_stream
+from tests.ops.test_limits import live_leases, retry_after, start_stream
 from tests.support.app import AppServer, wait_until
+from tests.support.chatkit import json_error, post, rows
 from tests.support.fake_openai import FakeModel, Fault
 
 ONE_STREAM = {"max_concurrent_streams_per_user": 1}
@@ -54,7 +55,7 @@ async def test_a_lease_is_short_and_renewed_while_its_stream_lives(
         (left,) = await lease_expiries(database_url, user_id)
         assert 0 < left <= 2.0
         response = await post(client, "threads.create", {"input": user_input("another")})
-        refused(response, 429, "too_many_streams")
+        json_error(response, 429, "too_many_streams")
         assert retry_after(response) <= 2
     events = [event async for event in stream]
     assert events[-1]["type"] != "error"
@@ -100,7 +101,7 @@ async def test_retry_after_is_the_time_until_the_soonest_lease_ends(
         json.dumps(held),
     )
     response = await post(client, "threads.create", {"input": user_input("x")})
-    refused(response, 429, "too_many_streams")
+    json_error(response, 429, "too_many_streams")
     assert 6 <= retry_after(response) <= 8
 
 
