@@ -1,29 +1,47 @@
 """Widget actions: what happens when a user clicks a button in a widget.
 
-Each action type maps to an `ActionHandler` in ACTIONS: the handler's function, the pydantic
-model its payload must match, and whether it must come from a widget. The /chatkit endpoint
-checks an action with `parse_action` before any stream starts, so an unknown type, a bad
-payload or a widget that offers no such action is a 400 (the SDK would report those inside
-a 200 stream); `ChatServer.action()` then runs the handler, which yields ChatKit events.
+Each action type maps to an `ActionHandler` in ACTIONS: the handler, the pydantic model its
+payload must match, whether it must come from a widget, whether it calls the model, and an
+optional `sync` function for `threads.sync_custom_action` (an action with `streaming: false`).
+The /chatkit endpoint checks an action with `parse_action` before anything runs, so an
+unknown type, a bad payload or a widget that offers no such action is a 400 (the SDK would
+report those inside a 200 stream); `ChatServer.action()` then runs the handler, which yields
+ChatKit events, and `ChatServer.sync_action()` runs `sync` and stores the item it returns.
 
 To add an action: give a widget's button `onClickAction: {"type": "my.action", "payload":
 {...}}`, write a payload model and an async generator handler below, and list it in ACTIONS.
-A handler that replaces the widget yields `ThreadItemReplacedEvent` (the SDK saves it); one
-that streams `ThreadItemUpdatedEvent`s must save the item itself (the SDK does not).
+Yield `call.hidden_context(text)` so the model learns what the user did (next turn), or then
+`call.run_agent()`'s events to answer right away. A handler that replaces the widget yields
+`ThreadItemReplacedEvent` (the SDK saves it); one that streams `ThreadItemUpdatedEvent`s
+must save the item itself (the SDK does not).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from chatkit.actions import Action
 {%- if cookiecutter.examples %}
-from chatkit.types import ThreadItemReplacedEvent, ThreadMetadata, ThreadStreamEvent, WidgetItem
-{%- else %}
-from chatkit.types import ThreadMetadata, ThreadStreamEvent, WidgetItem
+from chatkit.server import stream_widget
 {%- endif %}
+from chatkit.store import StoreItemType
+from chatkit.types import (
+{%- if cookiecutter.examples %}
+    ClientEffectEvent,
+{%- endif %}
+    HiddenContextItem,
+    ThreadItem,
+    ThreadItemDoneEvent,
+{%- if cookiecutter.examples %}
+    ThreadItemReplacedEvent,
+{%- endif %}
+    ThreadMetadata,
+    ThreadStreamEvent,
+    WidgetItem,
+)
 {%- if cookiecutter.examples %}
 from pydantic import BaseModel, ValidationError, field_validator
 {%- else %}
@@ -34,7 +52,14 @@ from ..context import RequestContext
 from ..errors import AppError
 {%- if cookiecutter.examples %}
 from .tools import UnknownTimeZoneError, now_in
-from .widgets import CLOCK_REFRESH, clock_widget
+from .widgets import (
+    CLOCK_ASK,
+    CLOCK_REFRESH,
+    CLOCK_REFRESHED,
+    CLOCK_SHOW,
+    clock_widget,
+    describe_day,
+)
 {%- endif %}
 
 P = TypeVar("P", bound=BaseModel)
@@ -48,32 +73,54 @@ class InvalidActionError(AppError):
 
 @dataclass(frozen=True, slots=True)
 class ActionCall(Generic[P]):
-    """What a handler gets: the thread, the validated payload, the widget clicked, the user."""
+    """What a handler gets: the thread, the validated payload, the widget clicked, the user,
+    and two services of the server (handlers import nothing from chat/)."""
 
     thread: ThreadMetadata
     payload: P
     sender: WidgetItem | None
     context: RequestContext
+    new_id: Callable[[StoreItemType], str]
+    """A new id from the store for an item of that kind (`new_id("message")`)."""
+    run_agent: Callable[[], AsyncIterator[ThreadStreamEvent]]
+    """The agent's answer to the thread as it is now, hidden context included, as events."""
+
+    def hidden_context(self, text: str) -> ThreadItemDoneEvent:
+        """An item for the model only: yield it and the SDK stores it without sending it;
+        items.list never shows it, and every later model call reads it."""
+        item = HiddenContextItem(
+            id=self.new_id("message"),
+            thread_id=self.thread.id,
+            created_at=datetime.now(UTC),
+            content=text,
+        )
+        return ThreadItemDoneEvent(item=item)
 
 
 Handler = Callable[[ActionCall[Any]], AsyncIterator[ThreadStreamEvent]]
+SyncHandler = Callable[[ActionCall[Any]], Awaitable[ThreadItem | None]]
 
 
 @dataclass(frozen=True, slots=True)
 class ActionHandler:
-    """One action type: its handler, its payload model, whether a widget must send it."""
+    """One action type: its handler, its payload model, whether a widget must send it,
+    whether it calls the model, and what it does as a sync action (None: refused)."""
 
     handle: Handler
     payload: type[BaseModel]
     needs_widget: bool = True
+    runs_model: bool = False
+    """Counted like a message by the rate limit and the daily token budget (ops/limits.py)."""
+    sync: SyncHandler | None = None
+    """For `threads.sync_custom_action`: returns the updated item (stored) or None."""
 {%- if cookiecutter.examples %}
 
 
-# --- example: the clock widget's Refresh button ------------------------------------------------
+# --- example: the clock's buttons, and a clock sent without a widget ---------------------------
 
 
-class ClockRefresh(BaseModel):
-    """The payload of `clock.refresh`: the clock's time zone."""
+class ClockPayload(BaseModel):
+    """The payload of the clock actions: the clock's time zone."""
 
     timezone: str
 
@@ -84,24 +131,72 @@ class ClockRefresh(BaseModel):
         return value
 
 
-async def refresh_clock(call: ActionCall[ClockRefresh]) -> AsyncIterator[ThreadStreamEvent]:
-    """Show the current time on the clock that was clicked (the same item, updated)."""
+def clock_now(timezone: str) -> datetime:
+    """The time in a zone the payload check accepted (InvalidActionError if the zone data
+    changed since)."""
+    try:
+        return now_in(timezone)
+    except UnknownTimeZoneError as exc:
+        raise InvalidActionError(f"unknown time zone {timezone!r}") from exc
+
+
+def refreshed(call: ActionCall[ClockPayload]) -> tuple[WidgetItem, datetime]:
+    """The clicked clock item showing the current time (the same item id)."""
     assert call.sender is not None  # needs_widget: parse_action checked it
     timezone = call.payload.timezone
-    try:
-        now = now_in(timezone)
-    except UnknownTimeZoneError as exc:  # checked already; the zone data changed since
-        raise InvalidActionError(f"unknown time zone {timezone!r}") from exc
-    refreshed = call.sender.model_copy(
-        update={"widget": clock_widget(timezone, now), "copy_text": f"{now:%H:%M} in {timezone}"}
+    now = clock_now(timezone)
+    widget = clock_widget(timezone, now)
+    copy_text = f"{now:%H:%M} in {timezone}"
+    return call.sender.model_copy(update={"widget": widget, "copy_text": copy_text}), now
+
+
+async def refresh_clock(call: ActionCall[ClockPayload]) -> AsyncIterator[ThreadStreamEvent]:
+    """Redraw the clock with the current time, tell the model, and tell the page (effect)."""
+    item, now = refreshed(call)
+    timezone = call.payload.timezone
+    yield ThreadItemReplacedEvent(item=item)
+    yield call.hidden_context(
+        f'<CLOCK_REFRESHED zone="{timezone}">The user refreshed the clock; it shows '
+        f"{now:%H:%M}, {describe_day(now)}.</CLOCK_REFRESHED>"
     )
-    yield ThreadItemReplacedEvent(item=refreshed)
+    yield ClientEffectEvent(name=CLOCK_REFRESHED, data={"timezone": timezone})
+
+
+async def refresh_clock_sync(call: ActionCall[ClockPayload]) -> WidgetItem:
+    """Refresh as a sync action: the redrawn clock, which the server stores and returns."""
+    item, _now = refreshed(call)
+    return item
+
+
+async def ask_about_clock(call: ActionCall[ClockPayload]) -> AsyncIterator[ThreadStreamEvent]:
+    """The "Ask about this time" button: say what the user asked, then the agent answers."""
+    timezone = call.payload.timezone
+    now = clock_now(timezone)
+    yield call.hidden_context(
+        f'<CLOCK_QUESTION zone="{timezone}">The user pressed "Ask about this time" on the '
+        f"clock showing {now:%H:%M}, {describe_day(now)}. Tell them briefly what that time "
+        "means there: day or night, business hours, the offset from UTC.</CLOCK_QUESTION>"
+    )
+    async for event in call.run_agent():
+        yield event
+
+
+async def show_clock(call: ActionCall[ClockPayload]) -> AsyncIterator[ThreadStreamEvent]:
+    """A new clock for a zone, asked for without a widget (the page's `sendCustomAction`)."""
+    timezone = call.payload.timezone
+    now = clock_now(timezone)
+    widget = clock_widget(timezone, now)
+    copy_text = f"{now:%H:%M} in {timezone}"
+    async for event in stream_widget(call.thread, widget, copy_text, generate_id=call.new_id):
+        yield event
 {%- endif %}
 
 
 {% if cookiecutter.examples -%}
 ACTIONS: dict[str, ActionHandler] = {
-    CLOCK_REFRESH: ActionHandler(refresh_clock, payload=ClockRefresh),
+    CLOCK_REFRESH: ActionHandler(refresh_clock, payload=ClockPayload, sync=refresh_clock_sync),
+    CLOCK_ASK: ActionHandler(ask_about_clock, payload=ClockPayload, runs_model=True),
+    CLOCK_SHOW: ActionHandler(show_clock, payload=ClockPayload, needs_widget=False),
 }
 {%- else -%}
 ACTIONS: dict[str, ActionHandler] = {}
@@ -110,12 +205,15 @@ ACTIONS: dict[str, ActionHandler] = {}
 
 
 def parse_action(
-    action: Action[str, Any], sender: WidgetItem | None
+    action: Action[str, Any], sender: WidgetItem | None, *, sync: bool = False
 ) -> tuple[ActionHandler, BaseModel]:
-    """The handler and validated payload for `action`, or InvalidActionError (a 400)."""
+    """The handler and validated payload for `action` (sent as a sync action if `sync`), or
+    InvalidActionError (a 400)."""
     handler = ACTIONS.get(action.type)
     if handler is None:
         raise InvalidActionError(f"unknown action type {action.type!r}")
+    if sync and handler.sync is None:
+        raise InvalidActionError(f"action {action.type!r} cannot be sent as a sync action")
     if handler.needs_widget:
         if sender is None:
             raise InvalidActionError(f"action {action.type!r} must come from a widget")

@@ -1,4 +1,4 @@
-"""Tools the agent can call (examples: a server tool and a client tool).
+"""Tools the agent can call (examples: two server tools and a client tool).
 
 A server tool runs here: a typed function decorated with `@function_tool`, whose docstring
 tells the model what it does and what each argument means. It may stream progress and widgets
@@ -12,6 +12,8 @@ Add your tool here (or in a module beside this one) and list it in agent.TOOLS.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncGenerator
 from datetime import datetime
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -19,11 +21,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from agents import RunContextWrapper, function_tool
 from chatkit.agents import AgentContext, ClientToolCall
 from chatkit.types import ProgressUpdateEvent
+from chatkit.widgets import WidgetRoot
 
 from ..context import RequestContext
-from .widgets import clock_widget
+from .widgets import clock_widget, countdown_widget
 
 ToolContext = RunContextWrapper[AgentContext[RequestContext]]
+
+COUNT_DOWN_STEP_SECONDS = 1.0
+MAX_COUNT_DOWN = 10
 
 
 class UnknownTimeZoneError(ValueError):
@@ -57,6 +63,29 @@ async def get_time(ctx: ToolContext, timezone: str) -> str:
         clock_widget(timezone, now), copy_text=f"{now:%H:%M} in {timezone}"
     )
     return f"It is {now:%H:%M} on {now:%A %d %B %Y} in {timezone} (UTC offset {now:%z})."
+
+
+@function_tool
+async def count_down(ctx: ToolContext, start: int) -> str:
+    """Count down to zero in the chat, one number a second, on a card that updates live.
+
+    Args:
+        start: The number to count down from, 1 to 10.
+    """
+    start = max(1, min(start, MAX_COUNT_DOWN))
+
+    async def frames() -> AsyncGenerator[WidgetRoot, None]:
+        # Each state extends the text of the Text with id "countdown": the client receives
+        # only the new characters; the last state (a Done badge) replaces the whole card.
+        text = ""
+        for number in range(start, 0, -1):
+            text += f"{number} ... "
+            yield countdown_widget(start, text, counting=True)
+            await asyncio.sleep(COUNT_DOWN_STEP_SECONDS)
+        yield countdown_widget(start, text + "Liftoff!", counting=False)
+
+    await ctx.context.stream_widget(frames(), copy_text=f"Countdown from {start}")
+    return f"Counted down from {start} to zero; the user watched it on a card."
 
 
 @function_tool

@@ -103,6 +103,8 @@ class HistoryConverter(ThreadItemConverter):
         self._planned: dict[int, bytes | str] = {}
         """What each attachment object of the items being converted becomes: its bytes
         (inline) or a note; keyed by object identity (the same id may be in two messages)."""
+        self.withheld: list[Attachment] = []
+        """The newest message's attachments the last conversion left out for the budget."""
 
     async def to_agent_input(
         self, thread_items: Sequence[ThreadItem] | ThreadItem
@@ -110,6 +112,7 @@ class HistoryConverter(ThreadItemConverter):
         """The items as model input, their attachments within the inline budget."""
         items = list(thread_items) if isinstance(thread_items, Sequence) else [thread_items]
         newest_first = [item for item in reversed(items) if isinstance(item, UserMessageItem)]
+        self.withheld = []
         self._planned = await self._plan(
             [(a, rank == 0) for rank, item in enumerate(newest_first) for a in item.attachments]
         )
@@ -148,6 +151,7 @@ class HistoryConverter(ThreadItemConverter):
                 used += size
                 plan[id(attachment)] = content
             elif newest:
+                self.withheld.append(attachment)
                 plan[id(attachment)] = (
                     f"[The user attached {name!r} ({mime}, {human_size(size)}); "
                     "too large to send to the model with this message.]"

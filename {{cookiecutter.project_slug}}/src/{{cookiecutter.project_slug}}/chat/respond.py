@@ -6,7 +6,8 @@ Around it sit the fixes a real deployment needs: item ids come from the store (C
 Completions models all answer with the same placeholder id), model failures become readable
 error events (model.py), the model call is cancelled with the client, the thread gets a
 title without delaying the answer (titles.py), and every model call's tokens are counted on
-the turn's meter (usage.py), which the endpoint writes when the stream ends.
+the turn's meter (usage.py), which the endpoint writes when the stream ends. Notices tell the
+user about attachments the model did not get and a nearly spent daily budget (notices.py).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from ..context import RequestContext
 from ..ops.usage import meter_of
 from .history import converter_for, load_history
 from .model import ModelGateway, model_error
+from .notices import attachments_notice, budget_notice
 from .titles import generate_title, title_or_fallback, user_text
 
 logger = logging.getLogger(__name__)
@@ -76,7 +78,8 @@ async def respond(
     store: Store[RequestContext],
     gateway: ModelGateway,
 ) -> AsyncIterator[ThreadStreamEvent]:
-    """Stream the model's answer to the thread's newest message as ChatKit events."""
+    """Stream the model's answer to the thread as ChatKit events: to `input_user_message`, or
+    without one (None) to the thread as it is, e.g. after an action's hidden context."""
     settings = gateway.settings
     wants_title = settings.generate_titles and thread.title is None
     title_task: asyncio.Task[str] | None = None
@@ -89,9 +92,13 @@ async def respond(
             thread=thread, store=store, request_context=context
         )
         converter = converter_for(store, context, settings.max_model_input_bytes)
+        agent_input = await converter.to_agent_input(history)
+        if input_user_message is not None and converter.withheld:
+            sent = len(input_user_message.attachments)
+            yield attachments_notice(converter.withheld, sent, settings.max_model_input_bytes)
         result = Runner.run_streamed(
             agent,
-            await converter.to_agent_input(history),
+            agent_input,
             context=agent_context,
             run_config=RunConfig(
                 tracing_disabled=not settings.agents_tracing,
@@ -115,6 +122,8 @@ async def respond(
             meter.add_responses(settings.openai_model, result.raw_responses)
         if title_task is not None:
             thread.title = await title_or_fallback(title_task, input_user_message)
+        if (notice := budget_notice(meter)) is not None:
+            yield notice
     except Exception as exc:
         if (error := model_error(exc, settings)) is None:
             raise

@@ -8,11 +8,12 @@ from typing import Any
 
 from chatkit.actions import Action
 from chatkit.server import ChatKitServer, NonStreamingResult, StreamingResult
-from chatkit.store import AttachmentStore
+from chatkit.store import AttachmentStore, StoreItemType
 from chatkit.types import (
     AudioInput,
     ChatKitReq,
     FeedbackKind,
+    SyncCustomActionResponse,
     ThreadItem,
     ThreadMetadata,
     ThreadStreamEvent,
@@ -20,6 +21,7 @@ from chatkit.types import (
     UserMessageItem,
     WidgetItem,
 )
+from pydantic import BaseModel
 
 from ..agent.actions import ActionCall, parse_action
 from ..compat.chatkit_server import process_parsed
@@ -72,7 +74,37 @@ class ChatServer(ChatKitServer[RequestContext]):
     ) -> AsyncIterator[ThreadStreamEvent]:
         """Run the handler for the action's type (actions.py; the endpoint checked it first)."""
         handler, payload = parse_action(action, sender)
-        return handler.handle(ActionCall(thread, payload, sender, context))
+        return handler.handle(self._action_call(thread, payload, sender, context))
+
+    async def sync_action(
+        self,
+        thread: ThreadMetadata,
+        action: Action[str, Any],
+        sender: WidgetItem | None,
+        context: RequestContext,
+    ) -> SyncCustomActionResponse:
+        """Run the action's `sync` function; store the item it updated (the SDK does not)."""
+        handler, payload = parse_action(action, sender, sync=True)
+        assert handler.sync is not None  # parse_action refuses actions without one
+        updated = await handler.sync(self._action_call(thread, payload, sender, context))
+        if updated is not None:
+            await self.store.save_item(thread.id, updated, context)
+        return SyncCustomActionResponse(updated_item=updated)
+
+    def _action_call(
+        self,
+        thread: ThreadMetadata,
+        payload: BaseModel,
+        sender: WidgetItem | None,
+        context: RequestContext,
+    ) -> ActionCall[Any]:
+        def new_id(kind: StoreItemType) -> str:
+            return self.store.generate_item_id(kind, thread, context)
+
+        def run_agent() -> AsyncIterator[ThreadStreamEvent]:
+            return self.respond(thread, None, context)
+
+        return ActionCall(thread, payload, sender, context, new_id=new_id, run_agent=run_agent)
 
     async def transcribe(
         self, audio_input: AudioInput, context: RequestContext

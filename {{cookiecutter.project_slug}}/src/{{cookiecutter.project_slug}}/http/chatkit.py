@@ -19,7 +19,7 @@ from ..ops.limits import Turn, run_shielded, start_turn
 from ..settings import Settings
 from ..store.attachments import AttachmentTooLarge
 from ..store.postgres import PostgresStore
-from .checks import check_targets
+from .checks import check_targets, runs_model
 from .requests import check_sizes, parse_request
 from .streaming import TurnStream, guard_stream
 
@@ -41,7 +41,9 @@ async def chatkit_endpoint(
     try:
         check_sizes(parsed, settings)
         await check_targets(parsed, server.store, context)
-        turn = await start_turn(parsed, server.store, context, settings)
+        turn = await start_turn(
+            parsed, server.store, context, settings, runs_model=runs_model(parsed)
+        )
         try:
             result = await server.process_request(parsed, context)
         except BaseException:

@@ -5,13 +5,15 @@ when they allow it, takes a stream lease; a refusal is a 429 JSON error with `Re
 
 - messages per minute (RATE_LIMIT_MESSAGES_PER_MINUTE): `threads.create`,
   `threads.add_user_message` and `threads.retry_after_item`, the requests that send the model
-  a user message. A token bucket: a minute's worth may come at once, then they refill evenly;
+  a user message, and custom actions whose handler calls the model (`runs_model`). A token
+  bucket: a minute's worth may come at once, then they refill evenly;
 - concurrent streams (MAX_CONCURRENT_STREAMS_PER_USER): every streamed request holds a lease
   while it streams; custom actions too (a handler may call the model, and a stream is what
   this limit counts);
 - a daily token budget (USER_DAILY_TOKENS, UTC days): requests that run the model (all
-  streamed ones but custom actions) are refused once the user's tokens today reach it. A turn
-  that starts under the budget runs to its end, so a user may overshoot by one turn.
+  streamed ones but custom actions that do not) are refused once the user's tokens today
+  reach it. A turn that starts under the budget runs to its end, so a user may overshoot by
+  one turn; from 90% on, each answer ends with a notice saying so (chat/notices.py).
 
 When the stream ends, however it ends (done, failed, or the client went away), one statement
 (`FINISH_TURN`) releases the lease and records the turn's model usage (usage.py), once the
@@ -181,10 +183,18 @@ class Turn:
 
 
 async def start_turn(
-    request: ChatKitReq, store: PostgresStore, context: RequestContext, settings: Settings
+    request: ChatKitReq,
+    store: PostgresStore,
+    context: RequestContext,
+    settings: Settings,
+    *,
+    runs_model: bool | None = None,
 ) -> Turn | None:
     """The turn of a streamed request, with its lease taken (None for other requests).
 
+    `runs_model`: whether it may call the model (default: all but custom actions); a custom
+    action that does counts as a message. The user's tokens so far today and the budget go
+    on the turn's meter (the answer warns when the budget is nearly spent).
     Raises AppError 429 (with Retry-After) when one of the user's limits refuses it.
     """
     if not is_streaming_req(request):
@@ -193,8 +203,10 @@ async def start_turn(
     if not limited(settings):
         return turn
     per_minute = settings.rate_limit_messages_per_minute
-    is_message = isinstance(request, MESSAGE_REQUESTS)
-    runs_model = not isinstance(request, ThreadsCustomActionReq)
+    is_action = isinstance(request, ThreadsCustomActionReq)
+    if runs_model is None:
+        runs_model = not is_action
+    is_message = isinstance(request, MESSAGE_REQUESTS) or (is_action and runs_model)
     budget = settings.user_daily_tokens if runs_model else 0
     params = {
         "user": context.user.id,
@@ -209,6 +221,7 @@ async def start_turn(
     granted, allowance, tokens_today = rows[0]
     if granted:
         turn.leased = True
+        turn.meter.tokens_before, turn.meter.daily_budget = int(tokens_today), budget
         return turn
     raise refusal(settings, float(allowance), int(tokens_today), params)
 
