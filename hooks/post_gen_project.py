@@ -32,13 +32,17 @@ SAFE_ENV_VALUE = re.compile(r"[A-Za-z0-9_./:@%+=,-]*")
 # Recorded answers that are about this machine or this run, not about the project.
 UNRECORDED = frozenset({"_output_dir", "_repo_dir", "__prompts__"})
 CRUFT_SKIP = [".env", ".postgres", ".venv", ".cruft.json", "uv.lock"]
-# The example tool, widget, action and client tool live in these files of the project (the
-# slug written as {slug}); they are deleted when `examples` is no. The lines that use them in
-# other files are inside Jinja `if cookiecutter.examples` blocks of those templates.
+# The example tools, widgets (and their ChatKit Studio `.widget` files), actions and client
+# tool live in these files of the project (the slug written as {slug}); they are deleted when
+# `examples` is no. The lines that use them in other files are inside Jinja
+# `if cookiecutter.examples` blocks of those templates.
 EXAMPLE_FILES = (
     "src/{slug}/agent/tools.py",
     "src/{slug}/agent/widgets.py",
+    "src/{slug}/agent/clock.widget",
+    "src/{slug}/agent/countdown.widget",
     "tests/agent/test_examples.py",
+    "tests/agent/test_example_widgets.py",
 )
 
 

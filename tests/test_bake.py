@@ -382,7 +382,10 @@ def test_rejected_regeneration_keeps_existing_project(baker: Baker, tmp_path: Pa
 
 # ------------------------------------------------------------------------------ examples
 
-EXAMPLE_NAMES = ("get_time", "switch_theme", "clock.refresh", "clock_widget")
+EXAMPLE_NAMES = (
+    "get_time", "switch_theme", "clock.refresh", "clock_widget", "clock.ask", "clock.show",
+    "clock.refreshed", "count_down", "clock.widget",
+)  # fmt: skip
 TEMPLATE_PACKAGE = (
     TEMPLATE / "{{cookiecutter.project_slug}}" / "src" / "{{cookiecutter.project_slug}}"
 )

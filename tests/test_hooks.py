@@ -604,7 +604,10 @@ def test_example_files_are_the_known_list(post: types.ModuleType) -> None:
     assert post.EXAMPLE_FILES == (
         "src/{slug}/agent/tools.py",
         "src/{slug}/agent/widgets.py",
+        "src/{slug}/agent/clock.widget",
+        "src/{slug}/agent/countdown.widget",
         "tests/agent/test_examples.py",
+        "tests/agent/test_example_widgets.py",
     )
 
 
@@ -619,7 +622,9 @@ def test_remove_examples_deletes_only_the_example_files(
         path.write_text("x = 1\n")
     removed = post.remove_examples(tmp_path, "acme")
     assert removed == [
-        "src/acme/agent/tools.py", "src/acme/agent/widgets.py", "tests/agent/test_examples.py"
+        "src/acme/agent/tools.py", "src/acme/agent/widgets.py", "src/acme/agent/clock.widget",
+        "src/acme/agent/countdown.widget", "tests/agent/test_examples.py",
+        "tests/agent/test_example_widgets.py",
     ]  # fmt: skip
     assert not any(path.exists() for path in examples)
     assert all(path.is_file() for path in keep)

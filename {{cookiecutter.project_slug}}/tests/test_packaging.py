@@ -1,12 +1,16 @@
 """What ships: the embedded PostgreSQL is a development dependency, absent from the image,
-and `DATABASE_URL=embedded` without it is one clear line; the `otel` extra."""
+and `DATABASE_URL=embedded` without it is one clear line; the `otel` extra; the wheel holds
+every file of the package (SQL migrations, the chat page, widget files)."""
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +98,36 @@ def test_the_image_installs_the_locked_versions_without_development_packages() -
     for step in runs:
         assert "embedded" not in step, step
         assert not re.search(r"\b(pip|uv pip) install\b(?! --no-cache-dir uv\b)", step), step
+
+
+def test_the_wheel_ships_every_file_of_the_package(tmp_path: Path) -> None:
+    """Not only modules: the migrations, the chat page{% if cookiecutter.examples %} and the `.widget` files{% endif %} are read at
+    run time from beside the code, so an installed app needs them in the wheel."""
+    uv = os.environ.get("UV") or shutil.which("uv")
+    if uv is None:
+        pytest.skip("uv is not installed (it builds the wheel)")
+    done = subprocess.run(
+        [uv, "build", "--wheel", "--out-dir", str(tmp_path), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    (wheel,) = tmp_path.glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        shipped = set(archive.namelist())
+    package = ROOT / "src" / PACKAGE
+    files = {
+        f"{PACKAGE}/{path.relative_to(package).as_posix()}"
+        for path in package.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+    assert files - shipped == set()
+    assert f"{PACKAGE}/store/migrations/0001_initial.sql" in shipped
+{%- if cookiecutter.examples %}
+    assert {f"{PACKAGE}/agent/clock.widget", f"{PACKAGE}/agent/countdown.widget"} <= shipped
+{%- endif %}
 
 
 BLOCK_EMBEDDED = """

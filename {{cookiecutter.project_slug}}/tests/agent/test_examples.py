@@ -15,7 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from chatkit.types import WidgetItem
+from chatkit.types import HiddenContextItem, WidgetItem
 from chatkit.widgets import DynamicWidgetRoot
 
 from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient, assistant_text
@@ -30,7 +30,7 @@ from tests.support.chatkit import (
     thread_id_of,
 )
 from tests.support.db import make_context
-from tests.support.fake_openai import FakeModel, ToolCall, tool_outputs
+from tests.support.fake_openai import FakeModel, ToolCall, tool_outputs, user_texts
 
 JSON = dict[str, Any]
 PACKAGE = "{{ cookiecutter.project_slug }}"
@@ -287,6 +287,44 @@ async def test_refresh_replaces_the_clock_with_the_current_time(
     assert len(fake_model.requests) == calls, "an action does not call the model"
 
 
+async def test_refresh_tells_the_page_and_the_model(
+    server: AppServer,
+    client_for: Callable[..., ChatKitClient],
+    fake_model: FakeModel,
+    store: PostgresStore,
+) -> None:
+    """A refresh streams the `clock.refreshed` effect with its zone and stores hidden context:
+    never sent to the client nor listed, but in the model's input on the next turn."""
+    user_id = f"user-{uuid.uuid4().hex}"
+    client = client_for(user_id, server=server)
+    clock = await ask_for_the_time(client)
+    params = {"thread_id": clock.thread_id, "item_id": clock.widget["id"], "action": REFRESH_PARIS}
+    events = [event async for event in client.stream("threads.custom_action", params)]
+
+    effects = [e for e in events if e["type"] == "client_effect"]
+    assert effects == [
+        {"type": "client_effect", "name": "clock.refreshed", "data": {"timezone": PARIS}}
+    ]
+    assert "hidden_context_item" not in json.dumps(events)
+    listed = await stored_items(client, clock.thread_id)
+    assert [i["type"] for i in listed] == ["user_message", "widget", "assistant_message"]
+    thread = await client.request("threads.get_by_id", {"thread_id": clock.thread_id})
+    assert [i["type"] for i in thread["items"]["data"]] == [i["type"] for i in listed]
+    stored = await store.load_thread_items(clock.thread_id, None, 10, "asc", make_context(user_id))
+    (hidden,) = [i for i in stored.data if isinstance(i, HiddenContextItem)]
+    assert hidden.content.startswith(f'<CLOCK_REFRESHED zone="{PARIS}">')
+    redrawn = next(e["item"] for e in events if e["type"] == "thread.item.replaced")
+    shown = component(redrawn["widget"], "Title")["value"]
+    assert f"shows {shown}, " in hidden.content, "the model is told what the clock shows"
+
+    before = len(streamed_requests(fake_model))
+    assert not errors(await client.send("What changed?", clock.thread_id))
+    (sent,) = streamed_requests(fake_model)[before:]
+    texts = user_texts(sent)
+    assert texts[-1] == "What changed?"
+    assert "<CLOCK_REFRESHED" in texts[-2] and hidden.content in texts[-2]
+
+
 REFUSED_ACTIONS: dict[str, tuple[Callable[[Clock], JSON], str]] = {
     "unknown type": (
         lambda c: {"item_id": c.widget["id"], "action": {"type": "clock.explode", "payload": {}}},
@@ -342,10 +380,10 @@ async def test_an_action_the_widget_does_not_offer_is_refused(
     client = client_for(user_id, server=server)
     clock = await ask_for_the_time(client)
 
-    def remove_the_button(tree: JSON) -> None:
-        tree["children"] = [c for c in tree["children"] if c["type"] != "Button"]
+    def remove_the_buttons(tree: JSON) -> None:
+        tree["children"] = [c for c in tree["children"] if c["type"] != "Row"]
 
-    await rewrite_widget(store, user_id, clock.thread_id, clock.widget["id"], remove_the_button)
+    await rewrite_widget(store, user_id, clock.thread_id, clock.widget["id"], remove_the_buttons)
     before = await stored_items(client, clock.thread_id)
     params = {"thread_id": clock.thread_id, "item_id": clock.widget["id"], "action": REFRESH_PARIS}
     json_error(await post(client, "threads.custom_action", params), 400, "invalid_action")

@@ -407,10 +407,8 @@ customElements.define("openai-chatkit", class extends HTMLElement {
 """
 
 
-async def test_page_wires_the_component_to_chatkit_with_a_bearer_token(
-    browser: DevTools, page_server: AppServer, fake_model: FakeModel
-) -> None:
-    fake_model.reply = lambda body: f"page said: {last_user_text(body)}"
+async def use_stand_in(browser: DevTools, script: str) -> None:
+    """Serve `script` to the page in place of ChatKit's (CHATKIT_SCRIPT_URL)."""
 
     async def serve_stand_in(params: dict[str, Any]) -> None:
         await browser.send(
@@ -418,11 +416,18 @@ async def test_page_wires_the_component_to_chatkit_with_a_bearer_token(
             requestId=params["requestId"],
             responseCode=200,
             responseHeaders=[{"name": "Content-Type", "value": "text/javascript"}],
-            body=base64.b64encode(CHATKIT_STAND_IN.encode()).decode(),
+            body=base64.b64encode(script.encode()).decode(),
         )
 
     browser.handlers["Fetch.requestPaused"] = serve_stand_in
     await browser.send("Fetch.enable", patterns=[{"urlPattern": CHATKIT_SCRIPT_URL}])
+
+
+async def test_page_wires_the_component_to_chatkit_with_a_bearer_token(
+    browser: DevTools, page_server: AppServer, fake_model: FakeModel
+) -> None:
+    fake_model.reply = lambda body: f"page said: {last_user_text(body)}"
+    await use_stand_in(browser, CHATKIT_STAND_IN)
     await browser.open(page_server.url + "/")
     answer = await browser.wait_for("window.standIn && window.standIn.answer")
     assert answer == "page said: hello from the page"
@@ -437,6 +442,54 @@ async def test_page_wires_the_component_to_chatkit_with_a_bearer_token(
         thread = await client.request("threads.get_by_id", {"thread_id": threads[0]["id"]})
     texts = [part["text"] for item in thread["items"]["data"] for part in item["content"]]
     assert texts == ["hello from the page", "page said: hello from the page"]
+{%- if cookiecutter.examples %}
+
+
+# A stand-in that asks for the time, clicks the clock's Refresh button and hands the client
+# effects of that action's stream to the page's `onEffect`, as the real component does.
+CHATKIT_EFFECT_STAND_IN = """
+customElements.define("openai-chatkit", class extends HTMLElement {
+  async setOptions(options) {
+    if (window.standIn) return;
+    window.standIn = {effects: null};
+    const api = options.api;
+    const post = async (type, params) => {
+      const response = await api.fetch(api.url, {method: "POST",
+        headers: {"Content-Type": "application/json"}, body: JSON.stringify({type, params})});
+      return (await response.text()).split("\\n").filter((l) => l.startsWith("data: "))
+        .map((l) => JSON.parse(l.slice(6)));
+    };
+    const text = '@tool get_time {"timezone": "Europe/Paris"}';
+    const created = await post("threads.create",
+      {input: {content: [{type: "input_text", text}], attachments: [], inference_options: {}}});
+    const threadId = created.find((e) => e.type === "thread.created").thread.id;
+    const clock = created.find((e) => e.type === "thread.item.done" && e.item.type === "widget");
+    const refresh = clock.item.widget.children.find((c) => c.type === "Row").children[0];
+    const events = await post("threads.custom_action",
+      {thread_id: threadId, item_id: clock.item.id, action: refresh.onClickAction});
+    const effects = events.filter((e) => e.type === "client_effect");
+    effects.forEach((e) => options.onEffect({name: e.name, data: e.data}));
+    window.standIn.effects = effects.map((e) => e.name);
+    this.dispatchEvent(new CustomEvent("chatkit.ready"));
+  }
+});
+"""
+
+
+async def test_page_handles_the_clock_refreshed_effect(
+    browser: DevTools, page_server: AppServer
+) -> None:
+    """The Refresh action streams `clock.refreshed`; the page's onEffect shows its zone."""
+    await use_stand_in(browser, CHATKIT_EFFECT_STAND_IN)
+    await browser.open(page_server.url + "/")
+    assert await browser.wait_for("window.standIn && window.standIn.effects") == [
+        "clock.refreshed"
+    ]
+    note = "document.getElementById('note')"
+    assert await browser.evaluate(f"{note}.hidden") is False
+    assert await browser.evaluate(f"{note}.textContent") == "Clock refreshed: Europe/Paris"
+    assert browser.console_errors() == []
+{%- endif %}
 
 
 @contextmanager

@@ -94,6 +94,11 @@ def last_user_text(body: dict[str, Any]) -> str:
     return ""
 
 
+def user_texts(body: dict[str, Any]) -> list[str]:
+    """The text of every user-role message of a request, oldest first (both APIs)."""
+    return [_text_of(m.get("content")) for m in _input_items(body) if m.get("role") == "user"]
+
+
 def tool_names(body: dict[str, Any]) -> set[str]:
     """The function tools a request offers (Responses and Chat Completions shapes)."""
     names = set()

@@ -1,21 +1,36 @@
 """Widget actions: each action type's handler and payload model, in ACTIONS. The endpoint
-checks and parses an action before any stream starts (400 when it is not one of these);
-`ChatServer.action` runs the handler, which yields ChatKit events (README, "Build on it"). A
-handler that calls the model sets `calls_model=True` and yields from `call.answer()`: metered
-and budgeted like a message."""
+checks and parses an action before anything runs (400 when it is not one of these);
+`ChatServer.action` runs the handler, which yields ChatKit events, and `ChatServer.sync_action`
+runs its `sync` function (README, "Build on it"). Yield `call.hidden_context(text)` so the
+model learns what the user did; a handler with `runs_model=True` may then yield from
+`call.run_agent()` (metered and budgeted like a message)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from chatkit.actions import Action
 {%- if cookiecutter.examples %}
-from chatkit.types import ThreadItemReplacedEvent, ThreadMetadata, ThreadStreamEvent, WidgetItem
-{%- else %}
-from chatkit.types import ThreadMetadata, ThreadStreamEvent, WidgetItem
+from chatkit.server import stream_widget
 {%- endif %}
+from chatkit.store import StoreItemType
+from chatkit.types import (
+{%- if cookiecutter.examples %}
+    ClientEffectEvent,
+{%- endif %}
+    HiddenContextItem,
+    ThreadItem,
+    ThreadItemDoneEvent,
+{%- if cookiecutter.examples %}
+    ThreadItemReplacedEvent,
+{%- endif %}
+    ThreadMetadata,
+    ThreadStreamEvent,
+    WidgetItem,
+)
 {%- if cookiecutter.examples %}
 from pydantic import BaseModel, ValidationError, field_validator
 {%- else %}
@@ -26,7 +41,14 @@ from ..context import RequestContext
 from ..errors import MAX_EXCERPT_CHARS, AppError, excerpt
 {%- if cookiecutter.examples %}
 from .tools import UnknownTimeZoneError, now_in
-from .widgets import CLOCK_REFRESH, clock_widget
+from .widgets import (
+    CLOCK_ASK,
+    CLOCK_REFRESH,
+    CLOCK_REFRESHED,
+    CLOCK_SHOW,
+    clock_widget,
+    describe_day,
+)
 {%- endif %}
 
 P = TypeVar("P", bound=BaseModel)
@@ -40,36 +62,54 @@ class InvalidActionError(AppError):
 
 @dataclass(frozen=True, slots=True)
 class ActionCall(Generic[P]):
-    """What a handler gets: the thread, the validated payload, the widget clicked, the user."""
+    """What a handler gets: the thread, the validated payload, the widget clicked, the user,
+    and two services of the server (handlers import nothing from chat/)."""
 
     thread: ThreadMetadata
     payload: P
     sender: WidgetItem | None
     context: RequestContext
-    answer: Callable[[], AsyncIterator[ThreadStreamEvent]] | None = None
-    """The agent's answer to the thread (for handlers with `calls_model=True`)."""
+    new_id: Callable[[StoreItemType], str]
+    """A new id from the store for an item of that kind (`new_id("message")`)."""
+    run_agent: Callable[[], AsyncIterator[ThreadStreamEvent]]
+    """The agent's answer to the thread as it is now, hidden context included, as events."""
+
+    def hidden_context(self, text: str) -> ThreadItemDoneEvent:
+        """An item for the model only: yield it and the SDK stores it without sending it;
+        items.list never shows it, and every later model call reads it."""
+        item = HiddenContextItem(
+            id=self.new_id("message"),
+            thread_id=self.thread.id,
+            created_at=datetime.now(UTC),
+            content=text,
+        )
+        return ThreadItemDoneEvent(item=item)
 
 
 Handler = Callable[[ActionCall[Any]], AsyncIterator[ThreadStreamEvent]]
+SyncHandler = Callable[[ActionCall[Any]], Awaitable[ThreadItem | None]]
 
 
 @dataclass(frozen=True, slots=True)
 class ActionHandler:
-    """One action type: its handler, its payload model, whether a widget must send it, and
-    whether the handler calls the model (then the daily token budget applies)."""
+    """One action type: its handler, its payload model, whether a widget must send it,
+    whether it calls the model, and what it does as a sync action (None: refused)."""
 
     handle: Handler
     payload: type[BaseModel]
     needs_widget: bool = True
-    calls_model: bool = False
+    runs_model: bool = False
+    """The handler calls the model: the daily token budget applies (ops/limits.py)."""
+    sync: SyncHandler | None = None
+    """For `threads.sync_custom_action`: returns the updated item (stored) or None."""
 {%- if cookiecutter.examples %}
 
 
-# --- example: the clock widget's Refresh button ------------------------------------------------
+# --- example: the clock's buttons, and a clock sent without a widget ---------------------------
 
 
-class ClockRefresh(BaseModel):
-    """The payload of `clock.refresh`: the clock's time zone."""
+class ClockPayload(BaseModel):
+    """The payload of the clock actions: the clock's time zone."""
 
     timezone: str
 
@@ -80,24 +120,72 @@ class ClockRefresh(BaseModel):
         return value
 
 
-async def refresh_clock(call: ActionCall[ClockRefresh]) -> AsyncIterator[ThreadStreamEvent]:
-    """Show the current time on the clock that was clicked (the same item, updated)."""
+def clock_now(timezone: str) -> datetime:
+    """The time in a zone the payload check accepted (InvalidActionError if the zone data
+    changed since)."""
+    try:
+        return now_in(timezone)
+    except UnknownTimeZoneError as exc:
+        raise InvalidActionError(f"unknown time zone {excerpt(timezone)}") from exc
+
+
+def refreshed(call: ActionCall[ClockPayload]) -> tuple[WidgetItem, datetime]:
+    """The clicked clock item showing the current time (the same item id)."""
     assert call.sender is not None  # needs_widget: parse_action checked it
     timezone = call.payload.timezone
-    try:
-        now = now_in(timezone)
-    except UnknownTimeZoneError as exc:  # checked already; the zone data changed since
-        raise InvalidActionError(f"unknown time zone {excerpt(timezone)}") from exc
-    refreshed = call.sender.model_copy(
-        update={"widget": clock_widget(timezone, now), "copy_text": f"{now:%H:%M} in {timezone}"}
+    now = clock_now(timezone)
+    widget = clock_widget(timezone, now)
+    copy_text = f"{now:%H:%M} in {timezone}"
+    return call.sender.model_copy(update={"widget": widget, "copy_text": copy_text}), now
+
+
+async def refresh_clock(call: ActionCall[ClockPayload]) -> AsyncIterator[ThreadStreamEvent]:
+    """Redraw the clock with the current time, tell the model, and tell the page (effect)."""
+    item, now = refreshed(call)
+    timezone = call.payload.timezone
+    yield ThreadItemReplacedEvent(item=item)
+    yield call.hidden_context(
+        f'<CLOCK_REFRESHED zone="{timezone}">The user refreshed the clock; it shows '
+        f"{now:%H:%M}, {describe_day(now)}.</CLOCK_REFRESHED>"
     )
-    yield ThreadItemReplacedEvent(item=refreshed)
+    yield ClientEffectEvent(name=CLOCK_REFRESHED, data={"timezone": timezone})
+
+
+async def refresh_clock_sync(call: ActionCall[ClockPayload]) -> WidgetItem:
+    """Refresh as a sync action: the redrawn clock, which the server stores and returns."""
+    item, _now = refreshed(call)
+    return item
+
+
+async def ask_about_clock(call: ActionCall[ClockPayload]) -> AsyncIterator[ThreadStreamEvent]:
+    """The "Ask about this time" button: say what the user asked, then the agent answers."""
+    timezone = call.payload.timezone
+    now = clock_now(timezone)
+    yield call.hidden_context(
+        f'<CLOCK_QUESTION zone="{timezone}">The user pressed "Ask about this time" on the '
+        f"clock showing {now:%H:%M}, {describe_day(now)}. Tell them briefly what that time "
+        "means there: day or night, business hours, the offset from UTC.</CLOCK_QUESTION>"
+    )
+    async for event in call.run_agent():
+        yield event
+
+
+async def show_clock(call: ActionCall[ClockPayload]) -> AsyncIterator[ThreadStreamEvent]:
+    """A new clock for a zone, asked for without a widget (the page's `sendCustomAction`)."""
+    timezone = call.payload.timezone
+    now = clock_now(timezone)
+    widget = clock_widget(timezone, now)
+    copy_text = f"{now:%H:%M} in {timezone}"
+    async for event in stream_widget(call.thread, widget, copy_text, generate_id=call.new_id):
+        yield event
 {%- endif %}
 
 
 {% if cookiecutter.examples -%}
 ACTIONS: dict[str, ActionHandler] = {
-    CLOCK_REFRESH: ActionHandler(refresh_clock, payload=ClockRefresh),
+    CLOCK_REFRESH: ActionHandler(refresh_clock, payload=ClockPayload, sync=refresh_clock_sync),
+    CLOCK_ASK: ActionHandler(ask_about_clock, payload=ClockPayload, runs_model=True),
+    CLOCK_SHOW: ActionHandler(show_clock, payload=ClockPayload, needs_widget=False),
 }
 {%- else -%}
 ACTIONS: dict[str, ActionHandler] = {}
@@ -106,12 +194,15 @@ ACTIONS: dict[str, ActionHandler] = {}
 
 
 def parse_action(
-    action: Action[str, Any], sender: WidgetItem | None
+    action: Action[str, Any], sender: WidgetItem | None, *, sync: bool = False
 ) -> tuple[ActionHandler, BaseModel]:
-    """The handler and validated payload for `action`, or InvalidActionError (a 400)."""
+    """The handler and validated payload for `action` (sent as a sync action if `sync`), or
+    InvalidActionError (a 400)."""
     handler, name = ACTIONS.get(action.type), excerpt(action.type)
     if handler is None:
         raise InvalidActionError(f"unknown action type {name}")
+    if sync and handler.sync is None:
+        raise InvalidActionError(f"action {name} cannot be sent as a sync action")
     if handler.needs_widget:
         if sender is None:
             raise InvalidActionError(f"action {name} must come from a widget")
@@ -126,10 +217,10 @@ def parse_action(
     return handler, payload
 
 
-def calls_model(action_type: str) -> bool:
+def action_runs_model(action_type: str) -> bool:
     """Whether the handler of `action_type` calls the model (False for unknown types)."""
     handler = ACTIONS.get(action_type)
-    return handler is not None and handler.calls_model
+    return handler is not None and handler.runs_model
 
 
 def offered_actions(node: Any) -> Iterator[str]:

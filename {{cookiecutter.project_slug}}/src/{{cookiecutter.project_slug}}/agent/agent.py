@@ -9,9 +9,9 @@ from chatkit.agents import AgentContext
 from ..context import RequestContext
 from ..settings import Settings
 {%- if cookiecutter.examples %}
-from .tools import get_time, switch_theme
+from .tools import count_down, get_time, switch_theme
 
-TOOLS: list[Tool] = [get_time, switch_theme]
+TOOLS: list[Tool] = [get_time, count_down, switch_theme]
 """Every tool the model may call (examples in tools.py)."""
 
 CLIENT_TOOLS: frozenset[str] = frozenset({"switch_theme"})

@@ -1,8 +1,10 @@
-"""Tools the agent can call: a server tool (`get_time`) and a client tool (`switch_theme`).
-A tool's docstring is what the model reads; list new tools in agent.TOOLS."""
+"""Tools the agent can call: server tools (`get_time`, `count_down`) and a client tool
+(`switch_theme`). A tool's docstring is what the model reads; list new tools in agent.TOOLS."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncGenerator
 from datetime import datetime
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -10,11 +12,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from agents import RunContextWrapper, function_tool
 from chatkit.agents import AgentContext, ClientToolCall
 from chatkit.types import ProgressUpdateEvent
+from chatkit.widgets import WidgetRoot
 
 from ..context import RequestContext
-from .widgets import clock_widget
+from .widgets import clock_widget, countdown_widget
 
 ToolContext = RunContextWrapper[AgentContext[RequestContext]]
+
+COUNT_DOWN_STEP_SECONDS = 1.0
+MAX_COUNT_DOWN = 10
 
 
 class UnknownTimeZoneError(ValueError):
@@ -48,6 +54,29 @@ async def get_time(ctx: ToolContext, timezone: str) -> str:
         clock_widget(timezone, now), copy_text=f"{now:%H:%M} in {timezone}"
     )
     return f"It is {now:%H:%M} on {now:%A %d %B %Y} in {timezone} (UTC offset {now:%z})."
+
+
+@function_tool
+async def count_down(ctx: ToolContext, start: int) -> str:
+    """Count down to zero in the chat, one number a second, on a card that updates live.
+
+    Args:
+        start: The number to count down from, 1 to 10.
+    """
+    start = max(1, min(start, MAX_COUNT_DOWN))
+
+    async def frames() -> AsyncGenerator[WidgetRoot, None]:
+        # Each state extends the text of the Text with id "countdown": the client receives
+        # only the new characters; the last state (a Done badge) replaces the whole card.
+        text = ""
+        for number in range(start, 0, -1):
+            text += f"{number} ... "
+            yield countdown_widget(start, text, counting=True)
+            await asyncio.sleep(COUNT_DOWN_STEP_SECONDS)
+        yield countdown_widget(start, text + "Liftoff!", counting=False)
+
+    await ctx.context.stream_widget(frames(), copy_text=f"Countdown from {start}")
+    return f"Counted down from {start} to zero; the user watched it on a card."
 
 
 @function_tool

@@ -102,6 +102,8 @@ class HistoryConverter(ThreadItemConverter):
         """What each attachment object of the items being converted becomes: its bytes
         (inline) or a note; keyed by object identity (the same id may be in two messages)."""
         self._last: ThreadItem | None = None
+        self.withheld: list[Attachment] = []
+        """The newest message's attachments the last conversion left out for the budget."""
 
     async def to_agent_input(
         self, thread_items: Sequence[ThreadItem] | ThreadItem
@@ -110,6 +112,7 @@ class HistoryConverter(ThreadItemConverter):
         as notes while it would be over."""
         items = list(thread_items) if isinstance(thread_items, Sequence) else [thread_items]
         self._last = items[-1] if items else None
+        self.withheld = []
         try:
             self._planned = {}  # every file a note: what the conversation costs without them
             converted = [await self._convert(item) for item in items]
@@ -197,6 +200,8 @@ class HistoryConverter(ThreadItemConverter):
                 used += cost
                 plan[id(attachment)] = content
             else:
+                if newest:
+                    self.withheld.append(attachment)
                 plan[id(attachment)] = note(attachment, "too large" if newest else "resent", size)
         return plan
 

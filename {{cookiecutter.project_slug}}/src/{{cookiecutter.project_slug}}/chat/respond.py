@@ -1,5 +1,6 @@
 """Answer a user message with the agent, streamed as ChatKit events: the ChatKit guide's
-`respond`, plus store ids, readable model errors, cancellation, titles and usage."""
+`respond`, plus store ids, readable model errors, cancellation, titles, usage and notices
+(attachments the model did not get, a nearly spent daily budget: notices.py)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from ..context import RequestContext
 from ..ops.usage import meter_of
 from .history import converter_for, load_history
 from .model import ModelGateway, model_error
+from .notices import attachments_notice, budget_notice
 from .titles import generate_title, title_or_fallback, user_text
 
 logger = logging.getLogger(__name__)
@@ -65,7 +67,8 @@ async def respond(
     store: Store[RequestContext],
     gateway: ModelGateway,
 ) -> AsyncIterator[ThreadStreamEvent]:
-    """Stream the model's answer to the thread's newest message as ChatKit events."""
+    """Stream the model's answer to the thread as ChatKit events: to `input_user_message`, or
+    without one (None) to the thread as it is, e.g. after an action's hidden context."""
     settings = gateway.settings
     wants_title = settings.generate_titles and thread.title is None
     title_task: asyncio.Task[str] | None = None
@@ -78,9 +81,13 @@ async def respond(
             thread=thread, store=store, request_context=context
         )
         converter = converter_for(store, context, settings.max_model_input_bytes)
+        agent_input = await converter.to_agent_input(history)
+        if input_user_message is not None and converter.withheld:
+            sent = len(input_user_message.attachments)
+            yield attachments_notice(converter.withheld, sent, settings.max_model_input_bytes)
         result = Runner.run_streamed(
             agent,
-            await converter.to_agent_input(history),
+            agent_input,
             context=agent_context,
             run_config=RunConfig(
                 tracing_disabled=not settings.agents_tracing,
@@ -105,6 +112,8 @@ async def respond(
             meter.add_responses(settings.openai_model, result.raw_responses)
         if title_task is not None:
             thread.title = await title_or_fallback(title_task, input_user_message)
+        if (notice := budget_notice(meter)) is not None:
+            yield notice
     except Exception as exc:
         if (error := model_error(exc, settings)) is None:
             raise

@@ -8,7 +8,7 @@ from typing import Any
 
 from chatkit.actions import Action
 from chatkit.server import ChatKitServer, NonStreamingResult, StreamingResult
-from chatkit.store import AttachmentStore
+from chatkit.store import AttachmentStore, StoreItemType
 from chatkit.types import (
     AudioInput,
     ChatKitReq,
@@ -74,17 +74,12 @@ class ChatServer(ChatKitServer[RequestContext]):
         sender: WidgetItem | None,
         context: RequestContext,
     ) -> AsyncIterator[ThreadStreamEvent]:
-        """Run the action's handler (agent/actions.py), as parsed by the endpoint's check;
-        `call.answer()` is the agent's answer to the thread, metered like a message's."""
+        """Run the action's handler (agent/actions.py), as parsed by the endpoint's check."""
         checked: tuple[ActionHandler, BaseModel] = context.checked_action or parse_action(
             action, sender
         )
         handler, payload = checked
-
-        def answer() -> AsyncIterator[ThreadStreamEvent]:
-            return self.respond(thread, None, context)
-
-        return handler.handle(ActionCall(thread, payload, sender, context, answer))
+        return handler.handle(self._action_call(thread, payload, sender, context))
 
     async def sync_action(
         self,
@@ -93,7 +88,31 @@ class ChatServer(ChatKitServer[RequestContext]):
         sender: WidgetItem | None,
         context: RequestContext,
     ) -> SyncCustomActionResponse:
-        raise AppError("threads.sync_custom_action is not supported", code="unsupported")
+        """Run the action's `sync` function; store the item it updated (the SDK does not)."""
+        checked: tuple[ActionHandler, BaseModel] = context.checked_action or parse_action(
+            action, sender, sync=True
+        )
+        handler, payload = checked
+        assert handler.sync is not None  # parse_action refuses actions without one
+        updated = await handler.sync(self._action_call(thread, payload, sender, context))
+        if updated is not None:
+            await self.store.save_item(thread.id, updated, context)
+        return SyncCustomActionResponse(updated_item=updated)
+
+    def _action_call(
+        self,
+        thread: ThreadMetadata,
+        payload: BaseModel,
+        sender: WidgetItem | None,
+        context: RequestContext,
+    ) -> ActionCall[Any]:
+        def new_id(kind: StoreItemType) -> str:
+            return self.store.generate_item_id(kind, thread, context)
+
+        def run_agent() -> AsyncIterator[ThreadStreamEvent]:
+            return self.respond(thread, None, context)
+
+        return ActionCall(thread, payload, sender, context, new_id=new_id, run_agent=run_agent)
 
     async def transcribe(
         self, audio_input: AudioInput, context: RequestContext

@@ -10,7 +10,7 @@ from chatkit.types import ThreadsCustomActionReq, ThreadsSyncCustomActionReq
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
-from ..agent.actions import calls_model
+from ..agent.actions import action_runs_model
 from ..chat.server import ChatServer
 from ..context import RequestContext, get_request_context
 from ..ops.gc_tuning import count_request
@@ -37,7 +37,7 @@ async def chatkit_endpoint(
     await check_targets(parsed, server.store, context)
     await check_transcription(parsed, server.store, context, settings)
     actions = ThreadsCustomActionReq | ThreadsSyncCustomActionReq
-    model = isinstance(parsed, actions) and calls_model(parsed.params.action.type)
+    model = isinstance(parsed, actions) and action_runs_model(parsed.params.action.type)
     turn = await start_turn(parsed, server.store, context, settings, model)
     try:
         result = await server.process_request(parsed, context)

@@ -1,5 +1,5 @@
 """What a request names must exist, belong to the user and be something we handle: checked
-before any stream starts (404/400), since the SDK would report it inside a 200 stream."""
+before anything runs (404/400), since the SDK would report it inside a 200 stream (or a 500)."""
 
 from __future__ import annotations
 
@@ -55,7 +55,8 @@ async def check_targets(request: ChatKitReq, store: PostgresStore, context: Requ
     if isinstance(request, actions):
         if item is not None and not isinstance(item, WidgetItem):
             raise InvalidActionError("actions come from widget items; that item is not a widget")
-        context.checked_action = parse_action(request.params.action, item)
+        sync = isinstance(request, ThreadsSyncCustomActionReq)
+        context.checked_action = parse_action(request.params.action, item, sync=sync)
     elif isinstance(request, ThreadsAddStructuredInputReq):
         if not isinstance(item, StructuredInputItem) or item.status != "pending":
             raise AppError("that item is not a pending structured input", code="invalid_item")

@@ -275,9 +275,8 @@ async def start_turn(
 ) -> Turn | None:
     """The turn of a streamed request or a synchronous action, its lease taken (None for
     other requests). `action_calls_model`: the action's handler runs the model (actions.py).
-
-    Raises AppError 429 (with Retry-After) when one of the user's limits refuses it.
-    """
+    The user's tokens so far today and the budget go on the turn's meter (the answer warns
+    when the budget is nearly spent). AppError 429 (with Retry-After) when a limit refuses."""
     limits = request_limits(request, settings, action_calls_model)
     if limits is None:
         return None
@@ -299,6 +298,7 @@ async def start_turn(
     granted, allowance, spent, reserved, soonest = await run_limits(store, START_TURN, params)
     if granted:
         turn.leased = True
+        turn.meter.tokens_before, turn.meter.daily_budget = int(spent), budget
         return turn
     if budget and spent >= budget:
         raise too_many(

@@ -41,6 +41,15 @@ class ModelCall:
 class Meter:
     thread_id: str | None = None
     calls: list[ModelCall] = field(default_factory=list)
+    tokens_before: int = 0
+    """The user's tokens today before this turn (read when the daily budget is checked)."""
+    daily_budget: int = 0
+    """USER_DAILY_TOKENS when this turn was checked against it, else 0."""
+
+    @property
+    def tokens(self) -> int:
+        """The tokens of this turn's calls so far."""
+        return sum(call.input_tokens + call.output_tokens for call in self.calls)
 
     def add(self, model: str, purpose: Purpose, input_tokens: int, output_tokens: int) -> None:
         self.calls.append(ModelCall(model, purpose, max(input_tokens, 0), max(output_tokens, 0)))
