@@ -20,18 +20,9 @@ from {{ cookiecutter.project_slug }}.agent import actions
 from {{ cookiecutter.project_slug }}.agent.actions import ActionCall, ActionHandler
 from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient, assistant_text
 from {{ cookiecutter.project_slug }}.store.postgres import PostgresStore
-from tests.agent.test_actions import (
-    action_params,
-    assert_json_error,
-    button,
-    card,
-    items_of,
-    new_thread,
-    post,
-    stream,
-    widget_item,
-)
-from tests.support.app import AppServer
+from tests.agent.test_actions import action_params, button, card, stream, widget_item
+from tests.support.app import AppServer, wait_until
+from tests.support.chatkit import items_of, json_error, new_thread, post, rows
 from tests.support.db import make_context
 from tests.support.fake_openai import FakeModel, last_user_text, user_texts
 
@@ -270,7 +261,7 @@ async def test_sync_actions_are_checked_before_anything_runs(
         client, "threads.sync_custom_action", make(thread_id, item.id, message_id)
     )
 
-    assert_json_error(response, status, code)
+    json_error(response, status, code)
     assert calls == []
     assert await items_of(client, thread_id) == before
 
@@ -285,12 +276,10 @@ async def test_sync_action_on_another_users_widget_is_404(
     thread_id, item = await widget_thread(owner, store, owner_id)
     before = await items_of(owner, thread_id)
     params = action_params(thread_id, BUMP, {"by": 1}, item.id)
-    assert_json_error(await post(stranger, "threads.sync_custom_action", params), 404, "not_found")
+    json_error(await post(stranger, "threads.sync_custom_action", params), 404, "not_found")
     own_thread = await new_thread(stranger)
     elsewhere = action_params(own_thread, BUMP, {"by": 1}, item.id)
-    assert_json_error(
-        await post(stranger, "threads.sync_custom_action", elsewhere), 404, "not_found"
-    )
+    json_error(await post(stranger, "threads.sync_custom_action", elsewhere), 404, "not_found")
     assert calls == []
     assert await items_of(owner, thread_id) == before
 
@@ -298,23 +287,31 @@ async def test_sync_action_on_another_users_widget_is_404(
 # --- limits: an action that calls the model counts as a message -----------------------------------
 
 
-async def test_actions_that_call_the_model_are_limited_like_messages(
+async def test_actions_that_call_the_model_are_held_to_the_daily_budget(
     app_factory: Callable[..., AppServer],
     client_for: Callable[..., ChatKitClient],
     fake_model: FakeModel,
     calls: list[ActionCall[Any]],
+    database_url: str,
 ) -> None:
-    """One message a minute: after a message, an action that runs the model is refused (429
-    rate_limited, before any model call); one that does not still runs."""
-    server = app_factory(rate_limit_messages_per_minute=1)
-    client = client_for(server=server)
-    thread_id = await new_thread(client)
+    """With the day's tokens spent, an action that runs the model is refused (429
+    daily_budget_exceeded, before any model call); one that does not still runs."""
+    server = app_factory(user_daily_tokens=10)
+    user_id = f"user-{uuid.uuid4().hex}"
+    client = client_for(user_id, server=server)
+    thread_id = await new_thread(client)  # the fake model's answer and title spend the 10
+
+    async def spent() -> bool:
+        query = "SELECT tokens FROM daily_usage WHERE user_id = %s AND tokens >= 10"
+        return bool(await rows(database_url, query, user_id))
+
+    assert await wait_until(spent), "the turn's usage is recorded once its stream has ended"
     model_calls = len(fake_model.requests)
 
     refused = await post(
         client, "threads.custom_action", action_params(thread_id, ASK, {"text": "q"})
     )
-    assert_json_error(refused, 429, "rate_limited")
+    json_error(refused, 429, "daily_budget_exceeded")
     assert len(fake_model.requests) == model_calls
     allowed = await stream(
         client, "threads.custom_action", action_params(thread_id, REMEMBER, {"text": "n"})

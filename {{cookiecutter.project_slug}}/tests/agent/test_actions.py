@@ -327,9 +327,9 @@ async def test_an_action_is_parsed_once(
     """The endpoint's check parses the action; the server runs that result, not a new parse."""
     parses: list[str] = []
 
-    def counted(action: Action[str, Any], sender: WidgetItem | None) -> Any:
+    def counted(action: Action[str, Any], sender: WidgetItem | None, **kwargs: Any) -> Any:
         parses.append(action.type)
-        return parse_action(action, sender)
+        return parse_action(action, sender, **kwargs)
 
     monkeypatch.setattr(checks, "parse_action", counted)
     monkeypatch.setattr(server, "parse_action", counted)
@@ -340,15 +340,18 @@ async def test_an_action_is_parsed_once(
     assert [call.payload for call in handled] == [NotePayload(text="x")]
 
 
-async def test_sync_actions_are_refused_with_400(
+async def test_sync_actions_without_a_sync_function_are_400(
     client_for: Callable[..., ChatKitClient],
     handled: list[ActionCall[Any]],
     store: PostgresStore,
 ) -> None:
-    """`threads.sync_custom_action` is checked like a streamed action, then refused: not served."""
+    """`threads.sync_custom_action` is checked like a streamed action; a handler without a
+    `sync` function refuses it (400), and nothing runs."""
     client, thread_id, widget = await thread_with_widget(client_for, store, card(button(PRESS)))
     params = action_params(thread_id, PRESS, {"choice": "a"}, widget.id)
-    json_error(await post(client, "threads.sync_custom_action", params), 400, "unsupported")
+    answer = await post(client, "threads.sync_custom_action", params)
+    error = json_error(answer, 400, "invalid_action")
+    assert "cannot be sent as a sync action" in error["message"]
     params = action_params(thread_id, PRESS, {"choice": 5}, widget.id)
     json_error(await post(client, "threads.sync_custom_action", params), 400, "invalid_action")
     assert handled == []

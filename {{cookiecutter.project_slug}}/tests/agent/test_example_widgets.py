@@ -28,19 +28,21 @@ from tests.agent.test_examples import (
     PARIS,
     Clock,
     ask_for_the_time,
-    assert_refused,
     clock_face,
     component,
-    done_items,
-    errors,
     minutes_off,
-    post,
     rewrite_widget,
     stored_items,
+)
+from tests.support.app import AppServer
+from tests.support.chatkit import (
+    done_items,
+    error_events,
+    json_error,
+    post,
     streamed_requests,
     thread_id_of,
 )
-from tests.support.app import AppServer
 from tests.support.db import make_context
 from tests.support.fake_openai import FakeModel, last_user_text, user_texts
 
@@ -77,7 +79,7 @@ async def test_ask_about_this_time_answers_with_the_question_in_view(
     params = {"thread_id": clock.thread_id, "item_id": clock.widget["id"], "action": ASK_ACTION}
     events = [event async for event in client.stream("threads.custom_action", params)]
 
-    assert not errors(events)
+    assert not error_events(events)
     (sent,) = streamed_requests(fake_model)[before:]
     question = user_texts(sent)[-1]
     assert f'<CLOCK_QUESTION zone="{PARIS}">' in question
@@ -182,7 +184,7 @@ async def test_sync_actions_we_cannot_run_are_refused_before_anything_runs(
         client, "threads.sync_custom_action", {"thread_id": clock.thread_id, **make_params(clock)}
     )
 
-    assert_refused(response, status, code)
+    json_error(response, status, code)
     assert await stored_items(client, clock.thread_id) == before
     assert len(fake_model.requests) == calls
 
@@ -196,10 +198,10 @@ async def test_sync_action_on_someone_elses_widget_is_404(
     await rewrite_widget(store, owner_id, clock.thread_id, clock.widget["id"], stop_the_clock)
     before = await stored_items(owner, clock.thread_id)
     params = {"thread_id": clock.thread_id, "item_id": clock.widget["id"], "action": REFRESH_PARIS}
-    assert_refused(await post(stranger, "threads.sync_custom_action", params), 404, "not_found")
+    json_error(await post(stranger, "threads.sync_custom_action", params), 404, "not_found")
     stranger_thread = thread_id_of(await stranger.send("mine"))
     theirs = {**params, "thread_id": stranger_thread}
-    assert_refused(await post(stranger, "threads.sync_custom_action", theirs), 404, "not_found")
+    json_error(await post(stranger, "threads.sync_custom_action", theirs), 404, "not_found")
     assert await stored_items(owner, clock.thread_id) == before
 
 
@@ -221,7 +223,7 @@ async def test_show_clock_without_a_widget_streams_a_new_clock(
 
     events = [event async for event in client.stream("threads.custom_action", params)]
 
-    assert not errors(events)
+    assert not error_events(events)
     (clock,) = done_items(events, "widget")
     assert component(clock["widget"], "Caption")["value"] == f"Time in {TOKYO}"
     assert minutes_off(component(clock["widget"], "Title")["value"], TOKYO) <= 1
@@ -235,7 +237,7 @@ async def test_show_clock_without_a_widget_streams_a_new_clock(
         "thread_id": thread_id,
         "action": {"type": "clock.show", "payload": {"timezone": "Nowhere"}},
     }
-    assert_refused(await post(client, "threads.custom_action", bad), 400, "invalid_action")
+    json_error(await post(client, "threads.custom_action", bad), 400, "invalid_action")
 
 
 # --- count_down: a widget that updates while it streams -------------------------------------------
@@ -257,7 +259,7 @@ async def test_count_down_streams_a_card_that_updates_live(
     async for event in client.stream("threads.create", {"input": message}):
         timed.append((time.monotonic(), event))
     events = [event for _, event in timed]
-    assert not errors(events)
+    assert not error_events(events)
 
     widget_events = [
         (at, e)
@@ -353,7 +355,7 @@ async def test_a_hidden_context_item_is_stored_for_ask(
     client = client_for(user_id)
     clock = await ask_for_the_time(client)
     params = {"thread_id": clock.thread_id, "item_id": clock.widget["id"], "action": ASK_ACTION}
-    assert not errors([e async for e in client.stream("threads.custom_action", params)])
+    assert not error_events([e async for e in client.stream("threads.custom_action", params)])
     page = await store.load_thread_items(clock.thread_id, None, 10, "asc", make_context(user_id))
     kinds = [type(item).__name__ for item in page.data]
     assert kinds[:3] == ["UserMessageItem", "WidgetItem", "AssistantMessageItem"]

@@ -318,7 +318,7 @@ async def test_refresh_tells_the_page_and_the_model(
     assert f"shows {shown}, " in hidden.content, "the model is told what the clock shows"
 
     before = len(streamed_requests(fake_model))
-    assert not errors(await client.send("What changed?", clock.thread_id))
+    assert not error_events(await client.send("What changed?", clock.thread_id))
     (sent,) = streamed_requests(fake_model)[before:]
     texts = user_texts(sent)
     assert texts[-1] == "What changed?"

@@ -12,14 +12,14 @@ import pytest
 
 from {{ cookiecutter.project_slug }}.chat.history import human_size
 from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient
-from tests.chat.test_model_input import image, inline_images, streamed, upload, user_parts
-from tests.ops.test_limits import rows
+from tests.chat.test_model_input import image, inline_images, user_parts
 from tests.support.app import AppServer
+from tests.support.chatkit import rows, streamed_requests, uploaded
 from tests.support.fake_openai import FakeModel
 
 JSON = dict[str, Any]
 API_MODES = ["responses", "chat_completions"]
-IMAGE_BYTES_BUDGET = 2500  # two 1,000-byte images fit, three do not
+IMAGE_BYTES_BUDGET = 90_000  # two 30,000-byte images fit (about 41 KB each as base64), not 3
 DAILY_TOKENS = 1000
 
 
@@ -55,7 +55,7 @@ async def test_a_notice_names_the_attachments_the_model_did_not_get(
     """Three images, two fit: one warning before the answer naming the third; the next turns
     (images that fit; no attachments, older ones not resent) have none."""
     client = client_for(server=small_input)
-    ids = [await upload(small_input, client, f"img{n}.png", image(n)) for n in range(3)]
+    ids = [await uploaded(client, f"img{n}.png", image(n)) for n in range(3)]
 
     events = await client.send("three at once", attachments=ids)
 
@@ -63,14 +63,14 @@ async def test_a_notice_names_the_attachments_the_model_did_not_get(
     assert notice["level"] == "warning" and notice["title"]
     assert "1 of the 3 attachments" in notice["message"] and "`img2.png`" in notice["message"]
     assert "img0.png" not in notice["message"]
-    assert f"at most {human_size(IMAGE_BYTES_BUDGET)} of attachments" in notice["message"]
+    assert f"carries at most {human_size(IMAGE_BYTES_BUDGET)}." in notice["message"]
     assert position(events, lambda e: e["type"] == "notice") < position(events, is_answer)
     if small_input.settings.openai_api == "responses":  # the request agrees with the notice
-        (parts,) = user_parts(streamed(fake_model)[-1])
+        (parts,) = user_parts(streamed_requests(fake_model)[-1])
         assert len(inline_images(parts)) == 2
 
     thread_id = thread_of(events)
-    fits = [await upload(small_input, client, f"ok{n}.png", image(10 + n)) for n in range(2)]
+    fits = [await uploaded(client, f"ok{n}.png", image(10 + n)) for n in range(2)]
     assert notices(await client.send("two fit", thread_id, attachments=fits)) == []
     assert notices(await client.send("no files", thread_id)) == []
 

@@ -482,9 +482,7 @@ async def test_page_handles_the_clock_refreshed_effect(
     """The Refresh action streams `clock.refreshed`; the page's onEffect shows its zone."""
     await use_stand_in(browser, CHATKIT_EFFECT_STAND_IN)
     await browser.open(page_server.url + "/")
-    assert await browser.wait_for("window.standIn && window.standIn.effects") == [
-        "clock.refreshed"
-    ]
+    assert await browser.wait_for("window.standIn && window.standIn.effects") == ["clock.refreshed"]
     note = "document.getElementById('note')"
     assert await browser.evaluate(f"{note}.hidden") is False
     assert await browser.evaluate(f"{note}.textContent") == "Clock refreshed: Europe/Paris"

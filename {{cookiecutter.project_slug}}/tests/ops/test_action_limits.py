@@ -26,7 +26,7 @@ JSON = dict[str, Any]
 QUIET = "test.quiet"
 """An action whose handler yields nothing."""
 ASK = "test.ask"
-"""An action whose handler has the agent answer (calls_model=True)."""
+"""An action whose handler has the agent answer (runs_model=True)."""
 
 
 class Empty(BaseModel):
@@ -40,13 +40,16 @@ def registered(monkeypatch: pytest.MonkeyPatch) -> None:
             yield _
 
     async def ask(call: ActionCall[Empty]) -> AsyncIterator[ThreadStreamEvent]:
-        assert call.answer is not None
-        async for event in call.answer():
+        async for event in call.run_agent():
             yield event
 
-    monkeypatch.setitem(actions.ACTIONS, QUIET, ActionHandler(quiet, Empty, needs_widget=False))
+    async def nothing(call: ActionCall[Empty]) -> None:
+        return None
+
+    quietly = ActionHandler(quiet, Empty, needs_widget=False, sync=nothing)
+    monkeypatch.setitem(actions.ACTIONS, QUIET, quietly)
     monkeypatch.setitem(
-        actions.ACTIONS, ASK, ActionHandler(ask, Empty, needs_widget=False, calls_model=True)
+        actions.ACTIONS, ASK, ActionHandler(ask, Empty, needs_widget=False, runs_model=True)
     )
 
 

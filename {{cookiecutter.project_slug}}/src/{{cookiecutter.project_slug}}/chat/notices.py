@@ -16,8 +16,8 @@ MAX_NAMES = 3
 
 
 def attachments_notice(withheld: Sequence[Attachment], sent: int, budget: int) -> NoticeEvent:
-    """The notice for a message whose attachments did not all fit in the model request's
-    attachment budget (MAX_MODEL_INPUT_BYTES): which ones the answer did not see."""
+    """The notice for a message whose attachments did not all fit in the model request
+    (MAX_MODEL_INPUT_BYTES): which ones the answer did not see."""
     names = ", ".join(quoted(a.name) for a in withheld[:MAX_NAMES])
     more = f" and {len(withheld) - MAX_NAMES} more" if len(withheld) > MAX_NAMES else ""
     return NoticeEvent(
@@ -25,8 +25,8 @@ def attachments_notice(withheld: Sequence[Attachment], sent: int, budget: int) -
         title="Some attachments were not read",
         message=(
             f"The answer did not see {len(withheld)} of the {sent} attachments of your message "
-            f"({names}{more}): one request carries at most {human_size(budget)} of "
-            "attachments. Send the others in another message."
+            f"({names}{more}): one request to the model carries at most {human_size(budget)}. "
+            "Send the others in another message."
         ),
     )
 

@@ -26,7 +26,6 @@ from pydantic import BaseModel
 from ..agent.actions import ActionCall, ActionHandler, parse_action
 from ..compat.chatkit_server import process_parsed
 from ..context import RequestContext
-from ..errors import AppError
 from ..ops.usage import record_transcription
 from ..store import PostgresStore
 from .dictation import transcribe

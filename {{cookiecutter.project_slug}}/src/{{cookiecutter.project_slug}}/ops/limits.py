@@ -248,7 +248,7 @@ class Turn:
 
 
 def request_limits(
-    request: ChatKitReq, settings: Settings, action_calls_model: bool
+    request: ChatKitReq, settings: Settings, action_runs_model: bool
 ) -> tuple[Bucket, int, int] | None:
     """The bucket, stream limit and token budget that apply to `request`; None when it is
     not limited at all (neither streamed nor a synchronous action)."""
@@ -257,7 +257,7 @@ def request_limits(
         return None
     if isinstance(request, ACTION_REQUESTS):
         bucket = Bucket("actions", settings.rate_limit_actions_per_minute)
-        runs_model = action_calls_model
+        runs_model = action_runs_model
     else:
         per_minute = settings.rate_limit_messages_per_minute
         bucket = Bucket("messages", per_minute if isinstance(request, MESSAGE_REQUESTS) else 0)
@@ -271,13 +271,13 @@ async def start_turn(
     store: PostgresStore,
     context: RequestContext,
     settings: Settings,
-    action_calls_model: bool = False,
+    action_runs_model: bool = False,
 ) -> Turn | None:
     """The turn of a streamed request or a synchronous action, its lease taken (None for
-    other requests). `action_calls_model`: the action's handler runs the model (actions.py).
+    other requests). `action_runs_model`: the action's handler runs the model (actions.py).
     The user's tokens so far today and the budget go on the turn's meter (the answer warns
     when the budget is nearly spent). AppError 429 (with Retry-After) when a limit refuses."""
-    limits = request_limits(request, settings, action_calls_model)
+    limits = request_limits(request, settings, action_runs_model)
     if limits is None:
         return None
     bucket, max_streams, budget = limits
