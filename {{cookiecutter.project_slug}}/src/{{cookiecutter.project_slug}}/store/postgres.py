@@ -18,10 +18,17 @@ from typing import Any, Literal, TypeVar
 import psycopg
 from agents.models.fake_id import FAKE_RESPONSES_ID
 from chatkit.store import NotFoundError, Store, StoreItemType
-from chatkit.types import Attachment, Page, ThreadItem, ThreadMetadata, UserMessageItem
+from chatkit.types import (
+    Attachment,
+    GeneratedImageItem,
+    Page,
+    ThreadItem,
+    ThreadMetadata,
+    UserMessageItem,
+)
 from psycopg import sql
 from psycopg_pool import PoolTimeout
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 
 from ..context import RequestContext
 from ..dev.embedded import resolve_url
@@ -279,6 +286,8 @@ class PostgresStore(Store[RequestContext]):
         self.prepare_attachment: PrepareAttachment | None = None
         """Called (in place) on every attachment read, alone or in a user message, before it
         leaves the store; PostgresAttachmentStore re-signs preview links with it."""
+        self.prepare_image: Callable[[GeneratedImageItem, RequestContext], None] | None = None
+        """Called (in place) on every generated image item read; images.py re-signs its link."""
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -380,6 +389,11 @@ class PostgresStore(Store[RequestContext]):
             payload = context.cache[key] = rows[0][0]
         return THREAD.validate_json(payload)
 
+    async def reload_thread(self, thread_id: str, context: RequestContext) -> ThreadMetadata:
+        """The thread as stored now, past what this request read before (NotFoundError)."""
+        context.cache.pop(("thread", thread_id), None)
+        return await self.load_thread(thread_id, context)
+
     async def save_thread(self, thread: ThreadMetadata, context: RequestContext) -> None:
         """Insert or update the thread (NotFoundError when the id is another user's)."""
         context.cache.pop(("thread", thread.id), None)
@@ -443,7 +457,7 @@ class PostgresStore(Store[RequestContext]):
         if not rows:
             missing = f"item {after}" if after is not None else f"thread {thread_id}"
             raise NotFoundError(f"{missing} not found")
-        items = [ITEM.validate_json(row[0]) for row in rows if row[0] is not None]
+        items = _readable_items(rows, thread_id)
         self._prepare_items(items, context)
         return _page(items, limit)
 
@@ -549,14 +563,17 @@ class PostgresStore(Store[RequestContext]):
         return attachment
 
     def _prepare_items(self, items: Sequence[ThreadItem], context: RequestContext) -> None:
-        """Pass the attachments of user messages through `prepare_attachment`."""
-        prepare = self.prepare_attachment
-        if prepare is None:
+        """Pass the attachments of user messages through `prepare_attachment`, and generated
+        images through `prepare_image`."""
+        prepare, prepare_image = self.prepare_attachment, self.prepare_image
+        if prepare is None and prepare_image is None:
             return
         for item in items:
-            if isinstance(item, UserMessageItem):
+            if isinstance(item, UserMessageItem) and prepare is not None:
                 for attachment in item.attachments:
                     prepare(attachment, context)
+            elif isinstance(item, GeneratedImageItem) and prepare_image is not None:
+                prepare_image(item, context)
 
     async def delete_attachment(self, attachment_id: str, context: RequestContext) -> None:
         """Delete the user's attachment metadata (a no-op when there is none)."""
@@ -605,6 +622,22 @@ class PostgresStore(Store[RequestContext]):
         return {
             row[0]: (int(row[1]), bytes(row[2]) if row[2] is not None else None) for row in rows
         }
+
+
+def _readable_items(rows: Sequence[tuple[Any, ...]], thread_id: str) -> list[ThreadItem]:
+    """The rows' items; one this SDK version cannot read (an item type it does not know) is
+    left out with a warning, so it never breaks the thread."""
+    items = []
+    for row in rows:
+        if row[0] is None:
+            continue
+        try:
+            items.append(ITEM.validate_json(row[0]))
+        except ValidationError as exc:
+            logger.warning(
+                "skipping an unreadable item of thread %s: %s", thread_id, exc.errors()[0]["type"]
+            )
+    return items
 
 
 def _newest_cached(
