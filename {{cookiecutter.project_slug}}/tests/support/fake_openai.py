@@ -37,16 +37,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.support.fake_outputs import (
-    HOSTED,
-    TINY_PNG,
-    chat_annotations,
-    citation,
-    hosted_call,
-    offered_hosted,
-    reasoning_item,
-    wants_summary,
-)
+try:
+    from tests.support import fake_outputs as extras
+except ModuleNotFoundError:  # run as a script: python tests/support/fake_openai.py
+    import fake_outputs as extras  # type: ignore[import-not-found,no-redef]
 
 TITLE_MARKER = "title"
 THOUGHTS = ("**Reading the question**\n\nThe user wants a short answer.",)
@@ -187,7 +181,7 @@ class FakeModel:
     """Citations on every streamed text answer (Responses annotation objects; see fake_outputs)."""
     thoughts: list[str] = field(default_factory=lambda: list(THOUGHTS))
     """Reasoning summary parts, streamed when a request asks for reasoning (fake_outputs)."""
-    image: bytes = TINY_PNG
+    image: bytes = extras.TINY_PNG
     """What `@tool image_generation` generates."""
     faults: list[Fault] = field(default_factory=list)
     fault_every: int = 0
@@ -474,17 +468,17 @@ class FakeOpenAI:
         """The output items before a text answer (reasoning, hosted calls) and its citations."""
         items, annotations = [], list(self.model.annotations)
         number = len(self.model.requests)
-        if wants_summary(body) and self.model.thoughts:
-            items.append(reasoning_item(f"rs_fake_{number}", 0, self.model.thoughts))
-        offered = offered_hosted(body)
+        if extras.wants_summary(body) and self.model.thoughts:
+            items.append(extras.reasoning_item(f"rs_fake_{number}", 0, self.model.thoughts))
+        offered = extras.offered_hosted(body)
         last = next((m for m in reversed(_input_items(body)) if m.get("role") == "user"), {})
-        for name in HOSTED.findall(_text_of(last.get("content"))):
+        for name in extras.HOSTED.findall(_text_of(last.get("content"))):
             if name in offered:
                 item_id = f"{name[:2]}_fake_{number}_{len(items)}"
                 items.append(
-                    hosted_call(name, item_id, len(items), offered[name], self.model.image)
+                    extras.hosted_call(name, item_id, len(items), offered[name], self.model.image)
                 )
-                if (cited := citation(name, text)) is not None:
+                if (cited := extras.citation(name, text)) is not None:
                     annotations.append(cited)
         return items, annotations
 
@@ -730,7 +724,7 @@ class FakeOpenAI:
                 yield chunk({"reasoning_content": thought})
         async for token in self._paced(tokens, fault):
             yield chunk({"content": token})
-        if annotations := chat_annotations(self.model.annotations):
+        if annotations := extras.chat_annotations(self.model.annotations):
             yield chunk({"annotations": annotations})
         yield chunk({}, "stop")
         if usage:
