@@ -72,13 +72,18 @@ async def test_a_failure_mid_answer_keeps_the_text_already_shown(
         for index, e in enumerate(events)
         if e["type"] == "thread.item.done" and e["item"]["type"] == "assistant_message"
     ]
-    assert [assistant_text(item) for _index, item in done] == ["tok0 tok1 tok2 "]
+    seen = "".join(
+        e["update"].get("delta", "") for e in events if e["type"] == "thread.item.updated"
+    )
+    # A TCP reset may drop bytes in flight: the client sees a prefix of what was sent.
+    assert seen.startswith("tok0") and "tok0 tok1 tok2 ".startswith(seen)
+    assert [assistant_text(item) for _index, item in done] == [seen]
     assert done[0][0] < kinds.index("error"), "stored before the error"
 
     thread_id = thread_id_of(events)
     items = await stored(client, thread_id)
     assert [i["type"] for i in items] == ["user_message", "assistant_message"]
-    assert assistant_text(items[1]) == "tok0 tok1 tok2 "
+    assert assistant_text(items[1]) == seen
 
     # A retry replaces the partial answer with a whole one.
     retried = client.stream(
