@@ -21,12 +21,14 @@ from .dev.embedded import EmbeddedPostgresMissing, stop_embedded
 from .errors import install_error_handlers
 from .http.attachments import install_attachment_routes
 from .http.chatkit import router as api_router
+from .http.images import install_image_routes
 from .http.middleware import RequestLogMiddleware
 from .ops.gc_tuning import freeze_long_lived_objects
 from .ops.logs import configure_logging
 from .settings import EMBEDDED, Settings, describe_invalid, get_settings
 from .store import PostgresStore
 from .store.attachments import PostgresAttachmentStore
+from .store.images import GeneratedImageStore
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +47,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     gateway = ModelGateway(settings)
     attachments = PostgresAttachmentStore(store, settings)
     store.prepare_attachment = attachments.prepare  # fresh preview links on every read
-    server = ChatServer(store, gateway, attachments)
+    images = GeneratedImageStore(store, settings)
+    store.prepare_image = images.prepare  # fresh links to generated images on every read
+    server = ChatServer(store, gateway, attachments, images)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -85,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(api_router)
     install_attachment_routes(app, attachments)
+    install_image_routes(app, images)
     if settings.serves_chat_page:
         from .dev.page import install_chat_page
 

@@ -25,7 +25,7 @@ def find_project_root() -> Path:
 
 PROJECT_ROOT = find_project_root()
 
-DEFAULT_MODEL = {{ cookiecutter.model | tojson }}
+DEFAULT_MODEL = "gpt-4.1"
 EMBEDDED = "embedded"
 PLACEHOLDER_SECRETS = frozenset(
     {"", "change-me", "changeme", "secret", "your-secret", "please-change-me", "auth-secret"}
@@ -152,6 +152,18 @@ class Settings(BaseSettings):
     transcribe_model: str = "gpt-4o-mini-transcribe"
     """Model for dictation (`input.transcribe`), at the same OPENAI_BASE_URL."""
     instructions: str = "You are a helpful assistant. Answer clearly and concisely."
+    web_search: bool = False
+    """Offer the model OpenAI's hosted web search (Responses API)."""
+    file_search_vector_store_ids: Annotated[list[str], NoDecode] = []
+    """Offer OpenAI's hosted file search over these vector stores (Responses API)."""
+    image_generation: bool = False
+    """Offer OpenAI's hosted image generation (Responses API); images are kept in PostgreSQL."""
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"] | None = (
+        None
+    )
+    """Sent to reasoning models (unset: not sent, the model's default)."""
+    reasoning_summary: Literal["auto", "concise", "detailed"] | None = None
+    """Reasoning summaries to stream (Responses API; `auto` when REASONING_EFFORT is set)."""
 
     auth_secret: SecretStr
     token_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
@@ -245,11 +257,21 @@ class Settings(BaseSettings):
                 "PUBLIC_URL is required with ENVIRONMENT=production (attachment links are built "
                 "from it, never from a request's Host header), e.g. https://chat.example.com"
             )
+        if self.openai_api == "chat_completions":
+            problems += [
+                f"{name} needs OPENAI_API=responses (the Chat Completions API has no hosted tools)"
+                for name, wanted in (
+                    ("WEB_SEARCH", self.web_search),
+                    ("FILE_SEARCH_VECTOR_STORE_IDS", self.file_search_vector_store_ids),
+                    ("IMAGE_GENERATION", self.image_generation),
+                )
+                if wanted
+            ]
         if problems:
             raise ValueError("; ".join(problems))
         return self
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "file_search_vector_store_ids", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
@@ -269,7 +291,14 @@ class Settings(BaseSettings):
         """The development chat page is never served in production."""
         return self.chat_page and self.environment == "development"
 
-    @field_validator("log_format", "metrics_token", "otel_exporter_otlp_endpoint", mode="before")
+    @field_validator(
+        "log_format",
+        "metrics_token",
+        "otel_exporter_otlp_endpoint",
+        "reasoning_effort",
+        "reasoning_summary",
+        mode="before",
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

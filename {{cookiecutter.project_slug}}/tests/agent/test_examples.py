@@ -496,3 +496,42 @@ async def test_a_conversation_goes_on_after_tool_turns(
     ids = [i["id"] for i in items]
     assert len(set(ids)) == len(ids) and FAKE_ID not in ids
     assert [i["status"] for i in items if i["type"] == "client_tool_call"] == ["completed"] * 2
+
+
+# --- compare_times: a tool that shows its own workflow and cites a source -----------------------
+
+
+async def test_compare_times_shows_its_steps_and_cites_its_source(
+    server: AppServer, client_for: Callable[..., ChatKitClient], fake_model: FakeModel
+) -> None:
+    """A workflow with one task per zone (each updated when its check is done) and a summary; the
+    model's answer after it carries the tool's source (the IANA database) as an annotation."""
+    client = client_for(server=server)
+    zones = ["Europe/Paris", "Asia/Tokyo", "Mars/Base"]
+    events = await client.send(
+        f"Paris or Tokyo? @tool compare_times {json.dumps({'timezones': zones})}"
+    )
+    assert not errors(events), errors(events)
+
+    added = [e["item"] for e in events if e["type"] == "thread.item.added"]
+    assert added[0]["type"] == "workflow" and added[0]["workflow"]["type"] == "custom"
+    updates = [e["update"]["type"] for e in events if e["type"] == "thread.item.updated"]
+    assert updates.count("workflow.task.updated") == 3, updates  # each check, as it finishes
+    # (chatkit may close a workflow twice when the tool ends it before its first event is out)
+    *_, workflow = done_items(events, "workflow")
+    assert {w["id"] for w in done_items(events, "workflow")} == {added[0]["id"]}
+    tasks = workflow["workflow"]["tasks"]
+    assert [t["status_indicator"] for t in tasks] == ["complete"] * 3
+    assert (
+        tasks[0]["title"].startswith("Europe/Paris: ") and tasks[2]["title"] == "Mars/Base: unknown"
+    )
+    assert workflow["workflow"]["summary"]["title"] == "Compared 3 time zones"
+
+    (answer,) = done_items(events, "assistant_message")
+    (annotation,) = answer["content"][-1]["annotations"]
+    assert annotation["source"]["url"] == "https://www.iana.org/time-zones"
+    assert annotation["index"] == len(assistant_text(answer))
+    items = await stored_items(client, thread_id_of(events))
+    assert [i["type"] for i in items] == ["user_message", "workflow", "assistant_message"]
+    assert items[2]["content"][-1]["annotations"] == [annotation]
+    assert "Asia/Tokyo: " in assistant_text(items[2]), "the model got each zone's time"

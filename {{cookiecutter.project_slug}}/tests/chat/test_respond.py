@@ -14,6 +14,7 @@ from chatkit.types import (
     InferenceOptions,
     ThreadItemAddedEvent,
     ThreadItemDoneEvent,
+    ThreadItemRemovedEvent,
     ThreadItemUpdatedEvent,
     ThreadStreamEvent,
     UserMessageItem,
@@ -55,6 +56,22 @@ async def test_every_assistant_message_gets_its_own_store_id() -> None:
     out = [e async for e in with_store_ids(replay(events), lambda: next(ids))]
     seen = [e.item.id if hasattr(e, "item") else e.item_id for e in out]  # type: ignore[union-attr]
     assert seen == ["msg_1", "msg_1", "msg_1", "msg_2", "msg_2", "msg_2"]
+
+
+async def test_removals_after_done_use_every_store_id_given() -> None:
+    """A guardrail removes the turn's messages by the model's ids, also after they were done
+    (and stored under store ids); with Chat Completions one placeholder id names them all."""
+    events: list[ThreadStreamEvent] = []
+    for model_id in (FAKE_ID, FAKE_ID, "msg_model"):
+        events += [
+            ThreadItemAddedEvent(item=assistant(model_id)),
+            ThreadItemDoneEvent(item=assistant(model_id, "text")),
+        ]
+    events += [ThreadItemRemovedEvent(item_id=FAKE_ID), ThreadItemRemovedEvent(item_id="msg_model")]
+    ids = iter(["msg_1", "msg_2", "msg_3"])
+    out = [e async for e in with_store_ids(replay(events), lambda: next(ids))]
+    removed = [e.item_id for e in out if isinstance(e, ThreadItemRemovedEvent)]
+    assert removed == ["msg_1", "msg_2", "msg_3"]
 
 
 async def test_history_is_plain_strings_unless_the_message_is_richer() -> None:

@@ -24,6 +24,7 @@ import httpx
 import openai
 import pytest
 from agents import Agent, OpenAIChatCompletionsModel, RunConfig, Runner
+from agents.stream_events import RawResponsesStreamEvent
 from chatkit.actions import ActionConfig
 from chatkit.server import ChatKitServer, NonStreamingResult, StreamingResult
 from chatkit.types import (
@@ -48,13 +49,14 @@ from openai._models import construct_type
 from openai.resources.chat import AsyncChat, AsyncCompletions
 from openai.resources.responses import AsyncResponses
 from openai.types.responses import ResponseStreamEvent
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from {{ cookiecutter.project_slug }}.agent import actions
 from {{ cookiecutter.project_slug }}.agent.actions import ActionCall, ActionHandler
 from {{ cookiecutter.project_slug }}.chat.model import ModelGateway
 from {{ cookiecutter.project_slug }}.chat.server import ChatServer
 from {{ cookiecutter.project_slug }}.compat import chatkit_server, embedded_postgres, openai_client
+from {{ cookiecutter.project_slug }}.compat.chatkit_agents import annotation_safe
 from {{ cookiecutter.project_slug }}.compat.chatkit_server import (
     FAKE_RESPONSES_ID,
     SDK_TASK_NOISE,
@@ -693,6 +695,77 @@ def test_sdk_task_noise_still_names_the_sdks_queue_iterator() -> None:
         "openai-chatkit: _AsyncQueueIterator.__anext__ no longer raises StopAsyncIteration"
     )
     assert chatkit_server.__all__ == ["FAKE_RESPONSES_ID", "SDK_TASK_NOISE", "process_parsed"]
+
+
+# === openai-chatkit + openai: citations (chatkit_agents.AnnotationSafeResult) ===================
+
+ANNOTATION_ADDED: JSON = {
+    "type": "response.output_text.annotation.added",
+    "sequence_number": 7,
+    "item_id": "msg_1",
+    "output_index": 0,
+    "content_index": 0,
+    "annotation_index": 0,
+    "annotation": {
+        "type": "url_citation",
+        "start_index": 0,
+        "end_index": 4,
+        "url": "https://example.com/a",
+        "title": "Example A",
+    },
+}
+PARSERS: dict[str, Callable[[JSON], Any]] = {
+    "the fast parser": STREAM_EVENT.validate_python,
+    "the SDK's parser": lambda data: construct_type(type_=ResponseStreamEvent, value=data),
+}
+
+
+class ReplayedRun:
+    """A streamed run that replays raw Responses events (what stream_agent_response reads)."""
+
+    def __init__(self, events: list[Any]) -> None:
+        self.events = events
+
+    async def stream_events(self) -> AsyncIterator[Any]:
+        for event in self.events:
+            yield RawResponsesStreamEvent(data=event)
+
+
+async def converted_annotations(run: Any, store: PostgresStore) -> list[Any]:
+    """What stream_agent_response makes of the run's annotation events."""
+    context = make_context()
+    thread = ThreadMetadata(id=f"thr_{uuid.uuid4().hex}", created_at=NOW)
+    await store.save_thread(thread, context)
+    agent_context = chatkit.agents.AgentContext(thread=thread, store=store, request_context=context)
+    return [
+        event.update.annotation
+        async for event in chatkit.agents.stream_agent_response(agent_context, run)
+        if event.type == "thread.item.updated"
+    ]
+
+
+@pytest.mark.parametrize("parse", PARSERS.values(), ids=PARSERS.keys())
+async def test_streamed_citations_reach_chatkit(
+    parse: Callable[[JSON], Any], store: PostgresStore
+) -> None:
+    """A real annotation event, parsed as the openai SDK parses it, through AnnotationSafeResult
+    and chatkit's stream_agent_response: one annotation with its URL source."""
+    run = ReplayedRun([parse(ANNOTATION_ADDED)])
+    (annotation,) = await converted_annotations(annotation_safe(run), store)  # type: ignore[arg-type]
+    assert annotation.source.url == "https://example.com/a"
+    assert annotation.source.title == "Example A" and annotation.index == 4
+
+
+@pytest.mark.parametrize("parse", PARSERS.values(), ids=PARSERS.keys())
+async def test_chatkit_still_refuses_openais_typed_annotation(
+    parse: Callable[[JSON], Any], store: PostgresStore
+) -> None:
+    """Why AnnotationSafeResult exists. When this fails, openai-chatkit (or openai) reads the
+    typed annotation itself: drop compat/chatkit_agents.py and its use in respond.py."""
+    event = parse(ANNOTATION_ADDED)
+    assert isinstance(event.annotation, BaseModel)
+    with pytest.raises(ValidationError):
+        await converted_annotations(ReplayedRun([event]), store)
 
 
 # === embedded-postgres ========================================================================

@@ -38,7 +38,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+try:
+    from tests.support import fake_outputs as extras
+except ModuleNotFoundError:  # run as a script: python tests/support/fake_openai.py
+    import fake_outputs as extras  # type: ignore[import-not-found,no-redef]
+
 TITLE_MARKER = "title"
+THOUGHTS = ("**Reading the question**\n\nThe user wants a short answer.",)
 DIRECTIVE = re.compile(r"@tool\s+([A-Za-z0-9_-]+)")
 """`@tool NAME`, then optionally a JSON object of arguments (names as the API allows them)."""
 
@@ -177,6 +183,12 @@ class FakeModel:
     request offers tools, streamed or not."""
     transcript: str | Callable[[dict[str, Any]], str] = default_transcript
     """The transcription's text, or a function of the recorded upload (see `transcriptions`)."""
+    annotations: list[dict[str, Any]] = field(default_factory=list)
+    """Citations on every streamed text answer (Responses annotation objects; see fake_outputs)."""
+    thoughts: list[str] = field(default_factory=lambda: list(THOUGHTS))
+    """Reasoning summary parts, streamed when a request asks for reasoning (fake_outputs)."""
+    image: bytes = extras.TINY_PNG
+    """What `@tool image_generation` generates."""
     faults: list[Fault] = field(default_factory=list)
     fault_every: int = 0
     """When > 0, every Nth streamed request fails with `fault_template` (for soak tests)."""
@@ -207,6 +219,9 @@ class FakeModel:
             "transcript",
             "fault_every",
             "fault_template",
+            "annotations",
+            "thoughts",
+            "image",
         ):
             setattr(self, name, getattr(fresh, name))
         self.faults.clear()
@@ -302,13 +317,16 @@ def _response_object(
     }
 
 
-def _message(item_id: str, text: str, status: str) -> dict[str, Any]:
+def _message(
+    item_id: str, text: str, status: str, annotations: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    content = [{"type": "output_text", "text": text, "annotations": annotations or []}]
     return {
         "type": "message",
         "id": item_id,
         "role": "assistant",
         "status": status,
-        "content": [{"type": "output_text", "text": text, "annotations": []}] if text else [],
+        "content": content if text else [],
     }
 
 
@@ -452,13 +470,42 @@ class FakeOpenAI:
         if not body.get("stream"):
             message = _message(item_id, "".join(tokens), "completed")
             return JSONResponse(_response_object(response_id, model, "completed", [message]))
-        return self._streaming(self._responses_events(response_id, item_id, model, tokens, fault))
+        events = self._responses_events(response_id, item_id, model, tokens, fault, body)
+        return self._streaming(events)
+
+    def _extras(
+        self, body: dict[str, Any], text: str
+    ) -> tuple[list[tuple[list[dict[str, Any]], dict[str, Any]]], list[dict[str, Any]]]:
+        """The output items before a text answer (reasoning, hosted calls) and its citations."""
+        items, annotations = [], list(self.model.annotations)
+        number = len(self.model.requests)
+        if extras.wants_summary(body) and self.model.thoughts:
+            items.append(extras.reasoning_item(f"rs_fake_{number}", 0, self.model.thoughts))
+        offered = extras.offered_hosted(body)
+        last = next((m for m in reversed(_input_items(body)) if m.get("role") == "user"), {})
+        for name in extras.HOSTED.findall(_text_of(last.get("content"))):
+            if name in offered:
+                item_id = f"{name[:2]}_fake_{number}_{len(items)}"
+                items.append(
+                    extras.hosted_call(name, item_id, len(items), offered[name], self.model.image)
+                )
+                if (cited := extras.citation(name, text)) is not None:
+                    annotations.append(cited)
+        return items, annotations
 
     async def _responses_events(
-        self, response_id: str, item_id: str, model: str, tokens: list[str], fault: Fault | None
+        self,
+        response_id: str,
+        item_id: str,
+        model: str,
+        tokens: list[str],
+        fault: Fault | None,
+        body: dict[str, Any],
     ) -> AsyncIterator[bytes]:
         seq = itertools.count()
-        base = {"output_index": 0, "item_id": item_id, "content_index": 0}
+        extras, annotations = self._extras(body, "".join(tokens))
+        index = len(extras)
+        base = {"output_index": index, "item_id": item_id, "content_index": 0}
         in_progress = _response_object(response_id, model, "in_progress", [])
         yield _sse(
             {"type": "response.created", "response": in_progress, "sequence_number": next(seq)}
@@ -466,10 +513,13 @@ class FakeOpenAI:
         yield _sse(
             {"type": "response.in_progress", "response": in_progress, "sequence_number": next(seq)}
         )
+        for events, _done in extras:
+            for event in events:
+                yield _sse({**event, "sequence_number": next(seq)})
         yield _sse(
             {
                 "type": "response.output_item.added",
-                "output_index": 0,
+                "output_index": index,
                 "item": _message(item_id, "", "in_progress"),
                 "sequence_number": next(seq),
             }
@@ -495,7 +545,17 @@ class FakeOpenAI:
                     "sequence_number": next(seq),
                 }
             )
-        part = {"type": "output_text", "text": text, "annotations": []}
+        for number, annotation in enumerate(annotations):
+            yield _sse(
+                {
+                    "type": "response.output_text.annotation.added",
+                    **base,
+                    "annotation_index": number,
+                    "annotation": annotation,
+                    "sequence_number": next(seq),
+                }
+            )
+        part = {"type": "output_text", "text": text, "annotations": annotations}
         yield _sse(
             {
                 "type": "response.output_text.done",
@@ -513,16 +573,17 @@ class FakeOpenAI:
                 "sequence_number": next(seq),
             }
         )
-        done = _message(item_id, text, "completed")
+        done = _message(item_id, text, "completed", annotations)
         yield _sse(
             {
                 "type": "response.output_item.done",
-                "output_index": 0,
+                "output_index": index,
                 "item": done,
                 "sequence_number": next(seq),
             }
         )
-        completed = _response_object(response_id, model, "completed", [done])
+        output = [item for _events, item in extras] + [done]
+        completed = _response_object(response_id, model, "completed", output)
         yield _sse(
             {"type": "response.completed", "response": completed, "sequence_number": next(seq)}
         )
@@ -631,7 +692,7 @@ class FakeOpenAI:
         if calls:
             events = self._chat_call_events(completion_id, model, calls, fault, include_usage)
         else:
-            events = self._chat_events(completion_id, model, tokens, fault, include_usage)
+            events = self._chat_events(completion_id, model, tokens, fault, include_usage, body)
         return self._streaming(events)
 
     def _chat_chunker(self, completion_id: str, model: str) -> Callable[..., bytes]:
@@ -659,12 +720,23 @@ class FakeOpenAI:
         return chunk
 
     async def _chat_events(
-        self, completion_id: str, model: str, tokens: list[str], fault: Fault | None, usage: bool
+        self,
+        completion_id: str,
+        model: str,
+        tokens: list[str],
+        fault: Fault | None,
+        usage: bool,
+        body: dict[str, Any],
     ) -> AsyncIterator[bytes]:
         chunk = self._chat_chunker(completion_id, model)
         yield chunk({"role": "assistant", "content": ""})
+        if body.get("reasoning_effort"):  # DeepSeek-style reasoning deltas
+            for thought in self.model.thoughts:
+                yield chunk({"reasoning_content": thought})
         async for token in self._paced(tokens, fault):
             yield chunk({"content": token})
+        if annotations := extras.chat_annotations(self.model.annotations):
+            yield chunk({"annotations": annotations})
         yield chunk({}, "stop")
         if usage:
             yield chunk(usage=_usage_chat(len(tokens)))

@@ -1,5 +1,6 @@
-"""Tools the agent can call: server tools (`get_time`, `count_down`) and a client tool
-(`switch_theme`). A tool's docstring is what the model reads; list new tools in agent.TOOLS."""
+"""Tools the agent can call: server tools (`get_time`, `count_down`, `compare_times`, which
+cites its source and shows workflow steps) and a client tool (`switch_theme`). A tool's
+docstring is what the model reads; list new tools in agent.TOOLS."""
 
 from __future__ import annotations
 
@@ -11,13 +12,19 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from agents import RunContextWrapper, function_tool
 from chatkit.agents import AgentContext, ClientToolCall
-from chatkit.types import ProgressUpdateEvent
+from chatkit.types import CustomSummary, CustomTask, ProgressUpdateEvent, URLSource, Workflow
 from chatkit.widgets import WidgetRoot
 
 from ..context import RequestContext
+from .sources import cite
 from .widgets import clock_widget, countdown_widget
 
 ToolContext = RunContextWrapper[AgentContext[RequestContext]]
+TIME_ZONE_SOURCE = URLSource(
+    url="https://www.iana.org/time-zones",
+    title="IANA time zone database",
+    description="Where the time zone rules come from",
+)
 
 COUNT_DOWN_STEP_SECONDS = 1.0
 MAX_COUNT_DOWN = 10
@@ -88,3 +95,33 @@ async def switch_theme(ctx: ToolContext, theme: Literal["light", "dark"]) -> str
     """
     ctx.context.client_tool_call = ClientToolCall(name="switch_theme", arguments={"theme": theme})
     return f"Asked the browser to switch to the {theme} theme."
+
+
+@function_tool
+async def compare_times(ctx: ToolContext, timezones: list[str]) -> str:
+    """Compare the current time in several time zones, showing each check as it happens.
+
+    Args:
+        timezones: IANA time zone names, such as Europe/Paris and Asia/Tokyo.
+    """
+    agent = ctx.context
+    if agent.workflow_item is not None:  # e.g. the model's reasoning: close it, or it is lost
+        await agent.end_workflow()
+    await agent.start_workflow(Workflow(type="custom", tasks=[]))
+    lines = []
+    for index, timezone in enumerate(timezones[:10]):
+        task = CustomTask(title=f"Checking {timezone}", icon="clock", status_indicator="loading")
+        await agent.add_workflow_task(task)
+        try:
+            now = now_in(timezone)
+            lines.append(f"{timezone}: {now:%H:%M} (UTC offset {now:%z})")
+            done = f"{timezone}: {now:%H:%M}"
+        except UnknownTimeZoneError:
+            lines.append(f"{timezone}: unknown time zone")
+            done = f"{timezone}: unknown"
+        finished = task.model_copy(update={"title": done, "status_indicator": "complete"})
+        await agent.update_workflow_task(finished, index)
+    summary = CustomSummary(title=f"Compared {len(lines)} time zones", icon="clock")
+    await agent.end_workflow(summary=summary)
+    cite(ctx, TIME_ZONE_SOURCE)  # shown under the model's answer as its source
+    return "\n".join(lines) or "No time zones given."

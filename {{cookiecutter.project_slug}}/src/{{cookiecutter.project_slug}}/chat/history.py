@@ -1,11 +1,13 @@
 """Thread history as model input: the newest items, within MAX_MODEL_INPUT_BYTES for the whole
-request (the oldest items out first, then files as notes; docs/design_decisions.md, "What the
-model sees")."""
+request (the oldest items out first, then files and generated images as notes; an item that
+cannot be converted is left out with a warning; docs/design_decisions.md, "What the model
+sees")."""
 
 from __future__ import annotations
 
 import base64
 import json
+import logging
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -15,6 +17,8 @@ from chatkit.store import Store
 from chatkit.types import (
     AssistantMessageItem,
     Attachment,
+    GeneratedImageItem,
+    HiddenContextItem,
     ThreadItem,
     ThreadMetadata,
     UserMessageItem,
@@ -30,6 +34,9 @@ from openai.types.responses import (
 from openai.types.responses.response_input_content_param import ResponseInputContentParam
 
 from ..context import RequestContext
+from ..store.images import image_id_in, image_mime_type
+
+logger = logging.getLogger(__name__)
 
 
 @runtime_checkable
@@ -45,6 +52,19 @@ class AttachmentContents(Protocol):
         `attachment_ids` whose sizes (plus `overhead` each) add up to at most `budget`."""
         ...
 
+
+class ImageContents(Protocol):
+    """Where generated images are kept (store/images.py's GeneratedImageStore)."""
+
+    async def load_image_contents(
+        self, image_ids: Sequence[str], budget: int, context: RequestContext
+    ) -> dict[str, tuple[int, bytes | None]]:
+        """As `load_attachment_contents`, for generated images."""
+        ...
+
+
+Inline = Attachment | GeneratedImageItem
+"""What may go inline in a request: a user's attachment or an image the agent generated."""
 
 TEXT_MIME_TYPES = ("application/json", "application/xml", "application/yaml", "application/csv")
 MAX_ATTACHMENT_TEXT_CHARS = 100_000
@@ -94,13 +114,15 @@ class HistoryConverter(ThreadItemConverter):
         contents: AttachmentContents | None = None,
         context: RequestContext | None = None,
         max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES,
+        images: ImageContents | None = None,
     ) -> None:
         self.contents = contents
         self.context = context
         self.max_input_bytes = max_input_bytes
+        self.images = images
         self._planned: dict[int, bytes | str] = {}
-        """What each attachment object of the items being converted becomes: its bytes
-        (inline) or a note; keyed by object identity (the same id may be in two messages)."""
+        """What each attachment or generated image of the items being converted becomes: its
+        bytes (inline) or a note; keyed by object identity (the same id may be in two messages)."""
         self._last: ThreadItem | None = None
         self.withheld: list[Attachment] = []
         """The newest message's attachments the last conversion left out for the budget."""
@@ -122,17 +144,9 @@ class HistoryConverter(ThreadItemConverter):
                 sizes = [json_size(part) for part in converted]
                 first = self._oldest_kept(items, sizes)
                 items, converted, sizes = items[first:], converted[first:], sizes[first:]
-            newest_first = [item for item in reversed(items) if isinstance(item, UserMessageItem)]
-            self._planned = await self._plan(
-                [
-                    (a, rank == 0)
-                    for rank, item in enumerate(newest_first)
-                    for a in item.attachments
-                ],
-                self.max_input_bytes - sum(sizes),
-            )
+            self._planned = await self._plan(inline_entries(items), self.max_input_bytes - sum(sizes))
             for index, item in enumerate(items):
-                if isinstance(item, UserMessageItem) and item.attachments:
+                if inlined(item):
                     before = json_size(converted[index])
                     converted[index] = await self._convert(item)
                     sizes[index] += json_size(converted[index]) - before
@@ -142,7 +156,11 @@ class HistoryConverter(ThreadItemConverter):
             self._planned, self._last = {}, None
 
     async def _convert(self, item: ThreadItem) -> list[TResponseInputItem]:
-        return await super().to_agent_input([item])
+        try:
+            return await super().to_agent_input([item])
+        except Exception as exc:  # one unconvertible item must not fail every later turn
+            logger.warning("model input: left out %s item %s (%s)", item.type, item.id, exc)
+            return []
 
     def _oldest_kept(self, items: list[ThreadItem], sizes: list[int]) -> int:
         """The index of the oldest item that fits: the newest user message always goes."""
@@ -163,47 +181,69 @@ class HistoryConverter(ThreadItemConverter):
         for index, item in enumerate(items):
             if sum(sizes) <= self.max_input_bytes:
                 return
-            inline = [a for a in getattr(item, "attachments", []) if id(a) in self._planned]
-            if not any(isinstance(self._planned[id(a)], bytes) for a in inline):
+            inline = [e for e in inlined(item) if isinstance(self._planned.get(id(e)), bytes)]
+            if not inline:
                 continue
-            for attachment in inline:
-                self._planned[id(attachment)] = note(attachment, "resent")
+            for entry in inline:
+                self._planned[id(entry)] = note(entry, "resent")
             before = json_size(converted[index])
             converted[index] = await self._convert(item)
             sizes[index] += json_size(converted[index]) - before
 
-    async def _plan(
-        self, attachments: list[tuple[Attachment, bool]], budget: int
-    ) -> dict[int, bytes | str]:
-        """Bytes or a note for each attachment, given newest first with "is it in the newest
-        message": inline while they fit in `budget`, notes from the first that does not."""
-        readable = [a.id for a, _newest in attachments if model_can_read(a.mime_type)]
-        stored: dict[str, tuple[int, bytes | None]] = {}
-        if readable and self.contents is not None and self.context is not None:
-            ids = list(dict.fromkeys(readable))
-            stored = await self.contents.load_attachment_contents(
-                ids, max(budget, 0) * 3 // 4, self.context, INLINE_OVERHEAD_BYTES * 3 // 4 + 3
-            )
+    async def _plan(self, entries: list[tuple[Inline, bool]], budget: int) -> dict[int, bytes | str]:
+        """Bytes or a note for each attachment and generated image, given newest first with
+        "is it in the newest message": inline while they fit in `budget`, notes from the first
+        that does not."""
+        stored, images = await self._load(entries, budget)
         plan: dict[int, bytes | str] = {}
         used, full = 0, False
-        for attachment, newest in attachments:
-            if not model_can_read(attachment.mime_type):
-                plan[id(attachment)] = note(attachment, "unreadable")
+        for entry, newest in entries:
+            if isinstance(entry, GeneratedImageItem):
+                found = images.get(our_image(entry) or "")
+            elif not model_can_read(entry.mime_type):
+                plan[id(entry)] = note(entry, "unreadable")
                 continue
-            if attachment.id not in stored:
-                plan[id(attachment)] = note(attachment, "missing")
+            else:
+                found = stored.get(entry.id)
+            if found is None:
+                plan[id(entry)] = note(entry, "missing")
                 continue
-            size, content = stored[attachment.id]
+            size, content = found
             cost = inline_cost(size)
             full = full or content is None or used + cost > budget
             if not full and content is not None:
                 used += cost
-                plan[id(attachment)] = content
+                plan[id(entry)] = content
             else:
-                if newest:
-                    self.withheld.append(attachment)
-                plan[id(attachment)] = note(attachment, "too large" if newest else "resent", size)
+                if newest and isinstance(entry, Attachment):
+                    self.withheld.append(entry)
+                plan[id(entry)] = note(entry, "too large" if newest else "resent", size)
         return plan
+
+    async def _load(
+        self, entries: list[tuple[Inline, bool]], budget: int
+    ) -> tuple[dict[str, tuple[int, bytes | None]], dict[str, tuple[int, bytes | None]]]:
+        """Sizes, and the bytes that fit in `budget` (as base64), of the readable attachments
+        and of the generated images: one statement each."""
+        readable, image_ids = [], []
+        for entry, _newest in entries:
+            if isinstance(entry, GeneratedImageItem):
+                image_ids.append(our_image(entry) or "")
+            elif model_can_read(entry.mime_type):
+                readable.append(entry.id)
+        stored: dict[str, tuple[int, bytes | None]] = {}
+        images: dict[str, tuple[int, bytes | None]] = {}
+        raw_budget = max(budget, 0) * 3 // 4
+        if self.context is not None and readable and self.contents is not None:
+            stored = await self.contents.load_attachment_contents(
+                list(dict.fromkeys(readable)),
+                raw_budget,
+                self.context,
+                INLINE_OVERHEAD_BYTES * 3 // 4 + 3,
+            )
+        if self.context is not None and image_ids and self.images is not None:
+            images = await self.images.load_image_contents(image_ids, raw_budget, self.context)
+        return stored, images
 
     async def user_message_to_input(
         self, item: UserMessageItem, is_last_message: bool = True
@@ -224,6 +264,36 @@ class HistoryConverter(ThreadItemConverter):
     ) -> TResponseInputItem | list[TResponseInputItem] | None:
         text = "".join(part.text for part in item.content)
         return EasyInputMessageParam(type="message", role="assistant", content=text)
+
+    async def generated_image_to_input(
+        self, item: GeneratedImageItem
+    ) -> TResponseInputItem | list[TResponseInputItem] | None:
+        """Our stored image, inline (the model cannot open our signed links), or a note."""
+        planned = self._planned.get(id(item))
+        if planned is None and our_image(item) is None:  # a data: URL or someone else's link
+            return await super().generated_image_to_input(item)
+        if not isinstance(planned, bytes):
+            text = planned or note(item, "resent")
+            return EasyInputMessageParam(type="message", role="user", content=text)
+        intro = "The following image was generated by the agent."
+        image_url = data_url(image_mime_type(planned), planned)
+        return EasyInputMessageParam(
+            type="message",
+            role="user",
+            content=[
+                ResponseInputTextParam(type="input_text", text=intro),
+                ResponseInputImageParam(type="input_image", detail="auto", image_url=image_url),
+            ],
+        )
+
+    async def hidden_context_to_input(
+        self, item: HiddenContextItem
+    ) -> TResponseInputItem | list[TResponseInputItem] | None:
+        """Hidden context of any JSON content (the SDK takes strings only), as JSON text."""
+        if isinstance(item.content, str):
+            return await super().hidden_context_to_input(item)
+        text = json.dumps(item.content, default=str, ensure_ascii=False)
+        return await super().hidden_context_to_input(item.model_copy(update={"content": text}))
 
     async def attachment_to_message_content(
         self, attachment: Attachment
@@ -252,8 +322,42 @@ class HistoryConverter(ThreadItemConverter):
         return ResponseInputTextParam(type="input_text", text=f"@{tag.text}: {tag.data}")
 
 
-def note(attachment: Attachment, why: str, size: int | None = None) -> str:
-    """The one line that stands for a file not sent inline (names cut to 255 characters)."""
+def our_image(item: GeneratedImageItem) -> str | None:
+    """The id of the item's image in our table (None: a data: URL or someone else's link)."""
+    return image_id_in(item.image.url) if item.image is not None else None
+
+
+def inline_entries(items: Sequence[ThreadItem]) -> list[tuple[Inline, bool]]:
+    """What may go inline, newest first, each with "is it in the newest user message"."""
+    entries: list[tuple[Inline, bool]] = []
+    newest = True
+    for item in reversed(items):
+        if isinstance(item, UserMessageItem):
+            entries += [(attachment, newest) for attachment in item.attachments]
+            newest = False
+        elif isinstance(item, GeneratedImageItem) and our_image(item):
+            entries.append((item, False))
+    return entries
+
+
+def inlined(item: ThreadItem) -> list[Inline]:
+    """The item's attachments, or the item itself for one of our generated images."""
+    if isinstance(item, UserMessageItem):
+        return list(item.attachments)
+    if isinstance(item, GeneratedImageItem) and our_image(item):
+        return [item]
+    return []
+
+
+def note(entry: Inline, why: str, size: int | None = None) -> str:
+    """The one line that stands for a file or image not sent inline (names cut to 255
+    characters)."""
+    if isinstance(entry, GeneratedImageItem):
+        if why == "missing":
+            return "[An image generated earlier; it is no longer stored.]"
+        sized = f" ({human_size(size)})" if size is not None else ""
+        return f"[An image generated earlier{sized}; not resent]"
+    attachment = entry
     name, mime = attachment.name[:MAX_NOTE_NAME_CHARS], attachment.mime_type[:MAX_NOTE_NAME_CHARS]
     if why == "unreadable":
         return f"[The user attached {name!r} ({mime}), a format the model cannot read.]"
@@ -272,9 +376,11 @@ def converter_for(
     store: Store[RequestContext],
     context: RequestContext,
     max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES,
+    images: ImageContents | None = None,
 ) -> HistoryConverter:
+    """The history converter for this request (it reads attachments and images as this user)."""
     contents = store if isinstance(store, AttachmentContents) else None
-    return HistoryConverter(contents, context, max_input_bytes)
+    return HistoryConverter(contents, context, max_input_bytes, images)
 
 
 async def load_history(

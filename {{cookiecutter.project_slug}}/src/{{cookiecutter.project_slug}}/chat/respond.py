@@ -1,6 +1,7 @@
 """Answer a user message with the agent, streamed as ChatKit events: the ChatKit guide's
-`respond`, plus store ids, readable model errors, cancellation, titles, usage and notices
-(attachments the model did not get, a nearly spent daily budget: notices.py)."""
+`respond`, plus store ids, readable model errors, cancellation, titles, usage, notices
+(notices.py), citations and tools' sources (compat/chatkit_agents.py, agent/sources.py),
+stored images (images.py), the text shown before a failure kept (partial.py) and guardrails."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 
-from agents import ModelSettings, RunConfig, Runner
-from chatkit.agents import AgentContext, stream_agent_response
+from agents import InputGuardrailTripwireTriggered, ModelSettings, RunConfig, Runner
+from chatkit.agents import AgentContext, ResponseStreamConverter, stream_agent_response
 from chatkit.store import Store
 from chatkit.types import (
     AssistantMessageItem,
+    ThreadItem,
     ThreadItemAddedEvent,
     ThreadItemDoneEvent,
     ThreadItemRemovedEvent,
@@ -25,15 +27,24 @@ from chatkit.types import (
 
 from ..agent.agent import build_agent
 from ..agent.tool_errors import tool_error_formatter
+from ..agent.guardrails import TRIPPED, tripwire_error
+from ..agent.hosted import PARTIAL_IMAGES
+from ..agent.sources import attach, collecting
+from ..compat.chatkit_agents import annotation_safe
 from ..context import RequestContext
 from ..ops.usage import meter_of
+from ..settings import Settings
+from ..store.images import GeneratedImageStore
 from .history import converter_for, load_history
+from .images import ImageStreamConverter
 from .model import ModelGateway, model_error
 from .notices import attachments_notice, budget_notice
-from .titles import generate_title, title_or_fallback, user_text
+from .partial import PartialAnswers
+from .titles import generate_title, set_title_unless_named, title_or_fallback, user_text
 
 logger = logging.getLogger(__name__)
 
+DEFAULT_CONVERTER = ResponseStreamConverter()
 # Chat Completions streams report usage only when asked (the Agents SDK asks only OpenAI's).
 COUNT_USAGE = ModelSettings(include_usage=True)
 
@@ -44,6 +55,7 @@ async def with_store_ids(
     """Assistant messages with ids from the store: Chat Completions models give every message
     the placeholder `__fake_id__`, so each reply would overwrite the previous one."""
     ids: dict[str, str] = {}
+    issued: dict[str, list[str]] = {}
     async for event in events:
         if isinstance(event, ThreadItemAddedEvent | ThreadItemDoneEvent | ThreadItemReplacedEvent):
             item = event.item
@@ -51,9 +63,17 @@ async def with_store_ids(
                 model_id = item.id
                 if isinstance(event, ThreadItemAddedEvent) or model_id not in ids:
                     ids[model_id] = new_id()
+                    issued.setdefault(model_id, []).append(ids[model_id])
                 item.id = ids[model_id]
                 if not isinstance(event, ThreadItemAddedEvent):
                     ids.pop(model_id, None)
+        elif isinstance(event, ThreadItemRemovedEvent) and event.item_id in issued:
+            # A guardrail removes the turn's messages by the model's id, done ones too (and
+            # with Chat Completions one id names them all): remove each by its store id.
+            ids.pop(event.item_id, None)
+            for store_id in issued.pop(event.item_id):
+                yield ThreadItemRemovedEvent(item_id=store_id)
+            continue
         elif isinstance(event, ThreadItemUpdatedEvent | ThreadItemRemovedEvent):
             event.item_id = ids.get(event.item_id, event.item_id)
         yield event
@@ -66,6 +86,7 @@ async def respond(
     *,
     store: Store[RequestContext],
     gateway: ModelGateway,
+    images: GeneratedImageStore | None = None,
 ) -> AsyncIterator[ThreadStreamEvent]:
     """Stream the model's answer to the thread as ChatKit events: to `input_user_message`, or
     without one (None) to the thread as it is, e.g. after an action's hidden context."""
@@ -74,13 +95,15 @@ async def respond(
     title_task: asyncio.Task[str] | None = None
     meter = meter_of(context)
     meter.thread_id = thread.id
+    partial = PartialAnswers()
+    history: list[ThreadItem] = []
     try:
         history = await load_history(store, thread, context, settings.history_items)
         agent = build_agent(gateway.model(), settings)
         agent_context = AgentContext[RequestContext](
             thread=thread, store=store, request_context=context
         )
-        converter = converter_for(store, context, settings.max_model_input_bytes)
+        converter = converter_for(store, context, settings.max_model_input_bytes, images)
         agent_input = await converter.to_agent_input(history)
         if input_user_message is not None and converter.withheld:
             sent = len(input_user_message.attachments)
@@ -99,22 +122,45 @@ async def respond(
         def new_id() -> str:
             return store.generate_item_id("message", thread, context)
 
+        stream = stream_agent_response(
+            agent_context,
+            annotation_safe(result),  # citations crash the SDK otherwise (see compat)
+            converter=stream_converter(settings, images, thread, context),
+        )
         try:
-            async for event in with_store_ids(stream_agent_response(agent_context, result), new_id):
-                if wants_title and title_task is None and input_user_message is not None:
-                    # Ask for a title once the answer is under way: it runs alongside the
-                    # rest of the answer and never competes with its first token.
-                    title = generate_title(gateway, user_text(input_user_message), meter)
-                    title_task = asyncio.create_task(title)
-                yield event
+            with collecting(agent_context) as cited:
+                async for event in with_store_ids(stream, new_id):
+                    partial.see(event)
+                    if (
+                        cited
+                        and isinstance(event, ThreadItemDoneEvent)
+                        and isinstance(event.item, AssistantMessageItem)
+                    ):
+                        attach(event.item, cited)  # sources the turn's tools cited
+                    if wants_title and title_task is None and input_user_message is not None:
+                        # Ask for a title once the answer is under way: it runs alongside the
+                        # rest of the answer and never competes with its first token.
+                        title = generate_title(gateway, user_text(input_user_message), meter)
+                        title_task = asyncio.create_task(title)
+                    yield event
         finally:
             result.cancel()  # stops the model request when the client goes away
             meter.add_responses(settings.openai_model, result.raw_responses)
         if title_task is not None:
-            thread.title = await title_or_fallback(title_task, input_user_message)
+            named = await title_or_fallback(title_task, input_user_message)
+            await set_title_unless_named(store, thread, named, context)
         if (notice := budget_notice(meter)) is not None:
             yield notice
+    except TRIPPED as exc:
+        logger.info("guardrail tripped: %s", exc.guardrail_result.guardrail.get_name())
+        refused = newest_user_message(history)
+        if isinstance(exc, InputGuardrailTripwireTriggered) and refused is not None:
+            # The refused message is not kept: a later turn would send it to the model.
+            yield ThreadItemRemovedEvent(item_id=refused.id)
+        raise tripwire_error(exc) from exc
     except Exception as exc:
+        for done in partial.done_events():
+            yield done  # the text the user already saw is stored before the error
         if (error := model_error(exc, settings)) is None:
             raise
         logger.warning("model call failed: %s", type(exc).__name__)
@@ -122,3 +168,19 @@ async def respond(
     finally:
         if title_task is not None and not title_task.done():
             title_task.cancel()
+
+
+def stream_converter(
+    settings: Settings,
+    images: GeneratedImageStore | None,
+    thread: ThreadMetadata,
+    context: RequestContext,
+) -> ResponseStreamConverter:
+    """With IMAGE_GENERATION, one that stores images as they stream; else the SDK's own."""
+    if settings.image_generation and images is not None:
+        return ImageStreamConverter(images, thread, context, partial_images=PARTIAL_IMAGES)
+    return DEFAULT_CONVERTER
+
+
+def newest_user_message(history: list[ThreadItem]) -> UserMessageItem | None:
+    return next((i for i in reversed(history) if isinstance(i, UserMessageItem)), None)

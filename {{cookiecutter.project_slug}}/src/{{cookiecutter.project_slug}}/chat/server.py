@@ -28,6 +28,7 @@ from ..compat.chatkit_server import process_parsed
 from ..context import RequestContext
 from ..ops.usage import record_transcription
 from ..store import PostgresStore
+from ..store.images import GeneratedImageStore
 from .dictation import transcribe
 from .model import ModelGateway
 from .respond import respond
@@ -43,9 +44,11 @@ class ChatServer(ChatKitServer[RequestContext]):
         store: PostgresStore,
         gateway: ModelGateway,
         attachment_store: AttachmentStore[RequestContext] | None = None,
+        images: GeneratedImageStore | None = None,
     ) -> None:
         super().__init__(store, attachment_store)
         self.gateway = gateway
+        self.images = images
         self._saving: set[asyncio.Task[None]] = set()
 
     async def process_request(
@@ -61,7 +64,14 @@ class ChatServer(ChatKitServer[RequestContext]):
         context: RequestContext,
     ) -> AsyncIterator[ThreadStreamEvent]:
         gateway = self.gateway
-        events = respond(thread, input_user_message, context, store=self.store, gateway=gateway)
+        events = respond(
+            thread,
+            input_user_message,
+            context,
+            store=self.store,
+            gateway=gateway,
+            images=self.images,
+        )
         if gateway.metrics is not None:  # METRICS=true: time the turn, count its tokens
             events = gateway.metrics.observe_turn(events, context)
         return events

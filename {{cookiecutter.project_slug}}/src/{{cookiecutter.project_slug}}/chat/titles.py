@@ -7,10 +7,13 @@ import asyncio
 import contextlib
 import logging
 import re
+from typing import Protocol, runtime_checkable
 
 import openai
-from chatkit.types import UserMessageItem, UserMessageTextContent
+from chatkit.store import NotFoundError, Store
+from chatkit.types import ThreadMetadata, UserMessageItem, UserMessageTextContent
 
+from ..context import RequestContext
 from ..errors import MissingApiKeyError
 from ..ops.usage import Meter
 from .model import ModelGateway
@@ -82,6 +85,31 @@ async def generate_title(gateway: ModelGateway, text: str, meter: Meter | None =
         logger.info("title generation failed (%s); using the message's first words", type(exc))
         raw = ""
     return clean_title(raw) or fallback_title(text)
+
+
+@runtime_checkable
+class FreshThreads(Protocol):
+    """A store that can read a thread past its per-request cache (PostgresStore can)."""
+
+    async def reload_thread(self, thread_id: str, context: RequestContext) -> ThreadMetadata: ...
+
+
+async def set_title_unless_named(
+    store: Store[RequestContext], thread: ThreadMetadata, title: str, context: RequestContext
+) -> None:
+    """Give the thread the generated title, unless it got one while the answer streamed: from
+    a tool (`thread.title`) or a rename in another request (read again from the store)."""
+    if thread.title is not None:
+        return
+    try:
+        if isinstance(store, FreshThreads):
+            stored = await store.reload_thread(thread.id, context)
+        else:
+            stored = await store.load_thread(thread.id, context)
+    except NotFoundError:
+        return  # deleted meanwhile
+    if stored.title is None:
+        thread.title = title
 
 
 async def title_or_fallback(task: asyncio.Task[str], message: UserMessageItem | None) -> str:

@@ -98,9 +98,18 @@ def _encode(key: str, user_id: str, attachment_id: str, use: str, exp: int) -> s
 
 
 @functools.lru_cache(maxsize=4096)
-def _signed_link(path: str, key: str, user_id: str, attachment_id: str, exp: int) -> AnyUrl:
+def _signed_link(
+    path: str, key: str, user_id: str, attachment_id: str, exp: int, use: str = "content"
+) -> AnyUrl:
     # Links repeat (same attachment, user and expiry step): each is signed once.
-    return AnyUrl(f"{path}?token={_encode(key, user_id, attachment_id, 'content', exp)}")
+    return AnyUrl(f"{path}?token={_encode(key, user_id, attachment_id, use, exp)}")
+
+
+def signed_link(settings: Settings, path: str, user_id: str, object_id: str, use: str) -> AnyUrl:
+    """`path?token=...`: a link for one use of one object, valid ATTACHMENT_LINK_TTL_SECONDS
+    (plus at most a step); `verify_url_token(settings, token, object_id, use)` reads it."""
+    exp = link_expiry(settings.attachment_link_ttl_seconds)
+    return _signed_link(path, _url_key(settings), user_id, object_id, exp, use)
 
 
 def sign_url_token(settings: Settings, user_id: str, attachment_id: str, use: str, ttl: int) -> str:
@@ -151,8 +160,7 @@ def preview_url(
         if stored is None:
             raise
         path = stored.partition("?")[0]
-    exp = link_expiry(settings.attachment_link_ttl_seconds)
-    return _signed_link(path, _url_key(settings), context.user.id, attachment_id, exp)
+    return signed_link(settings, path, context.user.id, attachment_id, "content")
 
 
 def build_attachment(

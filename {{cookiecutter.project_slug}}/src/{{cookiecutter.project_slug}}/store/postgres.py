@@ -12,9 +12,16 @@ from typing import Any
 
 import psycopg
 from chatkit.store import NotFoundError, Store, StoreItemType
-from chatkit.types import Attachment, Page, ThreadItem, ThreadMetadata, UserMessageItem
+from chatkit.types import (
+    Attachment,
+    GeneratedImageItem,
+    Page,
+    ThreadItem,
+    ThreadMetadata,
+    UserMessageItem,
+)
 from psycopg_pool import PoolTimeout
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 
 from ..compat.chatkit_server import FAKE_RESPONSES_ID
 from ..context import RequestContext
@@ -88,8 +95,9 @@ class PostgresStore(Store[RequestContext]):
         self.health = DatabaseHealth(
             where, self._probe, self._replace_pool, lambda text: redact_secrets(text, database_url)
         )
-        # Called on every attachment before it leaves the store (fresh preview links).
+        # Called on every attachment and generated image before it leaves the store (fresh links).
         self.prepare_attachment: PrepareAttachment | None = None
+        self.prepare_image: Callable[[GeneratedImageItem, RequestContext], None] | None = None
 
     @property
     def pool(self) -> Pool:
@@ -213,6 +221,11 @@ class PostgresStore(Store[RequestContext]):
             payload = context.cache[key] = rows[0][0]
         return THREAD.validate_json(payload)
 
+    async def reload_thread(self, thread_id: str, context: RequestContext) -> ThreadMetadata:
+        """The thread as stored now, past what this request read before (NotFoundError)."""
+        context.cache.pop(("thread", thread_id), None)
+        return await self.load_thread(thread_id, context)
+
     async def save_thread(self, thread: ThreadMetadata, context: RequestContext) -> None:
         context.cache.pop(("thread", thread.id), None)
         params = {
@@ -263,7 +276,7 @@ class PostgresStore(Store[RequestContext]):
         if not rows:
             missing = f"item {after}" if after is not None else f"thread {thread_id}"
             raise NotFoundError(f"{missing} not found")
-        items = [ITEM.validate_json(row[0]) for row in rows if row[0] is not None]
+        items = _readable_items(rows, thread_id)
         self._prepare_items(items, context)
         return to_page(items, limit)
 
@@ -340,13 +353,15 @@ class PostgresStore(Store[RequestContext]):
         return attachment
 
     def _prepare_items(self, items: Sequence[ThreadItem], context: RequestContext) -> None:
-        prepare = self.prepare_attachment
-        if prepare is None:
+        prepare, prepare_image = self.prepare_attachment, self.prepare_image
+        if prepare is None and prepare_image is None:
             return
         for item in items:
-            if isinstance(item, UserMessageItem):
+            if isinstance(item, UserMessageItem) and prepare is not None:
                 for attachment in item.attachments:
                     prepare(attachment, context)
+            elif isinstance(item, GeneratedImageItem) and prepare_image is not None:
+                prepare_image(item, context)
 
     async def delete_attachment(self, attachment_id: str, context: RequestContext) -> None:
         params = {"id": attachment_id, "user": context.user.id}
@@ -392,3 +407,20 @@ class PostgresStore(Store[RequestContext]):
         return {
             row[0]: (int(row[1]), bytes(row[2]) if row[2] is not None else None) for row in rows
         }
+
+
+def _readable_items(rows: Sequence[tuple[Any, ...]], thread_id: str) -> list[ThreadItem]:
+    """The rows' items; one this SDK version cannot read (an item type it does not know) is
+    left out with a warning, so it never breaks the thread."""
+    items = []
+    for row in rows:
+        if row[0] is None:
+            continue
+        try:
+            items.append(ITEM.validate_json(row[0]))
+        except ValidationError as exc:
+            logger.warning(
+                "skipping an unreadable item of thread %s: %s", thread_id, exc.errors()[0]["type"]
+            )
+    return items
+

@@ -1,0 +1,84 @@
+"""Guardrails: checks beside the model that stop a turn. Turn them on in agent.GUARDRAILS.
+
+An input guardrail sees the model input before (or, with `run_in_parallel=True`, while) the
+model answers; an output guardrail sees the final answer. When one trips, the chat shows
+`output_info` when it is a string (else a default message), with no retry: an input
+guardrail's message is also removed from the thread, so it never reaches the model later; an
+output guardrail's answer is removed. The examples keep secret keys away from the model.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from agents import (
+    Agent,
+    GuardrailFunctionOutput,
+    InputGuardrailTripwireTriggered,
+    OutputGuardrailTripwireTriggered,
+    RunContextWrapper,
+    TResponseInputItem,
+    input_guardrail,
+    output_guardrail,
+)
+from chatkit.errors import CustomStreamError
+
+SECRET = re.compile(
+    r"\bsk-[A-Za-z0-9_-]{20,}"  # OpenAI-style API keys
+    r"|\bAKIA[0-9A-Z]{16}\b"  # AWS access key ids
+    r"|\bgh[pousr]_[A-Za-z0-9]{36,}"  # GitHub tokens
+    r"|-----BEGIN [A-Z ]*PRIVATE KEY-----"
+)
+TRIPPED = (InputGuardrailTripwireTriggered, OutputGuardrailTripwireTriggered)
+INPUT_REFUSED = "This message was not sent to the model (a guardrail stopped it)."
+OUTPUT_WITHHELD = "The answer was withheld (a guardrail stopped it)."
+
+
+def newest_user_text(input: str | list[TResponseInputItem]) -> str:
+    """The text of the newest user message in the model input."""
+    if isinstance(input, str):
+        return input
+    for item in reversed(input):
+        if isinstance(item, dict) and item.get("role") == "user":
+            content = item.get("content")
+            if isinstance(content, str):
+                return content
+            parts = content if isinstance(content, list) else []
+            return " ".join(str(p.get("text", "")) for p in parts if isinstance(p, dict))
+    return ""
+
+
+@input_guardrail(name="no_secrets", run_in_parallel=False)
+async def no_secrets(
+    ctx: RunContextWrapper[Any], agent: Agent[Any], input: str | list[TResponseInputItem]
+) -> GuardrailFunctionOutput:
+    """Keep a message that carries a secret key from the model (it never sees it)."""
+    found = SECRET.search(newest_user_text(input)) is not None
+    message = (
+        "Your message seems to contain a secret key, so it was not sent to the model. "
+        "Remove the key and send it again."
+    )
+    return GuardrailFunctionOutput(output_info=message if found else None, tripwire_triggered=found)
+
+
+@output_guardrail(name="no_secrets_in_answers")
+async def no_secrets_in_answers(
+    ctx: RunContextWrapper[Any], agent: Agent[Any], output: Any
+) -> GuardrailFunctionOutput:
+    """Withhold an answer that carries a secret key."""
+    found = SECRET.search(str(output)) is not None
+    message = "The answer contained what looks like a secret key, so it was withheld."
+    return GuardrailFunctionOutput(output_info=message if found else None, tripwire_triggered=found)
+
+
+def tripwire_error(
+    exc: InputGuardrailTripwireTriggered | OutputGuardrailTripwireTriggered,
+) -> CustomStreamError:
+    """What the chat shows when a guardrail trips: its `output_info` text, never a retry (the
+    same message would trip it again)."""
+    info = exc.guardrail_result.output.output_info
+    if isinstance(info, str) and info.strip():
+        return CustomStreamError(info, allow_retry=False)
+    default = INPUT_REFUSED if isinstance(exc, InputGuardrailTripwireTriggered) else OUTPUT_WITHHELD
+    return CustomStreamError(default, allow_retry=False)

@@ -1,0 +1,67 @@
+"""OpenAI's hosted tools and reasoning options, as the settings ask for them (Responses API).
+
+WEB_SEARCH, FILE_SEARCH_VECTOR_STORE_IDS and IMAGE_GENERATION add OpenAI's own tools: they run
+at OpenAI, and their citations and images reach the chat (respond.py). REASONING_EFFORT and
+REASONING_SUMMARY become the request's `reasoning`; Chat Completions sends the effort only.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from agents import (
+    FileSearchTool,
+    ImageGenerationTool,
+    ModelSettings,
+    Tool,
+    WebSearchTool,
+)
+from openai.types.shared import Reasoning
+
+from ..settings import Settings
+
+PARTIAL_IMAGES = 2
+"""Partial images streamed while an image is generated (0-3; each is a few hundred KB)."""
+
+
+@functools.cache
+def _hosted_tools(
+    web_search: bool, vector_store_ids: tuple[str, ...], image_generation: bool
+) -> tuple[Tool, ...]:
+    tools: list[Tool] = []
+    if web_search:
+        tools.append(WebSearchTool())
+    if vector_store_ids:
+        tools.append(FileSearchTool(vector_store_ids=list(vector_store_ids)))
+    if image_generation:
+        tools.append(
+            ImageGenerationTool(
+                tool_config={"type": "image_generation", "partial_images": PARTIAL_IMAGES}
+            )
+        )
+    return tuple(tools)
+
+
+def hosted_tools(settings: Settings) -> tuple[Tool, ...]:
+    """The hosted tools the settings turn on (made once per combination)."""
+    return _hosted_tools(
+        settings.web_search,
+        tuple(settings.file_search_vector_store_ids),
+        settings.image_generation,
+    )
+
+
+@functools.cache
+def _model_settings(effort: str | None, summary: str | None) -> ModelSettings:
+    if effort is None and summary is None:
+        return ModelSettings()
+    if effort is not None and summary is None:
+        summary = "auto"
+    wanted = {"effort": effort, "summary": summary}
+    reasoning = Reasoning.model_validate({k: v for k, v in wanted.items() if v is not None})
+    return ModelSettings(reasoning=reasoning)
+
+
+def agent_model_settings(settings: Settings) -> ModelSettings:
+    """The agent's model settings: `reasoning` when REASONING_EFFORT or REASONING_SUMMARY is set."""
+    return _model_settings(settings.reasoning_effort, settings.reasoning_summary)
