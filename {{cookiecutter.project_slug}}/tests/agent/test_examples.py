@@ -511,7 +511,7 @@ async def test_compare_times_shows_its_steps_and_cites_its_source(
     events = await client.send(
         f"Paris or Tokyo? @tool compare_times {json.dumps({'timezones': zones})}"
     )
-    assert not errors(events), errors(events)
+    assert not error_events(events), error_events(events)
 
     added = [e["item"] for e in events if e["type"] == "thread.item.added"]
     assert added[0]["type"] == "workflow" and added[0]["workflow"]["type"] == "custom"

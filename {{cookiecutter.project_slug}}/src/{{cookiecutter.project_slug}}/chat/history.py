@@ -144,7 +144,9 @@ class HistoryConverter(ThreadItemConverter):
                 sizes = [json_size(part) for part in converted]
                 first = self._oldest_kept(items, sizes)
                 items, converted, sizes = items[first:], converted[first:], sizes[first:]
-            self._planned = await self._plan(inline_entries(items), self.max_input_bytes - sum(sizes))
+            self._planned = await self._plan(
+                inline_entries(items), self.max_input_bytes - sum(sizes)
+            )
             for index, item in enumerate(items):
                 if inlined(item):
                     before = json_size(converted[index])
@@ -190,7 +192,9 @@ class HistoryConverter(ThreadItemConverter):
             converted[index] = await self._convert(item)
             sizes[index] += json_size(converted[index]) - before
 
-    async def _plan(self, entries: list[tuple[Inline, bool]], budget: int) -> dict[int, bytes | str]:
+    async def _plan(
+        self, entries: list[tuple[Inline, bool]], budget: int
+    ) -> dict[int, bytes | str]:
         """Bytes or a note for each attachment and generated image, given newest first with
         "is it in the newest message": inline while they fit in `budget`, notes from the first
         that does not."""

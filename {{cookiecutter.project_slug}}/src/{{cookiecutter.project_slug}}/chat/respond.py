@@ -26,10 +26,10 @@ from chatkit.types import (
 )
 
 from ..agent.agent import build_agent
-from ..agent.tool_errors import tool_error_formatter
 from ..agent.guardrails import TRIPPED, tripwire_error
 from ..agent.hosted import PARTIAL_IMAGES
 from ..agent.sources import attach, collecting
+from ..agent.tool_errors import tool_error_formatter
 from ..compat.chatkit_agents import annotation_safe
 from ..context import RequestContext
 from ..ops.usage import meter_of

@@ -423,4 +423,3 @@ def _readable_items(rows: Sequence[tuple[Any, ...]], thread_id: str) -> list[Thr
                 "skipping an unreadable item of thread %s: %s", thread_id, exc.errors()[0]["type"]
             )
     return items
-
