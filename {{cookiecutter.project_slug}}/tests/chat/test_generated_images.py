@@ -19,7 +19,7 @@ import jwt
 import psycopg
 from chatkit.types import GeneratedImage, GeneratedImageItem, ThreadMetadata
 
-from {{ cookiecutter.project_slug }}.chat.history import HistoryConverter
+from {{ cookiecutter.project_slug }}.chat.history import HistoryConverter, inline_cost
 from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient
 from {{ cookiecutter.project_slug }}.store.attachments import _url_key
 from {{ cookiecutter.project_slug }}.store.images import GeneratedImageStore, image_id_in, new_image_id
@@ -177,7 +177,7 @@ async def test_images_share_the_model_input_budget(store: PostgresStore, databas
                 image=GeneratedImage(id=f"ig_{n}", url=url),
             )
         )
-    budget = 2 * len(TINY_PNG)
+    budget = 2 * inline_cost(len(TINY_PNG)) + 500  # two inline, and three notes
     converted = await HistoryConverter(store, context, budget, images).to_agent_input(items)
     kinds = [
         "image" if isinstance(item["content"], list) else item["content"] for item in converted

@@ -219,7 +219,7 @@ class HistoryConverter(ThreadItemConverter):
                 used += cost
                 plan[id(entry)] = content
             else:
-                if newest and isinstance(entry, Attachment):
+                if newest and not isinstance(entry, GeneratedImageItem):
                     self.withheld.append(entry)
                 plan[id(entry)] = note(entry, "too large" if newest else "resent", size)
         return plan
