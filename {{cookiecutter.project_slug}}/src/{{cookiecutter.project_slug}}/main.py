@@ -18,12 +18,14 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from .agent.services import Services
 from .chat.model import ModelGateway
 from .chat.server import ChatServer
 from .dev.embedded import EmbeddedPostgresMissing, stop_embedded
 from .errors import install_error_handlers
 from .http.attachments import install_attachment_routes
 from .http.chatkit import router as api_router
+from .http.entities import router as entities_router
 from .http.middleware import RequestLogMiddleware
 from .ops.gc_tuning import freeze_long_lived_objects
 from .ops.logs import configure_logging
@@ -32,6 +34,10 @@ from .store import PostgresStore
 from .store.attachments import PostgresAttachmentStore
 
 logger = logging.getLogger(__name__)
+
+CHATKIT_HEADERS = ("Authorization", "Content-Type", "chatkit-frame-instance-id")
+"""What a ChatKit front end sends cross-origin: its token, JSON, and ChatKit.js's frame id
+(Accept-Language needs no permission)."""
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -48,7 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     gateway = ModelGateway(settings)
     attachments = PostgresAttachmentStore(store, settings)
     store.prepare_attachment = attachments.prepare  # fresh preview links on every read
-    server = ChatServer(store, gateway, attachments)
+    server = ChatServer(store, gateway, attachments, Services(settings=settings))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -84,10 +90,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type"],
+            allow_headers=[*CHATKIT_HEADERS, *settings.app_context_headers],
         )
     install_error_handlers(app)
     app.include_router(api_router)
+    app.include_router(entities_router)
     install_attachment_routes(app, attachments)
     if settings.serves_chat_page:
         from .dev.page import install_chat_page

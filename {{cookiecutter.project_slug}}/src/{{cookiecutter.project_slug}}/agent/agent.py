@@ -3,15 +3,16 @@
 Tools are typed functions (see the README's "Build on it"). Server tools run in this process;
 a tool named in CLIENT_TOOLS is a client tool: the run stops at it, the browser runs it and
 sends its output back (`threads.add_client_tool_output`), and the model continues from there.
+TOOL_MENU is the composer's tool menu: picking an entry makes the model call that tool.
 """
 
 from __future__ import annotations
 
-from agents import Agent, Model, StopAtTools, Tool
-from chatkit.agents import AgentContext
+from agents import Agent, Model, ModelSettings, StopAtTools, Tool
 
-from ..context import RequestContext
 from ..settings import Settings
+from .composer import ToolOption
+from .services import AppContext
 {%- if cookiecutter.examples %}
 from .tools import get_time, switch_theme
 
@@ -20,6 +21,12 @@ TOOLS: list[Tool] = [get_time, switch_theme]
 
 CLIENT_TOOLS: frozenset[str] = frozenset({"switch_theme"})
 """The tools, by name, that the browser runs: the agent stops at them."""
+
+TOOL_MENU: list[ToolOption] = [
+    ToolOption("get_time", "Check the time", icon="clock", placeholder="Which time zone?"),
+    ToolOption("switch_theme", "Switch theme", icon="settings-slider", short_label="Theme"),
+]
+"""The composer's tool menu, in order (GET /chatkit/options serves it)."""
 {%- else %}
 
 TOOLS: list[Tool] = []
@@ -27,16 +34,32 @@ TOOLS: list[Tool] = []
 
 CLIENT_TOOLS: frozenset[str] = frozenset()
 """The tools, by name, that the browser runs: the agent stops at them."""
+
+TOOL_MENU: list[ToolOption] = []
+"""The composer's tool menu, in order (GET /chatkit/options serves it)."""
 {%- endif %}
 
 
-def build_agent(model: Model, settings: Settings) -> Agent[AgentContext[RequestContext]]:
-    """The agent for one turn (cheap to build: each tool's schema is made once, at import)."""
+def tool_choices() -> frozenset[str]:
+    """The ids `inference_options.tool_choice` may name: every tool and every menu entry."""
+    return frozenset(tool.name for tool in TOOLS) | {option.id for option in TOOL_MENU}
+
+
+def build_agent(
+    model: Model, settings: Settings, tool_choice: str | None = None
+) -> Agent[AppContext]:
+    """The agent for one turn (cheap to build: each tool's schema is made once, at import).
+
+    `tool_choice`: the id the user picked in the tool menu; a tool's name makes the model
+    call that tool first (once: the SDK resets the choice after a tool ran).
+    """
     stop_at_client_tools = StopAtTools(stop_at_tool_names=sorted(CLIENT_TOOLS))
-    return Agent[AgentContext[RequestContext]](
+    forced = tool_choice if tool_choice in {tool.name for tool in TOOLS} else None
+    return Agent[AppContext](
         name="assistant",
         instructions=settings.instructions,
         model=model,
         tools=TOOLS,
         tool_use_behavior=stop_at_client_tools if CLIENT_TOOLS else "run_llm_again",
+        model_settings=ModelSettings(tool_choice=forced),
     )

@@ -2,7 +2,7 @@
 
 A server tool runs here: a typed function decorated with `@function_tool`, whose docstring
 tells the model what it does and what each argument means. It may stream progress and widgets
-into the chat through `ctx.context` (a ChatKit `AgentContext`) and returns what the model
+into the chat through `ctx.context` (an `AppContext`, services.py) and returns what the model
 reads. A client tool runs in the browser: the tool records `ctx.context.client_tool_call`,
 the agent stops there (agent.py lists it in CLIENT_TOOLS), the client runs it and sends the
 result back with `threads.add_client_tool_output`, and the model continues with it.
@@ -16,14 +16,12 @@ from datetime import datetime
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from agents import RunContextWrapper, function_tool
-from chatkit.agents import AgentContext, ClientToolCall
+from agents import function_tool
+from chatkit.agents import ClientToolCall
 from chatkit.types import ProgressUpdateEvent
 
-from ..context import RequestContext
+from .services import ToolContext
 from .widgets import clock_widget
-
-ToolContext = RunContextWrapper[AgentContext[RequestContext]]
 
 
 class UnknownTimeZoneError(ValueError):

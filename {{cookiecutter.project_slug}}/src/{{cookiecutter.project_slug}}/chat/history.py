@@ -39,7 +39,9 @@ from openai.types.responses import (
 )
 from openai.types.responses.response_input_content_param import ResponseInputContentParam
 
+from ..agent.entities import EntityScope, resolve_entity
 from ..context import RequestContext
+from ..store.postgres import PostgresStore
 
 
 @runtime_checkable
@@ -96,10 +98,15 @@ class HistoryConverter(ThreadItemConverter):
         contents: AttachmentContents | None = None,
         context: RequestContext | None = None,
         max_inline_bytes: int = DEFAULT_MAX_INLINE_BYTES,
+        entities: EntityScope | None = None,
     ) -> None:
         self.contents = contents
         self.context = context
         self.max_inline_bytes = max_inline_bytes
+        self.entities = entities
+        self._tags: dict[tuple[str, str], str | None] = {}
+        """What each tagged entity (type, id) became, so a tag repeated in the history is
+        looked up once per turn."""
         self._planned: dict[int, bytes | str] = {}
         """What each attachment object of the items being converted becomes: its bytes
         (inline) or a note; keyed by object identity (the same id may be in two messages)."""
@@ -200,7 +207,16 @@ class HistoryConverter(ThreadItemConverter):
         )
 
     async def tag_to_message_content(self, tag: UserMessageTagContent) -> ResponseInputContentParam:
-        return ResponseInputTextParam(type="input_text", text=f"@{tag.text}: {tag.data}")
+        """The tagged entity as the server finds it for this user (agent/entities.py), or the
+        tag's visible text alone; the client-sent `data` never reaches the model."""
+        type_ = tag.data.get("type")
+        key = (str(type_), tag.id)
+        if key not in self._tags:
+            found = None
+            if self.entities is not None:
+                found = await resolve_entity(self.entities, type_, tag.id)
+            self._tags[key] = found
+        return ResponseInputTextParam(type="input_text", text=self._tags[key] or f"@{tag.text}")
 
 
 def converter_for(
@@ -208,9 +224,10 @@ def converter_for(
     context: RequestContext,
     max_inline_bytes: int = DEFAULT_MAX_INLINE_BYTES,
 ) -> HistoryConverter:
-    """The history converter for this request (it reads attachments as this user)."""
+    """The history converter for this request (it reads attachments and tags as this user)."""
     contents = store if isinstance(store, AttachmentContents) else None
-    return HistoryConverter(contents, context, max_inline_bytes)
+    entities = EntityScope(store, context) if isinstance(store, PostgresStore) else None
+    return HistoryConverter(contents, context, max_inline_bytes, entities)
 
 
 async def load_history(

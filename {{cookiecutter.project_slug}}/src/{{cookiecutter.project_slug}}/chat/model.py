@@ -65,11 +65,13 @@ class ModelGateway:
             )
         return self._client
 
-    def model(self) -> Model:
-        """The Agents SDK model for OPENAI_API (Responses by default, or Chat Completions)."""
+    def model(self, name: str | None = None) -> Model:
+        """The Agents SDK model `name` (default OPENAI_MODEL) for OPENAI_API (Responses by
+        default, or Chat Completions), on the shared client."""
+        name = name or self.settings.openai_model
         if self.settings.openai_api == "chat_completions":
-            return OpenAIChatCompletionsModel(self.settings.openai_model, openai_client=self.client)
-        return OpenAIResponsesModel(self.settings.openai_model, openai_client=self.client)
+            return OpenAIChatCompletionsModel(name, openai_client=self.client)
+        return OpenAIResponsesModel(name, openai_client=self.client)
 
     async def close(self) -> None:
         """Release the client's connections."""

@@ -16,7 +16,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 
 from agents import ModelSettings, RunConfig, Runner
-from chatkit.agents import AgentContext, stream_agent_response
+from chatkit.agents import stream_agent_response
 from chatkit.store import Store
 from chatkit.types import (
     AssistantMessageItem,
@@ -30,12 +30,15 @@ from chatkit.types import (
     UserMessageItem,
 )
 
-from ..agent.agent import build_agent
+from ..agent.agent import build_agent, tool_choices
+from ..agent.composer import picked_model, picked_tool
+from ..agent.services import AppContext, Services
 from ..context import RequestContext
 from ..ops.usage import meter_of
 from .history import converter_for, load_history
 from .model import ModelGateway, model_error
 from .titles import generate_title, title_or_fallback, user_text
+from .turn import app_context_item, turn_options
 
 logger = logging.getLogger(__name__)
 
@@ -75,23 +78,28 @@ async def respond(
     *,
     store: Store[RequestContext],
     gateway: ModelGateway,
+    services: Services | None = None,
 ) -> AsyncIterator[ThreadStreamEvent]:
     """Stream the model's answer to the thread's newest message as ChatKit events."""
     settings = gateway.settings
+    services = services or Services(settings=settings)
     wants_title = settings.generate_titles and thread.title is None
     title_task: asyncio.Task[str] | None = None
     meter = meter_of(context)
     meter.thread_id = thread.id
     try:
         history = await load_history(store, thread, context, settings.history_items)
-        agent = build_agent(gateway.model(), settings)
-        agent_context = AgentContext[RequestContext](
-            thread=thread, store=store, request_context=context
+        options = turn_options(input_user_message, history)
+        model = picked_model(options, settings)
+        tool = picked_tool(options, tool_choices())
+        agent = build_agent(gateway.model(model), settings, tool)
+        agent_context = AppContext(
+            thread=thread, store=store, request_context=context, services=services
         )
         converter = converter_for(store, context, settings.max_model_input_bytes)
         result = Runner.run_streamed(
             agent,
-            await converter.to_agent_input(history),
+            [app_context_item(context), *await converter.to_agent_input(history)],
             context=agent_context,
             run_config=RunConfig(
                 tracing_disabled=not settings.agents_tracing,
@@ -112,7 +120,7 @@ async def respond(
                 yield event
         finally:
             result.cancel()  # stops the model request when the client goes away
-            meter.add_responses(settings.openai_model, result.raw_responses)
+            meter.add_responses(model, result.raw_responses)
         if title_task is not None:
             thread.title = await title_or_fallback(title_task, input_user_message)
     except Exception as exc:

@@ -22,6 +22,7 @@ from chatkit.types import (
 )
 
 from ..agent.actions import ActionCall, parse_action
+from ..agent.services import Services
 from ..compat.chatkit_server import process_parsed
 from ..context import RequestContext
 from ..store.postgres import PostgresStore
@@ -40,9 +41,11 @@ class ChatServer(ChatKitServer[RequestContext]):
         store: PostgresStore,
         gateway: ModelGateway,
         attachment_store: AttachmentStore[RequestContext] | None = None,
+        services: Services | None = None,
     ) -> None:
         super().__init__(store, attachment_store)
         self.gateway = gateway
+        self.services = services or Services(settings=gateway.settings)
         self._saving: set[asyncio.Task[None]] = set()
 
     async def process_request(
@@ -58,7 +61,14 @@ class ChatServer(ChatKitServer[RequestContext]):
         context: RequestContext,
     ) -> AsyncIterator[ThreadStreamEvent]:
         gateway = self.gateway
-        events = respond(thread, input_user_message, context, store=self.store, gateway=gateway)
+        events = respond(
+            thread,
+            input_user_message,
+            context,
+            store=self.store,
+            gateway=gateway,
+            services=self.services,
+        )
         if gateway.metrics is not None:  # METRICS=true: time the turn, count its tokens
             events = gateway.metrics.observe_turn(events, context)
         return events

@@ -19,7 +19,7 @@ from ..ops.limits import Turn, run_shielded, start_turn
 from ..settings import Settings
 from ..store.attachments import AttachmentTooLarge
 from ..store.postgres import PostgresStore
-from .checks import check_targets
+from .checks import check_options, check_targets
 from .requests import check_sizes, parse_request
 from .streaming import TurnStream, guard_stream
 
@@ -40,6 +40,7 @@ async def chatkit_endpoint(
     turn: Turn | None = None
     try:
         check_sizes(parsed, settings)
+        check_options(parsed, settings)
         await check_targets(parsed, server.store, context)
         turn = await start_turn(parsed, server.store, context, settings)
         try:

@@ -18,9 +18,18 @@ from chatkit.types import (
 )
 
 from ..agent.actions import InvalidActionError, parse_action
+from ..agent.agent import tool_choices
+from ..agent.composer import check_inference_options
 from ..context import RequestContext
 from ..errors import AppError
+from ..settings import Settings
 from ..store import PostgresStore
+
+
+def check_options(request: ChatKitReq, settings: Settings) -> None:
+    """A new message's model must be in MODELS and its tool a choice (400 otherwise)."""
+    if isinstance(request, ThreadsCreateReq | ThreadsAddUserMessageReq):
+        check_inference_options(request.params.input.inference_options, settings, tool_choices())
 
 
 async def check_targets(request: ChatKitReq, store: PostgresStore, context: RequestContext) -> None:
