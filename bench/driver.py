@@ -240,7 +240,7 @@ def embedded_postgres(slug: str, folder: Path, transport: str = "tcp") -> Iterat
     production (TCP handshake, authentication, a backend fork). `socket` keeps the embedded
     server's own unix socket with trust authentication, the cheapest possible connect.
     """
-    embedded = __import__(f"{slug}.embedded", fromlist=["start_embedded", "stop_embedded"])
+    embedded = __import__(f"{slug}.dev.embedded", fromlist=["start_embedded", "stop_embedded"])
     data_dir = folder / "pgdata"
     url = embedded.start_embedded(data_dir, cleanup_mode="stop")
     password = secrets.token_urlsafe(16)
@@ -426,7 +426,7 @@ class Driver:
     """Sends ChatKit turns with one shared HTTP connection pool."""
 
     def __init__(self, slug: str, secret: str) -> None:
-        client_module = __import__(f"{slug}.client", fromlist=["ChatKitClient"])
+        client_module = __import__(f"{slug}.dev.client", fromlist=["ChatKitClient"])
         self.client_cls = client_module.ChatKitClient
         self.http_error = client_module.ChatKitHTTPError
         self.secret = secret
@@ -906,7 +906,8 @@ class Bench:
         if not bodies:
             return [f"turn {number}: the model got no streamed request"]
         messages = bodies[-1].get("input") or []
-        users = [_text(m) for m in messages if m.get("role") == "user"]
+        texts = [_text(m) for m in messages if m.get("role") == "user"]
+        users = [t for t in texts if not t.startswith("<APP_CONTEXT>")]  # the per-turn facts
         assistants = [m for m in messages if m.get("role") == "assistant"]
         if users != sent or len(assistants) != number:
             return [

@@ -403,6 +403,7 @@ customElements.define("openai-chatkit", class extends HTMLElement {
       .map((e) => e.update.delta);
     window.standIn.composer = options.composer;
     window.standIn.tags = await options.entities.onTagSearch("short title");
+    window.standIn.preview = await options.entities.onRequestPreview(window.standIn.tags[0]);
     window.standIn.answer = deltas.join("");
     this.textContent = window.standIn.answer;
     this.dispatchEvent(new CustomEvent("chatkit.ready"));
@@ -446,6 +447,8 @@ async def test_page_wires_the_component_to_chatkit_with_a_bearer_token(
     assert await browser.evaluate("window.standIn.composer") == ({"tools": tools} if tools else {})
     tags = await browser.evaluate("window.standIn.tags")
     assert {"id": thread["id"], "title": thread["title"]}.items() <= tags[0].items()
+    preview = await browser.evaluate("window.standIn.preview.preview")
+    assert preview["children"][0]["value"] == thread["title"]
 
 
 @contextmanager

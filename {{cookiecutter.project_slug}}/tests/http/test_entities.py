@@ -19,6 +19,7 @@ from chatkit.types import (
     UserMessageItem,
     UserMessageTextContent,
 )
+from chatkit.widgets import BasicRoot
 
 from {{ cookiecutter.project_slug }}.agent.entities import THREAD_CHARS, THREAD_ITEMS
 from {{ cookiecutter.project_slug }}.context import RequestContext
@@ -109,7 +110,12 @@ async def test_search_finds_the_users_threads_by_title_newest_first(
 
     response = await search(app_server, alice.user.id, "rome")
     assert response.status_code == 200
-    looks = {"group": "Conversations", "icon": "notebook", "data": {"type": "thread"}}
+    looks = {
+        "group": "Conversations",
+        "icon": "notebook",
+        "interactive": True,
+        "data": {"type": "thread"},
+    }
     assert response.json() == [
         {"id": new, "title": "ROME notes", **looks},
         {"id": old, "title": "Trip to Rome", **looks},
@@ -156,6 +162,33 @@ async def test_search_needs_a_token(app_server: AppServer) -> None:
     async with httpx.AsyncClient(base_url=app_server.url) as http:
         response = await http.get("/entities", params={"q": "a"})
     assert response.status_code == 401 and response.json()["error"]["code"] == "unauthorized"
+
+
+async def preview(server: AppServer, user_id: str, **params: str) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {server.token(user_id)}"}
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        return await http.get("/entities/preview", params=params, headers=headers)
+
+
+async def test_a_preview_shows_the_users_own_thread_only(
+    app_server: AppServer, store: PostgresStore
+) -> None:
+    alice, bob = make_context(), make_context()
+    thread_id = await make_thread(store, alice, "Trip to Rome")
+    await add_messages(store, alice, thread_id, ["Flights?", "Book   early,\n in March."])
+
+    shown = (await preview(app_server, alice.user.id, type="thread", id=thread_id)).json()
+    widget = BasicRoot.model_validate(shown["preview"])
+    assert [child.model_dump()["value"] for child in widget.children] == [
+        "Trip to Rome",
+        "assistant: Book early, in March.",
+    ]
+    for user, type_ in ((bob, "thread"), (alice, "contact")):
+        hidden = await preview(app_server, user.user.id, type=type_, id=thread_id)
+        assert hidden.status_code == 200 and hidden.json() == {"preview": None}
+    bad = await preview(app_server, alice.user.id, type="thread", id="thr\x00")
+    assert bad.status_code == 400
+    assert (await preview(app_server, alice.user.id, type="thread")).status_code == 400
 
 
 # --- tags reach the model ---------------------------------------------------------------------

@@ -1,8 +1,7 @@
-"""@-mentions: the entity types a user can tag in the composer, beside ACTIONS.
+"""@-mentions: the entity types a user can tag in the composer (ENTITY_TYPES, beside ACTIONS).
 
-Each type in ENTITY_TYPES says how to search its entities (`GET /entities?q=`, ChatKit.js's
-`entities.onTagSearch`) and how to turn a tagged one into model input. A tag's `data` comes
-from the client: only its `type` is read, to pick the resolver, and the entity is loaded
+Each type searches (`GET /entities?q=`), resolves a tag to model input, and may preview
+(`GET /entities/preview`). A tag's client-sent `data` only picks the type; the entity is loaded
 again by id as the user. Built in: `thread`, the user's own earlier conversations.
 """
 
@@ -34,6 +33,8 @@ class Entity:
     type: str
     group: str | None = None
     icon: str | None = None
+    interactive: bool = False
+    """Whether ChatKit.js may ask for a preview (its type has one)."""
 
     def as_json(self) -> dict[str, Any]:
         entry: dict[str, Any] = {"id": self.id, "title": self.title, "data": {"type": self.type}}
@@ -41,6 +42,8 @@ class Entity:
             entry["group"] = self.group
         if self.icon:
             entry["icon"] = self.icon
+        if self.interactive:
+            entry["interactive"] = True
         return entry
 
 
@@ -54,15 +57,17 @@ class EntityScope:
 
 Search = Callable[[EntityScope, str, int], Awaitable[list[Entity]]]
 Resolve = Callable[[EntityScope, str], Awaitable[str | None]]
+Preview = Callable[[EntityScope, str], Awaitable[dict[str, Any] | None]]
 
 
 @dataclass(frozen=True, slots=True)
 class EntityType:
     """One kind of entity: `search(scope, text, limit)` for the composer, `resolve(scope, id)`
-    for the model (None: not found for this user)."""
+    for the model and `preview(scope, id)` for a hover card (None: not found for this user)."""
 
     search: Search
     resolve: Resolve
+    preview: Preview | None = None
 
 
 def like_pattern(text: str) -> str:
@@ -92,7 +97,7 @@ async def search_threads(scope: EntityScope, text: str, limit: int) -> list[Enti
     params = {"user": scope.context.user.id, "pattern": like_pattern(text), "limit": limit}
     rows = await scope.store.execute(SEARCH_THREADS, params)
     return [
-        Entity(id=row[0], title=row[1], type="thread", group="Conversations", icon="notebook")
+        Entity(row[0], row[1], "thread", group="Conversations", icon="notebook", interactive=True)
         for row in rows
     ]
 
@@ -136,8 +141,26 @@ async def resolve_thread(scope: EntityScope, thread_id: str) -> str | None:
     return fenced("TAGGED_THREAD", "\n".join(body))
 
 
+async def preview_thread(scope: EntityScope, thread_id: str) -> dict[str, Any] | None:
+    """A Basic widget: the thread's title and the start of its newest message."""
+    try:
+        thread = await scope.store.load_thread(thread_id, scope.context)
+        page = await scope.store.load_thread_items(thread_id, None, 1, "desc", scope.context)
+    except NotFoundError:
+        return None
+    newest = message_line(page.data[0]) if page.data else None
+    snippet = " ".join((newest or "No messages yet").split())
+    return {
+        "type": "Basic",
+        "children": [
+            {"type": "Title", "value": thread.title or "Untitled"},
+            {"type": "Text", "value": snippet[:200], "color": "secondary"},
+        ],
+    }
+
+
 ENTITY_TYPES: dict[str, EntityType] = {
-    "thread": EntityType(search=search_threads, resolve=resolve_thread),
+    "thread": EntityType(search=search_threads, resolve=resolve_thread, preview=preview_thread),
 }
 """Every entity type the composer can tag, by `data.type`."""
 
@@ -157,3 +180,11 @@ async def resolve_entity(scope: EntityScope, type_: object, entity_id: str) -> s
     cannot see."""
     entity_type = ENTITY_TYPES.get(type_) if isinstance(type_, str) else None
     return await entity_type.resolve(scope, entity_id) if entity_type is not None else None
+
+
+async def preview_entity(scope: EntityScope, type_: str, entity_id: str) -> dict[str, Any] | None:
+    """The entity's preview widget; None when its type has none or the user cannot see it."""
+    entity_type = ENTITY_TYPES.get(type_)
+    if entity_type is None or entity_type.preview is None:
+        return None
+    return await entity_type.preview(scope, entity_id)
