@@ -906,7 +906,8 @@ class Bench:
         if not bodies:
             return [f"turn {number}: the model got no streamed request"]
         messages = bodies[-1].get("input") or []
-        users = [_text(m) for m in messages if m.get("role") == "user"]
+        texts = [_text(m) for m in messages if m.get("role") == "user"]
+        users = [t for t in texts if not t.startswith("<APP_CONTEXT>")]  # the per-turn facts
         assistants = [m for m in messages if m.get("role") == "assistant"]
         if users != sent or len(assistants) != number:
             return [

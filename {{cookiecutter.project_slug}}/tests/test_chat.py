@@ -25,7 +25,8 @@ def text_deltas(events: list[dict[str, Any]]) -> list[str]:
 
 
 def model_messages(body: dict[str, Any]) -> list[tuple[str, str]]:
-    """(role, text) of what the model was sent, for either API."""
+    """(role, text) of the conversation the model was sent, for either API (without the
+    app-context item each turn starts with: tests/http/test_app_context.py checks that)."""
     raw = body.get("input") or body.get("messages") or []
     out = []
     for message in raw:
@@ -36,7 +37,9 @@ def model_messages(body: dict[str, Any]) -> list[tuple[str, str]]:
             else "".join(p.get("text", "") for p in content or [])
         )
         out.append((message.get("role"), text))
-    return [m for m in out if m[0] in ("user", "assistant")]
+    return [
+        m for m in out if m[0] in ("user", "assistant") and not m[1].startswith("<APP_CONTEXT>")
+    ]
 
 
 @pytest.mark.parametrize("api", API_MODES)

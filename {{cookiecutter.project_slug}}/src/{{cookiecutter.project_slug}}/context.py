@@ -12,9 +12,12 @@ import jwt
 from fastapi import Request
 
 from .errors import AppError
-from .settings import Settings
+from .settings import LANGUAGE_TAG, Settings, get_settings
 
 ALGORITHM = "HS256"
+MAX_APP_CONTEXT_CHARS = 2000
+"""Longest value an APP_CONTEXT_HEADERS header may carry (a long page URL fits)."""
+MAX_ACCEPT_LANGUAGE_CHARS = 500
 MAX_USER_ID_CHARS = 255
 MAX_CLAIM_CHARS = 320
 # Control characters and lone surrogates: not storable (NUL, surrogates) or invisible in logs.
@@ -39,6 +42,10 @@ class RequestContext:
     user: User
     cache: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False, compare=False)
     checked_action: Any = field(default=None, repr=False, compare=False)
+    app_context: dict[str, str] = field(default_factory=dict)
+    """The APP_CONTEXT_HEADERS this request sent, by lower-case name (the model sees them)."""
+    locale: str = "en"
+    """The user's language tag, from `Accept-Language` (else DEFAULT_LOCALE)."""
 
 
 class AuthError(AppError):
@@ -122,6 +129,64 @@ async def get_user(request: Request) -> User:
     return verify_token(bearer_token(request), request.app.state.settings)
 
 
+def read_app_context(request: Request, names: list[str]) -> dict[str, str]:
+    """The APP_CONTEXT_HEADERS the request carries; a value too long or with control
+    characters is a 400 (the model would get it verbatim)."""
+    found: dict[str, str] = {}
+    for name in names:
+        value = request.headers.get(name, "").strip()
+        if not value:
+            continue
+        if not is_clean_text(value, MAX_APP_CONTEXT_CHARS):
+            raise AppError(
+                f"header {name} must be at most {MAX_APP_CONTEXT_CHARS} characters of text "
+                "without control characters",
+                code="invalid_app_context",
+            )
+        found[name] = value
+    return found
+
+
+def parse_locale(header: str | None, default: str) -> str:
+    """The preferred language tag of an `Accept-Language` header (`fr-CA,fr;q=0.9` gives
+    `fr-CA`), or `default` when it names none that is valid."""
+    choices: list[tuple[float, int, str]] = []
+    for position, entry in enumerate((header or "")[:MAX_ACCEPT_LANGUAGE_CHARS].split(",")):
+        tag, _, params = entry.strip().partition(";")
+        weight = 1.0
+        if params.strip().startswith("q="):
+            try:
+                weight = float(params.strip()[2:])
+            except ValueError:
+                continue
+        if weight > 0 and LANGUAGE_TAG.fullmatch(tag.strip()):
+            choices.append((-weight, position, tag.strip()))
+    if not choices:
+        return default
+    return normalize_tag(min(choices)[2])
+
+
+def normalize_tag(tag: str) -> str:
+    """`EN-us` -> `en-US`, `zh-hant-tw` -> `zh-Hant-TW` (the usual case of each subtag)."""
+    language, *rest = tag.split("-")
+    subtags = [language.lower()]
+    for subtag in rest:
+        if len(subtag) == 2 and subtag.isalpha():
+            subtags.append(subtag.upper())
+        elif len(subtag) == 4 and subtag.isalpha():
+            subtags.append(subtag.title())
+        else:
+            subtags.append(subtag.lower())
+    return "-".join(subtags)
+
+
 async def get_request_context(request: Request) -> RequestContext:
-    """FastAPI dependency: the RequestContext for this request."""
-    return RequestContext(request=request, user=await get_user(request))
+    """FastAPI dependency: the RequestContext for this request (user, app context, locale)."""
+    settings = getattr(request.app.state, "settings", None) or get_settings()
+    user = await get_user(request)
+    return RequestContext(
+        request=request,
+        user=user,
+        app_context=read_app_context(request, settings.app_context_headers),
+        locale=parse_locale(request.headers.get("accept-language"), settings.default_locale),
+    )

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from pydantic import ValidationError
 
+from .agent.services import Services
 from .chat.model import ModelGateway
 from .chat.server import ChatServer
 from .dev.embedded import EmbeddedPostgresMissing, stop_embedded
@@ -22,6 +23,7 @@ from .errors import install_error_handlers
 from .http.attachments import install_attachment_routes
 from .http.chatkit import router as api_router
 from .http.images import install_image_routes
+from .http.entities import router as entities_router
 from .http.middleware import RequestLogMiddleware
 from .ops.gc_tuning import freeze_long_lived_objects
 from .ops.logs import configure_logging
@@ -31,6 +33,10 @@ from .store.attachments import PostgresAttachmentStore
 from .store.images import GeneratedImageStore
 
 logger = logging.getLogger(__name__)
+
+CHATKIT_HEADERS = ("Authorization", "Content-Type", "chatkit-frame-instance-id")
+"""What a ChatKit front end sends cross-origin: its token, JSON, and ChatKit.js's frame id
+(Accept-Language needs no permission)."""
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -49,7 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     store.prepare_attachment = attachments.prepare  # fresh preview links on every read
     images = GeneratedImageStore(store, settings)
     store.prepare_image = images.prepare  # fresh links to generated images on every read
-    server = ChatServer(store, gateway, attachments, images)
+    server = ChatServer(store, gateway, attachments, images, Services(settings=settings))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -84,10 +90,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type"],
+            allow_headers=[*CHATKIT_HEADERS, *settings.app_context_headers],
         )
     install_error_handlers(app)
     app.include_router(api_router)
+    app.include_router(entities_router)
     install_attachment_routes(app, attachments)
     install_image_routes(app, images)
     if settings.serves_chat_page:

@@ -117,6 +117,12 @@ def secret_weakness(secret: str) -> str | None:
     return None
 
 
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}")
+HEADER_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
+CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
+LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8}){0,4}")
+"""A BCP 47 language tag, simplified: a language, then up to four subtags (`pt-BR`)."""
+
 EMBEDDED_DATA_DIR = PROJECT_ROOT / ".postgres"
 """Where DATABASE_URL=embedded keeps its development PostgreSQL."""
 
@@ -164,6 +170,14 @@ class Settings(BaseSettings):
     """Sent to reasoning models (unset: not sent, the model's default)."""
     reasoning_summary: Literal["auto", "concise", "detailed"] | None = None
     """Reasoning summaries to stream (Responses API; `auto` when REASONING_EFFORT is set)."""
+    models: Annotated[list[str], NoDecode] = []
+    """The models the composer's picker may choose (`inference_options.model`); empty:
+    OPENAI_MODEL alone. See `allowed_models`."""
+    app_context_headers: Annotated[list[str], NoDecode] = []
+    """Request headers (e.g. `x-page-url,x-org-id`) that become the request context's
+    `app_context`, reach the model each turn and are allowed by CORS."""
+    default_locale: str = "en"
+    """The locale when a request has no usable `Accept-Language` header."""
 
     auth_secret: SecretStr
     token_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
@@ -267,6 +281,11 @@ class Settings(BaseSettings):
                 )
                 if wanted
             ]
+        if self.models and self.openai_model not in self.models:
+            problems.append(
+                f"MODELS must include OPENAI_MODEL ({self.openai_model!r}): it answers messages "
+                "that name no model and makes the titles"
+            )
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -277,6 +296,49 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _split_models(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.split(",")
+        if isinstance(value, list):
+            names = [str(name).strip() for name in value if str(name).strip()]
+            for name in names:
+                if not MODEL_NAME.fullmatch(name):
+                    raise ValueError(f"MODELS: {name!r} is not a model name")
+            return list(dict.fromkeys(names))
+        return value
+
+    @field_validator("app_context_headers", mode="before")
+    @classmethod
+    def _split_headers(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.split(",")
+        if isinstance(value, list):
+            names = [str(name).strip().lower() for name in value if str(name).strip()]
+            for name in names:
+                if not HEADER_NAME.fullmatch(name):
+                    raise ValueError(f"APP_CONTEXT_HEADERS: {name!r} is not a header name")
+                if name in CREDENTIAL_HEADERS:
+                    raise ValueError(
+                        f"APP_CONTEXT_HEADERS: {name!r} carries credentials, which never go "
+                        "to the model"
+                    )
+            return list(dict.fromkeys(names))
+        return value
+
+    @field_validator("default_locale")
+    @classmethod
+    def _check_locale(cls, value: str) -> str:
+        if not LANGUAGE_TAG.fullmatch(value.strip()):
+            raise ValueError("DEFAULT_LOCALE must be a language tag such as en, fr or pt-BR")
+        return value.strip()
+
+    @property
+    def allowed_models(self) -> list[str]:
+        """The models a message may ask for: MODELS, or OPENAI_MODEL alone."""
+        return self.models or [self.openai_model]
 
     @field_validator("database_url")
     @classmethod

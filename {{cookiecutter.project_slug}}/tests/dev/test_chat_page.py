@@ -27,6 +27,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from {{ cookiecutter.project_slug }}.agent.agent import TOOL_MENU
 from {{ cookiecutter.project_slug }}.context import verify_token
 from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient
 from {{ cookiecutter.project_slug }}.dev.page import CHATKIT_SCRIPT_URL, DEV_USER, install_chat_page
@@ -399,6 +400,9 @@ customElements.define("openai-chatkit", class extends HTMLElement {
       .map((l) => JSON.parse(l.slice(6)))
       .filter((e) => e.type === "thread.item.updated" && e.update.delta)
       .map((e) => e.update.delta);
+    window.standIn.composer = options.composer;
+    window.standIn.tags = await options.entities.onTagSearch("short title");
+    window.standIn.preview = await options.entities.onRequestPreview(window.standIn.tags[0]);
     window.standIn.answer = deltas.join("");
     this.textContent = window.standIn.answer;
     this.dispatchEvent(new CustomEvent("chatkit.ready"));
@@ -442,6 +446,13 @@ async def test_page_wires_the_component_to_chatkit_with_a_bearer_token(
         thread = await client.request("threads.get_by_id", {"thread_id": threads[0]["id"]})
     texts = [part["text"] for item in thread["items"]["data"] for part in item["content"]]
     assert texts == ["hello from the page", "page said: hello from the page"]
+    # The composer offers what the server says, and @-mentions search the user's threads.
+    tools = [option.as_json() for option in TOOL_MENU]
+    assert await browser.evaluate("window.standIn.composer") == ({"tools": tools} if tools else {})
+    tags = await browser.evaluate("window.standIn.tags")
+    assert {"id": thread["id"], "title": thread["title"]}.items() <= tags[0].items()
+    preview = await browser.evaluate("window.standIn.preview.preview")
+    assert preview["children"][0]["value"] == thread["title"]
 {%- if cookiecutter.examples %}
 
 

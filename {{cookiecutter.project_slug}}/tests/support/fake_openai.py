@@ -12,7 +12,9 @@ message containing `@tool NAME {json-args}` (NAME one of the offered tools; the 
 is optional), the answer is that function call, streamed event by event as the real API
 streams it; several directives make several calls. When the newest input items are tool
 outputs, the answer is text quoting them: `Tool said: <output>` (joined by "; " when there
-are several). `FakeModel.tool_calls` replaces the directive parser for a test.
+are several). `FakeModel.tool_calls` replaces the directive parser for a test. A request
+whose `tool_choice` names a function gets a call to it, whatever its input (as a real model
+must), with `FakeModel.forced_arguments`.
 
 Run it alone: `python tests/support/fake_openai.py --port 9999 --tokens 20 --delay 0.01`; it
 prints one line when it is ready.
@@ -131,6 +133,15 @@ def tool_outputs(body: dict[str, Any]) -> list[str]:
     return outputs[::-1]
 
 
+def forced_tool(body: dict[str, Any]) -> str | None:
+    """The function a request's `tool_choice` names (Responses or Chat Completions shape)."""
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict) and choice.get("type") == "function":
+        name = choice.get("name") or (choice.get("function") or {}).get("name")
+        return str(name) if name else None
+    return None
+
+
 def directive_tool_calls(body: dict[str, Any]) -> list[ToolCall]:
     """The calls asked for by `@tool NAME {json-args}` in the newest item, if a user message.
 
@@ -181,6 +192,8 @@ class FakeModel:
     tool_calls: Callable[[dict[str, Any]], list[ToolCall]] | None = directive_tool_calls
     """The calls to make instead of text ([] or None: answer text). Asked only when the
     request offers tools, streamed or not."""
+    forced_arguments: str = "{}"
+    """The arguments of a call that a request's `tool_choice` forces."""
     transcript: str | Callable[[dict[str, Any]], str] = default_transcript
     """The transcription's text, or a function of the recorded upload (see `transcriptions`)."""
     annotations: list[dict[str, Any]] = field(default_factory=list)
@@ -216,6 +229,7 @@ class FakeModel:
             "first_token_delay",
             "reply",
             "tool_calls",
+            "forced_arguments",
             "transcript",
             "fault_every",
             "fault_template",
@@ -236,6 +250,8 @@ class FakeModel:
         """The function calls that answer `body` ([] for a text answer)."""
         if self.tool_calls is None or not body.get("tools"):
             return []  # a model cannot call tools it was not offered
+        if (forced := forced_tool(body)) is not None:
+            return [ToolCall(forced, self.forced_arguments)]
         return self.tool_calls(body)
 
     def answer_for(self, body: dict[str, Any]) -> list[str]:

@@ -1,16 +1,17 @@
 """The agent: its instructions, its model and its tools (TOOLS); the tools named in
-CLIENT_TOOLS run in the browser, and the agent stops at them."""
+CLIENT_TOOLS run in the browser, and the agent stops at them; TOOL_MENU is the composer's tool
+menu (picking an entry makes the model call that tool)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from agents import Agent, InputGuardrail, Model, OutputGuardrail, StopAtTools, Tool
-from chatkit.agents import AgentContext
 
-from ..context import RequestContext
 from ..settings import Settings
+from .composer import ToolOption
 from .hosted import agent_model_settings, hosted_tools
+from .services import AppContext
 {%- if cookiecutter.examples %}
 from .tools import compare_times, count_down, get_time, switch_theme
 
@@ -19,6 +20,12 @@ TOOLS: list[Tool] = [get_time, count_down, switch_theme, compare_times]
 
 CLIENT_TOOLS: frozenset[str] = frozenset({"switch_theme"})
 """The tools, by name, that the browser runs: the agent stops at them."""
+
+TOOL_MENU: list[ToolOption] = [
+    ToolOption("get_time", "Check the time", icon="clock", placeholder="Which time zone?"),
+    ToolOption("switch_theme", "Switch theme", icon="settings-slider", short_label="Theme"),
+]
+"""The composer's tool menu, in order (GET /chatkit/options serves it)."""
 {%- else %}
 
 TOOLS: list[Tool] = []
@@ -26,21 +33,36 @@ TOOLS: list[Tool] = []
 
 CLIENT_TOOLS: frozenset[str] = frozenset()
 """The tools, by name, that the browser runs: the agent stops at them."""
+
+TOOL_MENU: list[ToolOption] = []
+"""The composer's tool menu, in order (GET /chatkit/options serves it)."""
 {%- endif %}
 
 GUARDRAILS: list[InputGuardrail[Any] | OutputGuardrail[Any]] = []
 """Checks that can stop a turn (guardrails.py), e.g. `[no_secrets, no_secrets_in_answers]`."""
 
 
-def build_agent(model: Model, settings: Settings) -> Agent[AgentContext[RequestContext]]:
-    """The agent for one turn (cheap to build: each tool's schema is made once, at import)."""
+def tool_choices() -> frozenset[str]:
+    """The ids `inference_options.tool_choice` may name: every tool and every menu entry."""
+    return frozenset(tool.name for tool in TOOLS) | {option.id for option in TOOL_MENU}
+
+
+def build_agent(
+    model: Model, settings: Settings, tool_choice: str | None = None
+) -> Agent[AppContext]:
+    """The agent for one turn (cheap to build: each tool's schema is made once, at import).
+
+    `tool_choice`: the id the user picked in the tool menu; a tool's name makes the model
+    call that tool first (once: the SDK resets the choice after a tool ran).
+    """
     stop_at_client_tools = StopAtTools(stop_at_tool_names=sorted(CLIENT_TOOLS))
+    forced = tool_choice if tool_choice in {tool.name for tool in TOOLS} else None
     hosted = hosted_tools(settings)
-    return Agent[AgentContext[RequestContext]](
+    return Agent[AppContext](
         name="assistant",
         instructions=settings.instructions,
         model=model,
-        model_settings=agent_model_settings(settings),
+        model_settings=agent_model_settings(settings, forced),
         tools=[*TOOLS, *hosted] if hosted else TOOLS,
         tool_use_behavior=stop_at_client_tools if CLIENT_TOOLS else "run_llm_again",
         input_guardrails=[g for g in GUARDRAILS if isinstance(g, InputGuardrail)],

@@ -52,16 +52,19 @@ def hosted_tools(settings: Settings) -> tuple[Tool, ...]:
 
 
 @functools.cache
-def _model_settings(effort: str | None, summary: str | None) -> ModelSettings:
+def _model_settings(
+    effort: str | None, summary: str | None, tool_choice: str | None
+) -> ModelSettings:
     if effort is None and summary is None:
-        return ModelSettings()
+        return ModelSettings(tool_choice=tool_choice)
     if effort is not None and summary is None:
         summary = "auto"
     wanted = {"effort": effort, "summary": summary}
     reasoning = Reasoning.model_validate({k: v for k, v in wanted.items() if v is not None})
-    return ModelSettings(reasoning=reasoning)
+    return ModelSettings(reasoning=reasoning, tool_choice=tool_choice)
 
 
-def agent_model_settings(settings: Settings) -> ModelSettings:
-    """The agent's model settings: `reasoning` when REASONING_EFFORT or REASONING_SUMMARY is set."""
-    return _model_settings(settings.reasoning_effort, settings.reasoning_summary)
+def agent_model_settings(settings: Settings, tool_choice: str | None = None) -> ModelSettings:
+    """The agent's model settings: `reasoning` when REASONING_EFFORT or REASONING_SUMMARY is
+    set; `tool_choice`, a tool the model must call first."""
+    return _model_settings(settings.reasoning_effort, settings.reasoning_summary, tool_choice)

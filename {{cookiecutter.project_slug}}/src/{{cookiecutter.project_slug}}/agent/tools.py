@@ -1,6 +1,7 @@
 """Tools the agent can call: server tools (`get_time`, `count_down`, `compare_times`, which
-cites its source and shows workflow steps) and a client tool (`switch_theme`). A tool's
-docstring is what the model reads; list new tools in agent.TOOLS."""
+cites its source and shows workflow steps) and a client tool (`switch_theme`). `ctx.context`
+is an `AppContext` (services.py). A tool's docstring is what the model reads; list new tools in
+agent.TOOLS."""
 
 from __future__ import annotations
 
@@ -10,16 +11,15 @@ from datetime import datetime
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from agents import RunContextWrapper, function_tool
-from chatkit.agents import AgentContext, ClientToolCall
+from agents import function_tool
+from chatkit.agents import ClientToolCall
 from chatkit.types import CustomSummary, CustomTask, ProgressUpdateEvent, URLSource, Workflow
 from chatkit.widgets import WidgetRoot
 
-from ..context import RequestContext
+from .services import ToolContext
 from .sources import cite
 from .widgets import clock_widget, countdown_widget
 
-ToolContext = RunContextWrapper[AgentContext[RequestContext]]
 TIME_ZONE_SOURCE = URLSource(
     url="https://www.iana.org/time-zones",
     title="IANA time zone database",

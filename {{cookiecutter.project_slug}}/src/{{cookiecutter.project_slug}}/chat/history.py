@@ -33,8 +33,10 @@ from openai.types.responses import (
 )
 from openai.types.responses.response_input_content_param import ResponseInputContentParam
 
+from ..agent.entities import EntityScope, resolve_entity
 from ..context import RequestContext
 from ..store.images import image_id_in, image_mime_type
+from ..store.postgres import PostgresStore
 
 logger = logging.getLogger(__name__)
 
@@ -115,11 +117,16 @@ class HistoryConverter(ThreadItemConverter):
         context: RequestContext | None = None,
         max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES,
         images: ImageContents | None = None,
+        entities: EntityScope | None = None,
     ) -> None:
         self.contents = contents
         self.context = context
         self.max_input_bytes = max_input_bytes
         self.images = images
+        self.entities = entities
+        self._tags: dict[tuple[str, str], str | None] = {}
+        """What each tagged entity (type, id) became: a tag repeated in the history is looked
+        up once per turn."""
         self._planned: dict[int, bytes | str] = {}
         """What each attachment or generated image of the items being converted becomes: its
         bytes (inline) or a note; keyed by object identity (the same id may be in two messages)."""
@@ -323,7 +330,16 @@ class HistoryConverter(ThreadItemConverter):
         return ResponseInputTextParam(type="input_text", text=f"[Attached file {name!r}]\n{text}")
 
     async def tag_to_message_content(self, tag: UserMessageTagContent) -> ResponseInputContentParam:
-        return ResponseInputTextParam(type="input_text", text=f"@{tag.text}: {tag.data}")
+        """The tagged entity as the server finds it for this user (agent/entities.py), or the
+        tag's visible text alone; the client-sent `data` never reaches the model."""
+        type_ = tag.data.get("type")
+        key = (str(type_), tag.id)
+        if key not in self._tags:
+            found = None
+            if self.entities is not None:
+                found = await resolve_entity(self.entities, type_, tag.id)
+            self._tags[key] = found
+        return ResponseInputTextParam(type="input_text", text=self._tags[key] or f"@{tag.text}")
 
 
 def our_image(item: GeneratedImageItem) -> str | None:
@@ -382,9 +398,11 @@ def converter_for(
     max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES,
     images: ImageContents | None = None,
 ) -> HistoryConverter:
-    """The history converter for this request (it reads attachments and images as this user)."""
+    """The history converter for this request (it reads attachments, images and tags as this
+    user)."""
     contents = store if isinstance(store, AttachmentContents) else None
-    return HistoryConverter(contents, context, max_input_bytes, images)
+    entities = EntityScope(store, context) if isinstance(store, PostgresStore) else None
+    return HistoryConverter(contents, context, max_input_bytes, images, entities)
 
 
 async def load_history(

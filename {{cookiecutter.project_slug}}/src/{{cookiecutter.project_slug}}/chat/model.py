@@ -61,15 +61,15 @@ class ModelGateway:
             )
         return self._client
 
-    def model(self) -> Model:
-        """The Agents SDK model for OPENAI_API (Responses by default, or Chat Completions)."""
+    def model(self, name: str | None = None) -> Model:
+        """The Agents SDK model `name` (default OPENAI_MODEL) for OPENAI_API (Responses by
+        default, or Chat Completions), on the shared client."""
+        name = name or self.settings.openai_model
         inner: Model
         if self.settings.openai_api == "chat_completions":
-            inner = OpenAIChatCompletionsModel(
-                self.settings.openai_model, openai_client=self.client
-            )
+            inner = OpenAIChatCompletionsModel(name, openai_client=self.client)
         else:
-            inner = OpenAIResponsesModel(self.settings.openai_model, openai_client=self.client)
+            inner = OpenAIResponsesModel(name, openai_client=self.client)
         return GuardedModel(inner)
 
     async def close(self) -> None:

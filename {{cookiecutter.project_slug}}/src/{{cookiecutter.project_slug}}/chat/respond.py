@@ -10,7 +10,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 
 from agents import InputGuardrailTripwireTriggered, ModelSettings, RunConfig, Runner
-from chatkit.agents import AgentContext, ResponseStreamConverter, stream_agent_response
+from chatkit.agents import ResponseStreamConverter, stream_agent_response
 from chatkit.store import Store
 from chatkit.types import (
     AssistantMessageItem,
@@ -25,9 +25,11 @@ from chatkit.types import (
     UserMessageItem,
 )
 
-from ..agent.agent import build_agent
+from ..agent.agent import build_agent, tool_choices
+from ..agent.composer import picked_model, picked_tool
 from ..agent.guardrails import TRIPPED, tripwire_error
 from ..agent.hosted import PARTIAL_IMAGES
+from ..agent.services import AppContext, Services
 from ..agent.sources import attach, collecting
 from ..agent.tool_errors import tool_error_formatter
 from ..compat.chatkit_agents import annotation_safe
@@ -41,6 +43,7 @@ from .model import ModelGateway, model_error
 from .notices import attachments_notice, budget_notice
 from .partial import PartialAnswers
 from .titles import generate_title, set_title_unless_named, title_or_fallback, user_text
+from .turn import app_context_item, turn_options
 
 logger = logging.getLogger(__name__)
 
@@ -87,10 +90,12 @@ async def respond(
     store: Store[RequestContext],
     gateway: ModelGateway,
     images: GeneratedImageStore | None = None,
+    services: Services | None = None,
 ) -> AsyncIterator[ThreadStreamEvent]:
     """Stream the model's answer to the thread as ChatKit events: to `input_user_message`, or
     without one (None) to the thread as it is, e.g. after an action's hidden context."""
     settings = gateway.settings
+    services = services or Services(settings=settings)
     wants_title = settings.generate_titles and thread.title is None
     title_task: asyncio.Task[str] | None = None
     meter = meter_of(context)
@@ -99,9 +104,12 @@ async def respond(
     history: list[ThreadItem] = []
     try:
         history = await load_history(store, thread, context, settings.history_items)
-        agent = build_agent(gateway.model(), settings)
-        agent_context = AgentContext[RequestContext](
-            thread=thread, store=store, request_context=context
+        options = turn_options(input_user_message, history)
+        model = picked_model(options, settings)
+        tool = picked_tool(options, tool_choices())
+        agent = build_agent(gateway.model(model), settings, tool)
+        agent_context = AppContext(
+            thread=thread, store=store, request_context=context, services=services
         )
         converter = converter_for(store, context, settings.max_model_input_bytes, images)
         agent_input = await converter.to_agent_input(history)
@@ -110,7 +118,7 @@ async def respond(
             yield attachments_notice(converter.withheld, sent, settings.max_model_input_bytes)
         result = Runner.run_streamed(
             agent,
-            agent_input,
+            [app_context_item(context), *agent_input],
             context=agent_context,
             run_config=RunConfig(
                 tracing_disabled=not settings.agents_tracing,
@@ -145,7 +153,7 @@ async def respond(
                     yield event
         finally:
             result.cancel()  # stops the model request when the client goes away
-            meter.add_responses(settings.openai_model, result.raw_responses)
+            meter.add_responses(model, result.raw_responses)
         if title_task is not None:
             named = await title_or_fallback(title_task, input_user_message)
             await set_title_unless_named(store, thread, named, context)

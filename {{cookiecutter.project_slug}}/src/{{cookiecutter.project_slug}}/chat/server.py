@@ -24,6 +24,7 @@ from chatkit.types import (
 from pydantic import BaseModel
 
 from ..agent.actions import ActionCall, ActionHandler, parse_action
+from ..agent.services import Services
 from ..compat.chatkit_server import process_parsed
 from ..context import RequestContext
 from ..ops.usage import record_transcription
@@ -45,10 +46,12 @@ class ChatServer(ChatKitServer[RequestContext]):
         gateway: ModelGateway,
         attachment_store: AttachmentStore[RequestContext] | None = None,
         images: GeneratedImageStore | None = None,
+        services: Services | None = None,
     ) -> None:
         super().__init__(store, attachment_store)
         self.gateway = gateway
         self.images = images
+        self.services = services or Services(settings=gateway.settings)
         self._saving: set[asyncio.Task[None]] = set()
 
     async def process_request(
@@ -71,6 +74,7 @@ class ChatServer(ChatKitServer[RequestContext]):
             store=self.store,
             gateway=gateway,
             images=self.images,
+            services=self.services,
         )
         if gateway.metrics is not None:  # METRICS=true: time the turn, count its tokens
             events = gateway.metrics.observe_turn(events, context)

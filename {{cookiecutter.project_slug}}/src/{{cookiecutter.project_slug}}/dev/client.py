@@ -23,12 +23,15 @@ class ChatKitHTTPError(Exception):
         self.body = body
 
 
-def user_input(text: str, *, attachments: list[str] | None = None) -> JSON:
-    """The `input` of threads.create / threads.add_user_message for a plain text message."""
+def user_input(
+    text: str, *, attachments: list[str] | None = None, options: JSON | None = None
+) -> JSON:
+    """The `input` of threads.create / threads.add_user_message for a plain text message
+    (`options`: the composer's picks, e.g. `{"model": "gpt-4.1"}`)."""
     return {
         "content": [{"type": "input_text", "text": text}],
         "attachments": attachments or [],
-        "inference_options": {},
+        "inference_options": options or {},
     }
 
 
@@ -90,10 +93,18 @@ class ChatKitClient:
                     yield json.loads(line[len("data: ") :])
 
     async def send(
-        self, text: str, thread_id: str | None = None, *, attachments: list[str] | None = None
+        self,
+        text: str,
+        thread_id: str | None = None,
+        *,
+        attachments: list[str] | None = None,
+        options: JSON | None = None,
+        message: JSON | None = None,
     ) -> list[JSON]:
-        """Send a message (new thread when `thread_id` is None); returns all events."""
-        message = user_input(text, attachments=attachments)
+        """Send a message (new thread when `thread_id` is None); returns all events.
+
+        `message` replaces the whole `input` (tags, quoted text, ...)."""
+        message = message or user_input(text, attachments=attachments, options=options)
         if thread_id is None:
             events = self.stream("threads.create", {"input": message})
         else:

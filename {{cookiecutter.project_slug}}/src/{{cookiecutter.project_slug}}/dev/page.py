@@ -36,6 +36,8 @@ def page_config(settings: Settings) -> dict[str, Any]:
         "apiPath": "/chatkit",
         "tokenPath": "/dev/token",
         "healthPath": "/health",
+        "optionsPath": "/chatkit/options",
+        "entitiesPath": "/entities",
         "domainKey": settings.chatkit_domain_key,
         "user": DEV_USER,
         "serveCommand": f"python3 scripts/uv.py run {PACKAGE} serve",

@@ -17,7 +17,7 @@ from ..ops.gc_tuning import count_request
 from ..ops.limits import check_transcription, run_shielded, start_turn
 from ..settings import Settings
 from ..store import PostgresStore
-from .checks import check_targets
+from .checks import check_options, check_targets
 from .requests import check_sizes, parse_request
 from .streaming import TurnStream, guard_stream
 
@@ -34,6 +34,7 @@ async def chatkit_endpoint(
     server: ChatServer = request.app.state.server
     parsed = await parse_request(request, settings)
     check_sizes(parsed, settings)
+    check_options(parsed, settings)
     await check_targets(parsed, server.store, context)
     await check_transcription(parsed, server.store, context, settings)
     actions = ThreadsCustomActionReq | ThreadsSyncCustomActionReq

@@ -21,8 +21,11 @@ from chatkit.types import (
 )
 
 from ..agent.actions import InvalidActionError, parse_action
+from ..agent.agent import tool_choices
+from ..agent.composer import check_inference_options
 from ..context import RequestContext
 from ..errors import AppError
+from ..settings import Settings
 from ..store import PostgresStore
 from ..store.thread_status import ensure_open
 
@@ -32,6 +35,12 @@ ITEM_REQUESTS = (
     | ThreadsCustomActionReq
     | ThreadsSyncCustomActionReq
 )
+
+
+def check_options(request: ChatKitReq, settings: Settings) -> None:
+    """A new message's model must be in MODELS and its tool a choice (400 otherwise)."""
+    if isinstance(request, ThreadsCreateReq | ThreadsAddUserMessageReq):
+        check_inference_options(request.params.input.inference_options, settings, tool_choices())
 
 
 async def check_targets(request: ChatKitReq, store: PostgresStore, context: RequestContext) -> None:
