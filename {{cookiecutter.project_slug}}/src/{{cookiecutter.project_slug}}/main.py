@@ -22,8 +22,8 @@ from .dev.embedded import EmbeddedPostgresMissing, stop_embedded
 from .errors import install_error_handlers
 from .http.attachments import install_attachment_routes
 from .http.chatkit import router as api_router
-from .http.images import install_image_routes
 from .http.entities import router as entities_router
+from .http.images import install_image_routes
 from .http.middleware import RequestLogMiddleware
 from .ops.gc_tuning import freeze_long_lived_objects
 from .ops.logs import configure_logging
