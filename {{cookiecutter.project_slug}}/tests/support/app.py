@@ -116,6 +116,9 @@ def app_settings(database_url: str, base_url: str, **overrides: Any) -> Settings
         "auth_secret": TEST_AUTH_SECRET,
         "log_level": "WARNING",
         "chat_page": False,
+        # app_factory keeps one app per configuration for the session: small pools keep
+        # them all within the test server's max_connections (100).
+        "db_pool_max_size": 3,
         **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
