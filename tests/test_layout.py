@@ -25,8 +25,9 @@ PATH_REF = re.compile(
 SNAKE_NAME = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)+")
 CALL = re.compile(r"(?:await )?((?:\w+\.)*)(\w+)\(.*\)")
 WIRING = frozenset({"main", "cli"})
-EXTERNAL = frozenset({"gc", "jwt", "pool", "app", "ctx", "asyncio", "os", "secrets"})
-"""First names of dotted calls into libraries, not the project (`gc.freeze()`)."""
+EXTERNAL = frozenset({"gc", "jwt", "pool", "app", "ctx", "asyncio", "os", "secrets", "chatkit"})
+"""First names of dotted calls into libraries, not the project (`gc.freeze()`; `chatkit.` is
+ChatKit.js in the browser)."""
 
 
 @pytest.fixture(scope="module", params=sorted(BAKES))

@@ -66,8 +66,7 @@ SEQUENCES = (
     "qsdfghjklm",
     "wxcvbn",
 )
-"""Runs a hand-made secret follows: the alphabet, digits, keyboard rows (QWERTY, QWERTZ,
-AZERTY) and QWERTY's columns (`1qaz2wsx...`), either way."""
+"""Runs a hand-made secret follows: alphabet, digits, keyboard rows and columns."""
 MAX_SEQUENTIAL_SHARE = 0.5
 
 
@@ -90,8 +89,7 @@ SEQUENCE_STEPS = _steps()
 
 
 def follows_sequences(text: str) -> bool:
-    """Whether more than half of `text`'s neighbouring characters are steps along the
-    alphabet, the digits or a keyboard row or column (`abcdef...`, `qwertyuiop...`)."""
+    """Whether most neighbouring characters step along the alphabet, digits or a keyboard."""
     lower = text.lower()
     steps = sum(pair in SEQUENCE_STEPS for pair in itertools.pairwise(lower))
     return steps > MAX_SEQUENTIAL_SHARE * max(len(lower) - 1, 1)
@@ -171,11 +169,9 @@ class Settings(BaseSettings):
     reasoning_summary: Literal["auto", "concise", "detailed"] | None = None
     """Reasoning summaries to stream (Responses API; `auto` when REASONING_EFFORT is set)."""
     models: Annotated[list[str], NoDecode] = []
-    """The models the composer's picker may choose (`inference_options.model`); empty:
-    OPENAI_MODEL alone. See `allowed_models`."""
+    """Models the composer's picker may choose; empty: OPENAI_MODEL alone."""
     app_context_headers: Annotated[list[str], NoDecode] = []
-    """Request headers (e.g. `x-page-url,x-org-id`) that become the request context's
-    `app_context`, reach the model each turn and are allowed by CORS."""
+    """Request headers that become `app_context`, reach the model and pass CORS."""
     default_locale: str = "en"
     """The locale when a request has no usable `Accept-Language` header."""
 
@@ -195,22 +191,19 @@ class Settings(BaseSettings):
     max_message_chars: int = Field(default=20_000, ge=1)
     """Characters of text one message may hold (text parts, tags, quoted text); more get 400."""
     max_model_input_bytes: int = Field(default=20 * 1024 * 1024, ge=0)
-    """What one model request may carry: every byte of the conversation it sends (texts,
-    notes, tool outputs, inline files); the oldest items and files that do not fit stay out."""
+    """Bytes one model request may carry in all; the oldest items and files stay out."""
     max_tool_output_bytes: int = Field(default=64 * 1024, ge=1024)
     """Largest client tool output (`threads.add_client_tool_output`, as JSON); more get 413."""
     rate_limit_messages_per_minute: int = Field(default=30, ge=0)
     """Messages (new, added or retried) per user per minute, in bursts up to that; 0: no limit."""
     rate_limit_actions_per_minute: int = Field(default=60, ge=0)
-    """Widget actions (`threads.custom_action`, `threads.sync_custom_action`) per user per
-    minute, in bursts up to that; 0: no limit."""
+    """Widget actions per user per minute, in bursts up to that; 0: no limit."""
     max_concurrent_streams_per_user: int = Field(default=4, ge=0)
     """Streamed answers one user may have running at once; 0: no limit."""
     user_daily_tokens: int = Field(default=0, ge=0)
     """Model tokens (input + output) per user per UTC day; 0: no budget."""
     rate_limit_transcriptions_per_minute: int = Field(default=10, ge=0)
-    """Dictation requests (`input.transcribe`) per user per minute, in bursts up to that; 0: no
-    limit."""
+    """Dictation requests (`input.transcribe`) per user per minute; 0: no limit."""
     public_url: str | None = None
     """The app's public base URL, for attachment links (required in production)."""
     attachment_link_ttl_seconds: int = Field(default=24 * 3600, ge=60)
@@ -227,8 +220,7 @@ class Settings(BaseSettings):
     metrics: bool = False
     """Serve Prometheus metrics at /metrics (off: no route, no cost)."""
     metrics_token: SecretStr | None = None
-    """When set, /metrics asks for `Authorization: Bearer <METRICS_TOKEN>`; unset, it answers
-    only an app bound to a loopback address (`serve` refuses to start otherwise)."""
+    """/metrics asks for it as a bearer token; unset, only a loopback-bound app answers."""
     otel_exporter_otlp_endpoint: str | None = None
     """OpenTelemetry collector (OTLP/HTTP, e.g. http://localhost:4318; the `otel` extra)."""
 
@@ -374,9 +366,8 @@ class Settings(BaseSettings):
 
 
 def describe_invalid(exc: ValidationError) -> str:
-    """A refused configuration as one line: each setting and the rule it breaks, never the
-    value (pydantic's own message prints it, secrets included), where settings come from and,
-    when AUTH_SECRET is missing, the command that makes one."""
+    """A refused configuration as one line (never a value), where settings come from and, when
+    AUTH_SECRET is missing, how to make one."""
     problems, missing = [], set()
     for error in exc.errors(include_input=False, include_url=False, include_context=False):
         where = ".".join(str(part) for part in error["loc"]).upper()

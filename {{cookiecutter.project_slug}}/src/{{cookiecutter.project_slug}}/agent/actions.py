@@ -1,9 +1,6 @@
-"""Widget actions: each action type's handler and payload model, in ACTIONS. The endpoint
-checks and parses an action before anything runs (400 when it is not one of these);
-`ChatServer.action` runs the handler, which yields ChatKit events, and `ChatServer.sync_action`
-runs its `sync` function (README, "Build on it"). Yield `call.hidden_context(text)` so the
-model learns what the user did; a handler with `runs_model=True` may then yield from
-`call.run_agent()` (metered and budgeted like a message)."""
+"""Widget actions: each type's handler and payload model, in ACTIONS, checked and parsed by the
+endpoint before anything runs (400 otherwise). A handler yields ChatKit events (hidden context
+with `call.hidden_context`, the agent's answer with `call.run_agent` when `runs_model=True`)."""
 
 from __future__ import annotations
 

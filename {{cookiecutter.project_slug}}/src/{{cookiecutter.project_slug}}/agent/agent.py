@@ -50,11 +50,8 @@ def tool_choices() -> frozenset[str]:
 def build_agent(
     model: Model, settings: Settings, tool_choice: str | None = None
 ) -> Agent[AppContext]:
-    """The agent for one turn (cheap to build: each tool's schema is made once, at import).
-
-    `tool_choice`: the id the user picked in the tool menu; a tool's name makes the model
-    call that tool first (once: the SDK resets the choice after a tool ran).
-    """
+    """The agent for one turn (cheap: tool schemas are made at import); a `tool_choice` that
+    names a tool makes the model call it first (once: the SDK resets it after a tool ran)."""
     stop_at_client_tools = StopAtTools(stop_at_tool_names=sorted(CLIENT_TOOLS))
     forced = tool_choice if tool_choice in {tool.name for tool in TOOLS} else None
     hosted = hosted_tools(settings)

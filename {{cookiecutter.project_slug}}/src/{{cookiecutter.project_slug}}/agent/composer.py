@@ -1,10 +1,6 @@
-"""What the composer offers and what a message may pick: models (MODELS) and tools.
-
-ChatKit.js shows a model picker (`composer.models`) and a tool menu (`composer.tools`);
-`GET /chatkit/options` serves both. A message carries the picks as `inference_options`:
-`check_inference_options` refuses (400) a model not in MODELS or a tool that is no choice,
-before any stream; `picked_model` is what a turn then answers with.
-"""
+"""What the composer offers and a message may pick: models (MODELS) and the tool menu, served
+by `GET /chatkit/options`; `check_inference_options` refuses other picks (400) before any
+stream, and `picked_model` / `picked_tool` are what a turn then runs with."""
 
 from __future__ import annotations
 

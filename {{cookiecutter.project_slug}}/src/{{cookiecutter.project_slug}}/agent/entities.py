@@ -1,9 +1,6 @@
-"""@-mentions: the entity types a user can tag in the composer (ENTITY_TYPES, beside ACTIONS).
-
-Each type searches (`GET /entities?q=`), resolves a tag to model input, and may preview
-(`GET /entities/preview`). A tag's client-sent `data` only picks the type; the entity is loaded
-again by id as the user. Built in: `thread`, the user's own earlier conversations.
-"""
+"""@-mentions: the entity types a user can tag (ENTITY_TYPES), each searched (`GET /entities`),
+resolved to model input and previewed as the user; a tag's client-sent `data` only picks the
+type. Built in: `thread`, the user's own earlier conversations."""
 
 from __future__ import annotations
 
@@ -81,8 +78,6 @@ def fenced(tag: str, body: str) -> str:
     closing = f"</{tag}"
     return f"<{tag}>\n{body.replace(closing, f'< /{tag}')}\n{closing}>"
 
-
-# --- the built-in type: the user's threads ------------------------------------------------------
 
 SEARCH_THREADS = """
 SELECT id, payload->>'title' FROM threads
@@ -176,8 +171,7 @@ async def search_entities(scope: EntityScope, text: str, limit: int = MAX_RESULT
 
 
 async def resolve_entity(scope: EntityScope, type_: object, entity_id: str) -> str | None:
-    """What the model reads for a tagged entity; None for an unknown type or one the user
-    cannot see."""
+    """What the model reads for a tagged entity; None if unknown or not the user's."""
     entity_type = ENTITY_TYPES.get(type_) if isinstance(type_, str) else None
     return await entity_type.resolve(scope, entity_id) if entity_type is not None else None
 

@@ -1,11 +1,6 @@
-"""Guardrails: checks beside the model that stop a turn. Turn them on in agent.GUARDRAILS.
-
-An input guardrail sees the model input before (or, with `run_in_parallel=True`, while) the
-model answers; an output guardrail sees the final answer. When one trips, the chat shows
-`output_info` when it is a string (else a default message), with no retry: an input
-guardrail's message is also removed from the thread, so it never reaches the model later; an
-output guardrail's answer is removed. The examples keep secret keys away from the model.
-"""
+"""Guardrails: checks that stop a turn, on when listed in agent.GUARDRAILS. The chat shows their
+`output_info` text with no retry, and what they stopped is removed from the thread (README,
+"Guardrails"). The examples keep secret keys away from the model."""
 
 from __future__ import annotations
 

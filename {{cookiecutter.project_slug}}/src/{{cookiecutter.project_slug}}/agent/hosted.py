@@ -1,9 +1,6 @@
-"""OpenAI's hosted tools and reasoning options, as the settings ask for them (Responses API).
-
-WEB_SEARCH, FILE_SEARCH_VECTOR_STORE_IDS and IMAGE_GENERATION add OpenAI's own tools: they run
-at OpenAI, and their citations and images reach the chat (respond.py). REASONING_EFFORT and
-REASONING_SUMMARY become the request's `reasoning`; Chat Completions sends the effort only.
-"""
+"""OpenAI's hosted tools (WEB_SEARCH, FILE_SEARCH_VECTOR_STORE_IDS, IMAGE_GENERATION) and the
+reasoning options (REASONING_EFFORT, REASONING_SUMMARY), as the settings ask for them; Chat
+Completions sends the effort only."""
 
 from __future__ import annotations
 

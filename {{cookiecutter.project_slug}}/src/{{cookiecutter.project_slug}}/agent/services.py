@@ -1,9 +1,6 @@
-"""What a tool reaches through `ctx.context`: the chat, the request and the app's services.
-
-`AppContext` is ChatKit's AgentContext (stream progress and widgets, the thread, the store)
-plus `services`, the app-wide clients a tool may use, built once in main.py: add yours to
-`Services`. `ctx.context.request_context` is the request: its user, locale and app_context.
-"""
+"""What a tool reaches through `ctx.context`: ChatKit's AgentContext (the chat, the thread, the
+request with its user, locale and app_context) plus `services`, the app's clients for tools,
+built once in main.py: add yours to `Services`."""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
-"""Sources a tool cites: shown under the model's next answer, as the model's own citations are.
-
-A tool calls `cite(ctx, URLSource(...))` (or an `EntitySource`, `FileSource`); when the
-model's answer after it is done, respond.py attaches the sources to it as ChatKit annotations
-(the Sources list under the message), and they are stored with it.
-"""
+"""Sources a tool cites (`cite(ctx, URLSource(...))`): respond.py attaches them to the model's
+next answer as ChatKit annotations (the Sources list under the message), stored with it."""
 
 from __future__ import annotations
 

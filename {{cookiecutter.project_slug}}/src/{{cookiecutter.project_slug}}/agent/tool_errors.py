@@ -1,7 +1,6 @@
-"""What the model and the logs get when a tool call fails: a short error the model can act on
-(call again with better arguments), never the arguments' values (they may hold what the user
-typed). `tool_error_formatter` is the run's RunConfig hook; `usable_arguments` guards the
-model's arguments before the SDK reads them (JSON nested too deeply would fail the whole turn)."""
+"""What the model and the logs get when a tool call fails: a short error the model can act on,
+never the arguments' values. `tool_error_formatter` is the run's hook; `usable_arguments` keeps
+JSON nested too deeply from failing the whole turn."""
 
 from __future__ import annotations
 

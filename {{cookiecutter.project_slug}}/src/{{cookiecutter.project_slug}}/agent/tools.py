@@ -1,7 +1,6 @@
-"""Tools the agent can call: server tools (`get_time`, `count_down`, `compare_times`, which
-cites its source and shows workflow steps) and a client tool (`switch_theme`). `ctx.context`
-is an `AppContext` (services.py). A tool's docstring is what the model reads; list new tools in
-agent.TOOLS."""
+"""Tools the agent can call: server tools (`get_time`, `count_down`, `compare_times`) and a
+client tool (`switch_theme`). `ctx.context` is an `AppContext` (services.py); a tool's docstring
+is what the model reads. List new tools in agent.TOOLS."""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
-"""Thread history as model input: the newest items, within MAX_MODEL_INPUT_BYTES for the whole
-request (the oldest items out first, then files and generated images as notes; an item that
-cannot be converted is left out with a warning; docs/design_decisions.md, "What the model
-sees")."""
+"""Thread history as model input: the newest items within MAX_MODEL_INPUT_BYTES for the whole
+request, the oldest out first, then files and images as notes (docs/design_decisions.md,
+"What the model sees"); an item that cannot be converted is left out with a warning."""
 
 from __future__ import annotations
 
@@ -35,8 +34,9 @@ from openai.types.responses.response_input_content_param import ResponseInputCon
 
 from ..agent.entities import EntityScope, resolve_entity
 from ..context import RequestContext
-from ..store.images import image_id_in, image_mime_type
+from ..store.images import image_mime_type
 from ..store.postgres import PostgresStore
+from .notes import MAX_NOTE_NAME_CHARS, Inline, inline_entries, inlined, note, our_image
 
 logger = logging.getLogger(__name__)
 
@@ -44,14 +44,9 @@ logger = logging.getLogger(__name__)
 @runtime_checkable
 class AttachmentContents(Protocol):
     async def load_attachment_contents(
-        self,
-        attachment_ids: Sequence[str],
-        budget: int,
-        context: RequestContext,
-        overhead: int = 0,
+        self, ids: Sequence[str], budget: int, context: RequestContext, overhead: int = 0
     ) -> dict[str, tuple[int, bytes | None]]:
-        """Size of each attachment with content, and the bytes of the longest prefix of
-        `attachment_ids` whose sizes (plus `overhead` each) add up to at most `budget`."""
+        """Sizes, and bytes of the longest prefix of `ids` within `budget` (+ `overhead` each)."""
         ...
 
 
@@ -65,12 +60,8 @@ class ImageContents(Protocol):
         ...
 
 
-Inline = Attachment | GeneratedImageItem
-"""What may go inline in a request: a user's attachment or an image the agent generated."""
-
 TEXT_MIME_TYPES = ("application/json", "application/xml", "application/yaml", "application/csv")
 MAX_ATTACHMENT_TEXT_CHARS = 100_000
-MAX_NOTE_NAME_CHARS = 255
 DEFAULT_MAX_INPUT_BYTES = 20 * 1024 * 1024
 INLINE_OVERHEAD_BYTES = 1024
 """What one inline file costs beyond its base64 (the part's JSON, the data: prefix, its name)."""
@@ -95,21 +86,12 @@ def model_can_read(mime_type: str) -> bool:
     )
 
 
-def human_size(size: int) -> str:
-    if size >= 1_000_000:
-        return f"{size / 1_000_000:.1f} MB"
-    if size >= 1_000:
-        return f"{size / 1_000:.0f} KB"
-    return f"{size} bytes"
-
-
 def data_url(mime_type: str, content: bytes) -> str:
     return f"data:{mime_type};base64,{base64.b64encode(content).decode()}"
 
 
 class HistoryConverter(ThreadItemConverter):
-    """Thread items as input both OpenAI APIs accept (plain strings for earlier turns), the
-    whole input within `max_input_bytes`, attachments inline while they fit, the others notes."""
+    """Thread items as input both OpenAI APIs accept, within `max_input_bytes` in all."""
 
     def __init__(
         self,
@@ -125,11 +107,9 @@ class HistoryConverter(ThreadItemConverter):
         self.images = images
         self.entities = entities
         self._tags: dict[tuple[str, str], str | None] = {}
-        """What each tagged entity (type, id) became: a tag repeated in the history is looked
-        up once per turn."""
+        """What each tagged entity (type, id) became: looked up once per turn."""
         self._planned: dict[int, bytes | str] = {}
-        """What each attachment or generated image of the items being converted becomes: its
-        bytes (inline) or a note; keyed by object identity (the same id may be in two messages)."""
+        """Bytes (inline) or a note per attachment or image object (an id may recur)."""
         self._last: ThreadItem | None = None
         self.withheld: list[Attachment] = []
         """The newest message's attachments the last conversion left out for the budget."""
@@ -137,8 +117,7 @@ class HistoryConverter(ThreadItemConverter):
     async def to_agent_input(
         self, thread_items: Sequence[ThreadItem] | ThreadItem
     ) -> list[TResponseInputItem]:
-        """The items as model input, within the budget: the oldest left out and files kept
-        as notes while it would be over."""
+        """The items as model input within the budget: the oldest out, then files as notes."""
         items = list(thread_items) if isinstance(thread_items, Sequence) else [thread_items]
         self._last = items[-1] if items else None
         self.withheld = []
@@ -185,8 +164,7 @@ class HistoryConverter(ThreadItemConverter):
     async def _fit(
         self, items: list[ThreadItem], converted: list[list[TResponseInputItem]], sizes: list[int]
     ) -> None:
-        """While the input is over the budget (text files escape more than planned), the
-        oldest message's inline files become notes."""
+        """While over the budget (text escapes more than planned), inline files become notes."""
         for index, item in enumerate(items):
             if sum(sizes) <= self.max_input_bytes:
                 return
@@ -202,9 +180,8 @@ class HistoryConverter(ThreadItemConverter):
     async def _plan(
         self, entries: list[tuple[Inline, bool]], budget: int
     ) -> dict[int, bytes | str]:
-        """Bytes or a note for each attachment and generated image, given newest first with
-        "is it in the newest message": inline while they fit in `budget`, notes from the first
-        that does not."""
+        """Bytes or a note for each entry (newest first, with "in the newest message"): inline
+        while they fit in `budget`, notes from the first that does not."""
         stored, images = await self._load(entries, budget)
         plan: dict[int, bytes | str] = {}
         used, full = 0, False
@@ -234,8 +211,7 @@ class HistoryConverter(ThreadItemConverter):
     async def _load(
         self, entries: list[tuple[Inline, bool]], budget: int
     ) -> tuple[dict[str, tuple[int, bytes | None]], dict[str, tuple[int, bytes | None]]]:
-        """Sizes, and the bytes that fit in `budget` (as base64), of the readable attachments
-        and of the generated images: one statement each."""
+        """Sizes, and the bytes that fit in `budget`, of readable attachments and images."""
         readable, image_ids = [], []
         for entry, _newest in entries:
             if isinstance(entry, GeneratedImageItem):
@@ -330,8 +306,8 @@ class HistoryConverter(ThreadItemConverter):
         return ResponseInputTextParam(type="input_text", text=f"[Attached file {name!r}]\n{text}")
 
     async def tag_to_message_content(self, tag: UserMessageTagContent) -> ResponseInputContentParam:
-        """The tagged entity as the server finds it for this user (agent/entities.py), or the
-        tag's visible text alone; the client-sent `data` never reaches the model."""
+        """The tagged entity as the server finds it for this user, or the tag's text alone (the
+        client-sent `data` never reaches the model)."""
         type_ = tag.data.get("type")
         key = (str(type_), tag.id)
         if key not in self._tags:
@@ -342,64 +318,13 @@ class HistoryConverter(ThreadItemConverter):
         return ResponseInputTextParam(type="input_text", text=self._tags[key] or f"@{tag.text}")
 
 
-def our_image(item: GeneratedImageItem) -> str | None:
-    """The id of the item's image in our table (None: a data: URL or someone else's link)."""
-    return image_id_in(item.image.url) if item.image is not None else None
-
-
-def inline_entries(items: Sequence[ThreadItem]) -> list[tuple[Inline, bool]]:
-    """What may go inline, newest first, each with "is it in the newest user message"."""
-    entries: list[tuple[Inline, bool]] = []
-    newest = True
-    for item in reversed(items):
-        if isinstance(item, UserMessageItem):
-            entries += [(attachment, newest) for attachment in item.attachments]
-            newest = False
-        elif isinstance(item, GeneratedImageItem) and our_image(item):
-            entries.append((item, False))
-    return entries
-
-
-def inlined(item: ThreadItem) -> list[Inline]:
-    """The item's attachments, or the item itself for one of our generated images."""
-    if isinstance(item, UserMessageItem):
-        return list(item.attachments)
-    if isinstance(item, GeneratedImageItem) and our_image(item):
-        return [item]
-    return []
-
-
-def note(entry: Inline, why: str, size: int | None = None) -> str:
-    """The one line that stands for a file or image not sent inline (names cut to 255
-    characters)."""
-    if isinstance(entry, GeneratedImageItem):
-        if why == "missing":
-            return "[An image generated earlier; it is no longer stored.]"
-        sized = f" ({human_size(size)})" if size is not None else ""
-        return f"[An image generated earlier{sized}; not resent]"
-    attachment = entry
-    name, mime = attachment.name[:MAX_NOTE_NAME_CHARS], attachment.mime_type[:MAX_NOTE_NAME_CHARS]
-    if why == "unreadable":
-        return f"[The user attached {name!r} ({mime}), a format the model cannot read.]"
-    if why == "missing":
-        return f"[The user attached {name!r} ({mime}); it was not uploaded.]"
-    sized = f"{mime}, {human_size(size)}" if size is not None else mime
-    if why == "too large":
-        return (
-            f"[The user attached {name!r} ({sized}); "
-            "too large to send to the model with this message.]"
-        )
-    return f"[The user attached {name!r} ({sized}) earlier; not resent]"
-
-
 def converter_for(
     store: Store[RequestContext],
     context: RequestContext,
     max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES,
     images: ImageContents | None = None,
 ) -> HistoryConverter:
-    """The history converter for this request (it reads attachments, images and tags as this
-    user)."""
+    """The history converter for this request (it reads files, images and tags as the user)."""
     contents = store if isinstance(store, AttachmentContents) else None
     entities = EntityScope(store, context) if isinstance(store, PostgresStore) else None
     return HistoryConverter(contents, context, max_input_bytes, images, entities)

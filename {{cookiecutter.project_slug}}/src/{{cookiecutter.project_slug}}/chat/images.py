@@ -1,10 +1,6 @@
-"""Images the model generates: stored in PostgreSQL as they stream, shown through signed links.
-
-chatkit's default puts each image in the item as a `data:` URL (megabytes of base64 in every
-stored item and thread load); `ImageStreamConverter` stores the bytes (store/images.py) and
-gives the item a link instead. Each partial image overwrites the row and gets a link of its
-own (`&partial=N`), so the browser loads each one; the final image's link has no suffix.
-"""
+"""Images the model generates, stored in PostgreSQL as they stream (store/images.py); the item
+gets a signed link, never megabytes of base64. Each partial image overwrites the row and gets a
+link of its own (`&partial=N`)."""
 
 from __future__ import annotations
 

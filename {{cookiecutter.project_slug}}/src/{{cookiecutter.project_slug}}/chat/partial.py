@@ -1,9 +1,6 @@
-"""The assistant messages of a turn that are still streaming, so a failure can keep their text.
-
-ChatKitServer stores a message when its Done event passes; when the model fails mid-answer the
-SDK drops the unfinished ones, though the user saw their text. `PartialAnswers` follows the
-stream (store ids) and makes Done events for them, which respond.py yields before the error.
-"""
+"""The assistant messages of a turn still streaming: when the model fails mid-answer the SDK
+drops them, though the user saw their text; `PartialAnswers` makes their Done events, which
+respond.py yields before the error."""
 
 from __future__ import annotations
 

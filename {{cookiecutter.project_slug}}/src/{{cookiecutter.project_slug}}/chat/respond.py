@@ -1,7 +1,6 @@
 """Answer a user message with the agent, streamed as ChatKit events: the ChatKit guide's
-`respond`, plus store ids, readable model errors, cancellation, titles, usage, notices
-(notices.py), citations and tools' sources (compat/chatkit_agents.py, agent/sources.py),
-stored images (images.py), the text shown before a failure kept (partial.py) and guardrails."""
+`respond`, plus store ids, readable model errors, cancellation, titles, usage, notices,
+citations and sources, stored images, the partial answer kept on failure, and guardrails."""
 
 from __future__ import annotations
 

@@ -151,11 +151,8 @@ class ChatServer(ChatKitServer[RequestContext]):
         pending_items: list[ThreadItem],
         context: RequestContext,
     ) -> None:
-        """Keep the partial answer when the client goes away, as the SDK intends.
-
-        The request task is being cancelled (and Starlette cancels it again at every await),
-        so the SDK's saving runs in its own task that finishes even if this one is interrupted.
-        """
+        """Keep the partial answer when the client goes away: the SDK's saving runs in a task of its
+        own, since Starlette cancels this one again at every await."""
         save = asyncio.create_task(super().handle_stream_cancelled(thread, pending_items, context))
         self._saving.add(save)
         save.add_done_callback(self._saving.discard)

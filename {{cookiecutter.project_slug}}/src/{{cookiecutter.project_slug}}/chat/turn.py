@@ -1,10 +1,6 @@
-"""What a turn runs with besides the history: the user's picks and the app context.
-
-`turn_options`: the composer's picks (`inference_options`) of the message being answered; a
-turn that continues without one (a client tool's output, structured input) keeps the last
-user message's model but forces no tool again. `app_context_item`: the request's locale and
-APP_CONTEXT_HEADERS as one delimited user-role input item, built each turn, never stored.
-"""
+"""What a turn runs with besides the history: the composer's picks (`turn_options`; a turn with
+no new message keeps the last model but forces no tool again) and the request's locale and
+APP_CONTEXT_HEADERS as one user-role item, built each turn, never stored."""
 
 from __future__ import annotations
 
@@ -36,12 +32,8 @@ def turn_options(
 
 
 def app_context_item(context: RequestContext) -> TResponseInputItem:
-    """`<APP_CONTEXT>{"locale": ..., "x-page-url": ...}</APP_CONTEXT>` as a user message.
-
-    A user-role message, not a bare `input_text` item (Chat Completions refuses those), with
-    plain string content (both APIs take it); JSON with `<` escaped, so no value can close
-    the block.
-    """
+    """`<APP_CONTEXT>{...}</APP_CONTEXT>` as a user message with string content (Chat
+    Completions refuses a bare `input_text` item); `<` escaped, so no value can close the block."""
     facts = json.dumps({"locale": context.locale, **context.app_context}, ensure_ascii=False)
     body = facts.replace("<", "\\u003c")
     text = f"<APP_CONTEXT>\n{APP_CONTEXT_INTRO}\n{body}\n</APP_CONTEXT>"

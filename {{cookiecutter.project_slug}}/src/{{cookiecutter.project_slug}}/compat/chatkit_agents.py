@@ -1,10 +1,6 @@
-"""openai-chatkit's `stream_agent_response` and openai 3.x: citations reach it in a form it reads.
-
-openai types `response.output_text.annotation.added`'s `annotation` with classes of the event's
-own module; chatkit validates it against `response_output_text.Annotation`, whose pydantic
-classes refuse an instance of a same-shaped other class (ValidationError: the answer ends
-with `stream.error`). A plain dict validates, so those events reach chatkit with one.
-"""
+"""Citations for openai-chatkit's `stream_agent_response`: it validates an annotation against
+classes that refuse openai's same-shaped event classes (the answer would end with an error), so
+the annotation events reach it as plain dicts."""
 
 from __future__ import annotations
 
@@ -20,11 +16,8 @@ ANNOTATION_ADDED = "response.output_text.annotation.added"
 
 
 class AnnotationSafeResult:
-    """A streamed run whose annotation events carry plain-dict annotations (others untouched).
-
-    Give it to `stream_agent_response` instead of the run (which it reads only through
-    `stream_events`); keep the run itself for `cancel()` and `raw_responses`.
-    """
+    """A streamed run whose annotation events carry plain-dict annotations, for
+    `stream_agent_response`; keep the run itself for `cancel()` and `raw_responses`."""
 
     def __init__(self, result: RunResultStreaming) -> None:
         self.result = result

@@ -11,10 +11,8 @@ logger = logging.getLogger(__name__)
 
 
 class RequestLogMiddleware:
-    """One log line per request: method, path, status and time to the response head.
-
-    Plain ASGI (no BaseHTTPMiddleware), so streams pass through untouched and unbuffered.
-    """
+    """One log line per request (method, path, status, time to the response head); plain ASGI,
+    so streams pass through unbuffered."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

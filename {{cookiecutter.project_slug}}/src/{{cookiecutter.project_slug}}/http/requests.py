@@ -43,8 +43,7 @@ MAX_FEEDBACK_IDS = 100
 MAX_ACTION_PAYLOAD_BYTES = 64 * 1024
 """Largest widget action payload (as JSON), checked before any handler parses it."""
 MAX_OPTION_CHARS = 255
-"""Longest `inference_options` value (a model name, a tool id): they are stored with the
-message."""
+"""Longest `inference_options` value (a model name, a tool id), stored with the message."""
 
 
 class RequestTooLarge(Exception):
@@ -52,8 +51,7 @@ class RequestTooLarge(Exception):
 
 
 def body_limit(settings: Settings) -> int:
-    """MAX_REQUEST_BYTES, or more for dictation's base64 audio (others are held to
-    MAX_REQUEST_BYTES once parsed)."""
+    """MAX_REQUEST_BYTES, or more for dictation's base64 audio."""
     audio = -(-settings.max_audio_bytes // 3) * 4 + JSON_OVERHEAD_BYTES
     return max(settings.max_request_bytes, audio)
 

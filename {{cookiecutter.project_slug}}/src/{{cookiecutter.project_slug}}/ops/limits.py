@@ -52,8 +52,7 @@ class Bucket:
     cost: int = 1
 
 
-# The user's bucket of %(kind)s, refilled since it was last brought up to date (a user's
-# first request finds it full).
+# The user's bucket of %(kind)s, refilled since last seen (full for a first request).
 REFILL = """least(%(per_minute)s::float8, COALESCE(
     (l.buckets -> %(kind)s::text ->> 'allowance')::float8 + %(per_minute)s::float8 / 60
         * (extract(epoch FROM now()) - (l.buckets -> %(kind)s::text ->> 'at')::float8),
@@ -68,11 +67,8 @@ INSERT INTO user_limits (user_id, allowance, checked_at) VALUES (%(user)s::text,
 ON CONFLICT (user_id) DO NOTHING RETURNING 1
 """
 
-# One statement: decide and, if allowed, take the lease. The UPDATE locks the user's row and
-# evaluates the SET on its latest version even when another instance changed it meanwhile, so
-# concurrent requests cannot both take the last slot or the last of the budget. Expired leases
-# (and their reservations) are dropped; a granted turn that runs the model reserves
-# `turn_tokens`. `spent` is a snapshot: a turn finishing at that very moment may be missed.
+# Decide and take the lease in one UPDATE: it locks the user's row and sees its latest
+# version, so concurrent requests cannot both take the last slot (docs: "Limits").
 START_TURN = f"""
 UPDATE user_limits AS l
 SET (leases, reserved, buckets) = (
@@ -140,10 +136,8 @@ WHERE user_id = %(user)s::text AND leases ? %(lease)s::text
 RETURNING 1
 """
 
-# One statement when the stream ends: release the lease and its reservation (the turn's
-# tokens teach the user's estimate: the larger of this turn and half the last estimate),
-# write one `usage` row per model call (the turn and call number are the key, so running it
-# twice adds nothing), and add the tokens to the user's day.
+# When the stream ends: release the lease and reservation, update the turn estimate, write
+# one keyed `usage` row per model call (safe to repeat) and add the tokens to the day.
 FINISH_TURN = """
 WITH released AS (
     UPDATE user_limits
@@ -204,8 +198,7 @@ class Turn:
                 logger.debug("could not renew a stream lease: %s", type(exc).__name__)
 
     async def finish(self) -> None:
-        """Release the lease and record the usage (once; later calls do nothing). During a
-        database outage this is left to a task that does it once the database is back."""
+        """Release the lease and record the usage, once (after an outage, when it is back)."""
         if self.finished:
             return
         self.finished = True
@@ -250,8 +243,7 @@ class Turn:
 def request_limits(
     request: ChatKitReq, settings: Settings, action_runs_model: bool
 ) -> tuple[Bucket, int, int] | None:
-    """The bucket, stream limit and token budget that apply to `request`; None when it is
-    not limited at all (neither streamed nor a synchronous action)."""
+    """The bucket, stream limit and budget that apply to `request` (None: not limited)."""
     sync = isinstance(request, ThreadsSyncCustomActionReq)
     if not (sync or is_streaming_req(request)):
         return None
@@ -273,10 +265,8 @@ async def start_turn(
     settings: Settings,
     action_runs_model: bool = False,
 ) -> Turn | None:
-    """The turn of a streamed request or a synchronous action, its lease taken (None for
-    other requests). `action_runs_model`: the action's handler runs the model (actions.py).
-    The user's tokens so far today and the budget go on the turn's meter (the answer warns
-    when the budget is nearly spent). AppError 429 (with Retry-After) when a limit refuses."""
+    """The turn of a streamed request or a synchronous action, its lease taken and the day's
+    tokens on its meter (None for other requests); AppError 429 with Retry-After if refused."""
     limits = request_limits(request, settings, action_runs_model)
     if limits is None:
         return None
@@ -384,6 +374,5 @@ def keep(work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
 
 
 async def run_shielded(work: Coroutine[Any, Any, None]) -> None:
-    """Run `work` to its end even if the caller is cancelled (the caller stops waiting, the
-    work goes on); failures are logged, not raised."""
+    """Run `work` to its end even if the caller is cancelled; failures are logged."""
     await asyncio.shield(keep(work))

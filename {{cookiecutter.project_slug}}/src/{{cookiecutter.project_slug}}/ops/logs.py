@@ -106,11 +106,7 @@ class SdkCancellationNoise(logging.Filter):
 
 
 class DatabaseOutageNoise(logging.Filter):
-    """Drop the tracebacks of requests and streams that failed because the database is down.
-
-    store/health.py logs the outage itself (when it starts, once a minute, when it ends); a
-    traceback for every request it broke would bury those lines.
-    """
+    """Drop the tracebacks of requests broken by a database outage (store/health.py logs it)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None

@@ -157,8 +157,7 @@ async def usage_report(conninfo: str, since: datetime | None, by: Grouping) -> l
 
 
 def format_table(rows: Sequence[UsageRow], by: Grouping) -> str:
-    """The rows as an aligned text table, with a total line (and the dictation columns when
-    anything was transcribed)."""
+    """The rows as an aligned text table with a total line."""
     header: tuple[str, ...] = (by, "turns", "model calls", "input tokens", "output tokens")
     header += ("total tokens",)
     total = UsageRow(

@@ -1,7 +1,6 @@
 """All of one user's data: `users export` (one JSON document, streamed) and `users delete`
-(every row, one transaction). Table-driven: a table with a `user_id` column holds the user's
-rows by that column; every other table is listed in CASCADED or EXEMPT, or both commands refuse.
-"""
+(one transaction). Table-driven: a table with `user_id` holds the user's rows; any other is
+listed in CASCADED or EXEMPT, or both commands refuse."""
 
 from __future__ import annotations
 
@@ -85,9 +84,6 @@ async def user_tables(conn: Conn) -> list[str]:
         if child != parent and child in found and parent in found:
             order.add(parent, child)  # the referencing table goes first
     return [t for t in order.static_order() if t in tables]
-
-
-# --- delete --------------------------------------------------------------------------------------
 
 
 async def count_rows(conn: Conn, user_id: str, tables: list[str]) -> dict[str, int]:
@@ -175,8 +171,6 @@ async def _guarded(settings: Settings, what: str, work: Any) -> int:
     return await admin_command(settings, what, "no user tables", run)
 
 
-# --- export --------------------------------------------------------------------------------------
-
 THREADS = "SELECT id, payload::text FROM threads WHERE user_id = %(user)s ORDER BY created_at, seq"
 ITEMS = """
 SELECT i.thread_id, i.payload::text
@@ -236,11 +230,8 @@ class Writer:
 async def export_user(
     conninfo: str, user_id: str, out: IO[bytes], *, fetch_size: int = FETCH_SIZE
 ) -> dict[str, int]:
-    """Write the user's data to `out` as one JSON document, a row at a time; counts per table.
-
-    One read-only REPEATABLE READ transaction: a consistent snapshot even while the user chats.
-    Threads and their items come from two cursors in the same order, merged here.
-    """
+    """Write the user's data to `out` as one JSON document, a row at a time, from one
+    REPEATABLE READ snapshot (threads and items from two cursors, merged); counts per table."""
     w = Writer(out)
     async with await connect(conninfo) as conn, conn.transaction():
         await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -303,8 +294,7 @@ async def export_command(settings: Settings, user_id: str, out_path: Path | None
 
 
 async def export_to_file(conninfo: str, user_id: str, path: Path) -> dict[str, int]:
-    """Export into a private (0600) temporary file beside `path`, renamed to `path` once
-    complete: a failed export leaves no partial file."""
+    """Export into a private temporary file beside `path`, renamed once complete."""
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as out:

@@ -53,9 +53,6 @@ class InvalidMimeType(AppError):
     code = "invalid_mime_type"
 
 
-# --- mime types -----------------------------------------------------------------------
-
-
 def clean_mime_type(value: str) -> str:
     """`type/subtype` in lower case, parameters dropped; InvalidMimeType unless printable
     ASCII of at most 255 characters starting with an RFC 2045 token pair."""
@@ -78,9 +75,6 @@ def safe_mime_type(value: str) -> str:
         return clean_mime_type(value)
     except InvalidMimeType:
         return OCTET_STREAM
-
-
-# --- link tokens ----------------------------------------------------------------------
 
 
 @functools.lru_cache(maxsize=8)

@@ -18,8 +18,7 @@ logger = logging.getLogger(__name__)
 
 FIRST_PROBE_SECONDS = 0.5
 MAX_PROBE_SECONDS = 10.0
-"""Probes back off from FIRST_PROBE_SECONDS, doubling, to this: the longest an app waits to
-notice that the database is back."""
+"""The longest pause between probes: how long an app may take to notice the database back."""
 REPORT_SECONDS = 60.0
 """While an outage lasts, one line at most this often."""
 MAX_CAUSE_CHARS = 200
@@ -51,14 +50,9 @@ def one_line(exc: BaseException, redact: Callable[[str], str]) -> str:
 
 
 class DatabaseHealth:
-    """Up or down, as the store's statements and one probe find out.
-
-    A statement that fails as an outage would (`is_outage`) calls `suspect`: one probe (a
-    fresh connection running `SELECT 1`) decides. If it fails, the database is down: `admit`
-    refuses every statement at once (DatabaseUnavailable) and the probe repeats, backing off,
-    until it succeeds; then `recovered` runs (the store replaces its pool) and statements go
-    through again. Used for the startup check too (`suspect()` with no error).
-    """
+    """Up or down, as the store's statements and one probe find out: a statement that fails as
+    an outage would calls `suspect`; while the probe fails, `admit` refuses every statement at
+    once and the probe repeats, backing off; then `recovered` runs (the store replaces its pool)."""
 
     def __init__(
         self,
@@ -84,8 +78,7 @@ class DatabaseHealth:
             raise DatabaseUnavailable("the database is not reachable")
 
     def suspect(self, exc: BaseException | None = None) -> None:
-        """A statement failed as an outage would (or the app starts): probe, unless a probe
-        is running already."""
+        """A statement failed as an outage would (or the app starts): probe, unless one runs."""
         if self._watcher is None or self._watcher.done():
             self._watcher = asyncio.get_running_loop().create_task(self._watch())
 

@@ -1,10 +1,6 @@
-"""Generated images: their bytes in PostgreSQL (table `generated_images`), behind signed links.
-
-A `generated_image` item's URL is `GET /images/{id}?token=...`, signed like attachment preview
-links (attachments.py): it names one image and one user, expires after
-ATTACHMENT_LINK_TTL_SECONDS, and is re-signed whenever the store hands the item out (`prepare`,
-set as `PostgresStore.prepare_image`). Rows belong to a thread and go with it.
-"""
+"""Generated images: their bytes in table `generated_images` (deleted with their thread), served
+as `GET /images/{id}?token=...`, signed like attachment links for one image and one user, and
+re-signed whenever the store hands the item out."""
 
 from __future__ import annotations
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
 from chatkit.types import Page, ThreadItem, ThreadMetadata
+from pydantic import TypeAdapter, ValidationError
 
 from ..context import RequestContext
 
+logger = logging.getLogger(__name__)
 Order = Literal["asc", "desc"]
 T = TypeVar("T", ThreadMetadata, ThreadItem)
 MAX_PAGE_SIZE = 1000
@@ -54,3 +57,21 @@ def to_page(rows: Sequence[T], limit: int) -> Page[T]:
     has_more = len(rows) > limit
     after = getattr(data[-1], "id", None) if has_more and data else None
     return Page[T](data=data, has_more=has_more, after=after)
+
+
+def readable_items(
+    adapter: TypeAdapter[ThreadItem], rows: Sequence[tuple[Any, ...]], thread_id: str
+) -> list[ThreadItem]:
+    """The rows' items; one this SDK version cannot read (a type it does not know) is left out
+    with a warning, so it never breaks the thread."""
+    items = []
+    for row in rows:
+        if row[0] is None:
+            continue
+        try:
+            items.append(adapter.validate_json(row[0]))
+        except ValidationError as exc:
+            logger.warning(
+                "skipping an unreadable item of thread %s: %s", thread_id, exc.errors()[0]["type"]
+            )
+    return items

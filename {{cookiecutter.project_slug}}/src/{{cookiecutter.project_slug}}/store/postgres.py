@@ -21,7 +21,7 @@ from chatkit.types import (
     UserMessageItem,
 )
 from psycopg_pool import PoolTimeout
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 
 from ..compat.chatkit_server import FAKE_RESPONSES_ID
 from ..context import RequestContext
@@ -31,7 +31,7 @@ from ..settings import EMBEDDED, EMBEDDED_DATA_DIR
 from . import queries as q
 from .db import Pool, connect, create_pool, redact_secrets, redact_url
 from .health import DatabaseHealth, is_outage
-from .pages import checked_order, newest_cached, page_size, timestamp, to_page
+from .pages import checked_order, newest_cached, page_size, readable_items, timestamp, to_page
 
 logger = logging.getLogger(__name__)
 # Loading a stored widget is not "direct usage" of the widget classes the SDK warns about.
@@ -107,8 +107,7 @@ class PostgresStore(Store[RequestContext]):
         return self._pool
 
     async def open(self) -> None:
-        """Create and open the pool (idempotent). Connections are made in the background;
-        one probe says at once whether the database answers (and logs it if not)."""
+        """Open the pool (idempotent); one probe says at once whether the database answers."""
         await self._ensure_open()
         self.health.suspect()
 
@@ -121,8 +120,7 @@ class PostgresStore(Store[RequestContext]):
             await pool.close()
 
     async def ping(self, timeout: float = 2.0) -> bool:  # noqa: ASYNC109 (health-check API)
-        """True when the database answers `SELECT 1` within `timeout` seconds (False at once
-        while it is known to be down)."""
+        """Whether the database answers `SELECT 1` within `timeout` seconds (not while down)."""
         if self.health.down:
             return False
         try:
@@ -142,8 +140,7 @@ class PostgresStore(Store[RequestContext]):
             await conn.execute("SELECT 1")
 
     async def _replace_pool(self) -> None:
-        """After an outage: a fresh pool (the old one may still be backing off its
-        reconnection attempts for minutes); the old one is closed."""
+        """After an outage: a fresh pool (the old one may back off reconnecting for minutes)."""
         async with self._open_lock:
             old = self._pool
             if old is None:
@@ -209,8 +206,6 @@ class PostgresStore(Store[RequestContext]):
             raise
         raise AssertionError("unreachable")
 
-    # --- threads ------------------------------------------------------------------------
-
     async def load_thread(self, thread_id: str, context: RequestContext) -> ThreadMetadata:
         key = ("thread", thread_id)
         payload = context.cache.get(key)
@@ -255,8 +250,6 @@ class PostgresStore(Store[RequestContext]):
         if not await self.execute(q.DELETE_THREAD, {"id": thread_id, "user": context.user.id}):
             raise NotFoundError(f"thread {thread_id} not found")
 
-    # --- items --------------------------------------------------------------------------
-
     async def load_thread_items(
         self,
         thread_id: str,
@@ -276,7 +269,7 @@ class PostgresStore(Store[RequestContext]):
         if not rows:
             missing = f"item {after}" if after is not None else f"thread {thread_id}"
             raise NotFoundError(f"{missing} not found")
-        items = _readable_items(rows, thread_id)
+        items = readable_items(ITEM, rows, thread_id)
         self._prepare_items(items, context)
         return to_page(items, limit)
 
@@ -328,8 +321,6 @@ class PostgresStore(Store[RequestContext]):
         params = {"thread": thread_id, "ids": wanted, "user": context.user.id, "kind": kind}
         if len(await self._write(q.SAVE_FEEDBACK, params)) != len(wanted):
             raise NotFoundError(f"item not found in thread {thread_id} ({len(wanted)} ids given)")
-
-    # --- attachments --------------------------------------------------------------------
 
     async def save_attachment(self, attachment: Attachment, context: RequestContext) -> None:
         """Insert or update the metadata; one sent in the user's thread is deleted with it."""
@@ -387,18 +378,14 @@ class PostgresStore(Store[RequestContext]):
         return bytes(rows[0][0])
 
     async def load_attachment_contents(
-        self,
-        attachment_ids: Sequence[str],
-        budget: int,
-        context: RequestContext,
-        overhead: int = 0,
+        self, ids: Sequence[str], budget: int, context: RequestContext, overhead: int = 0
     ) -> dict[str, tuple[int, bytes | None]]:
         """Size of each of the user's uploaded attachments among the ids, and the bytes while
         the sizes (in list order, plus `overhead` each) add up to at most `budget`."""
-        if not attachment_ids:
+        if not ids:
             return {}
         params = {
-            "ids": list(attachment_ids),
+            "ids": list(ids),
             "budget": budget,
             "overhead": overhead,
             "user": context.user.id,
@@ -407,19 +394,3 @@ class PostgresStore(Store[RequestContext]):
         return {
             row[0]: (int(row[1]), bytes(row[2]) if row[2] is not None else None) for row in rows
         }
-
-
-def _readable_items(rows: Sequence[tuple[Any, ...]], thread_id: str) -> list[ThreadItem]:
-    """The rows' items; one this SDK version cannot read (an item type it does not know) is
-    left out with a warning, so it never breaks the thread."""
-    items = []
-    for row in rows:
-        if row[0] is None:
-            continue
-        try:
-            items.append(ITEM.validate_json(row[0]))
-        except ValidationError as exc:
-            logger.warning(
-                "skipping an unreadable item of thread %s: %s", thread_id, exc.errors()[0]["type"]
-            )
-    return items

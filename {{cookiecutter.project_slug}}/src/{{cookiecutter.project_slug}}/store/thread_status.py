@@ -1,8 +1,5 @@
-"""Thread status: locked or closed threads refuse new work (409), and the `threads` commands.
-
-A route or tool locks a thread of its user with `set_status(store, thread_id, "locked", reason,
-context)`; the `threads lock|close|unlock` commands change any user's thread (operator tools).
-"""
+"""Thread status: a locked or closed thread refuses new work (409). `set_status` for routes and
+tools (as the user), and the `threads lock|close|unlock` operator commands."""
 
 from __future__ import annotations
 
@@ -67,11 +64,8 @@ async def set_status(
     reason: str | None,
     context: RequestContext,
 ) -> ThreadMetadata:
-    """Lock, close or reopen a thread of the context's user (NotFoundError otherwise).
-
-    Clients see the change on their next read (`chatkit.fetchUpdates()`); inside a running
-    `respond` or action, set `thread.status` instead: the SDK saves it and streams it.
-    """
+    """Lock, close or reopen a thread of the context's user (NotFoundError otherwise); inside a
+    running turn, set `thread.status` instead (the SDK saves and streams it)."""
     thread = await store.load_thread(thread_id, context)
     thread.status = status_of(name, reason)
     await store.save_thread(thread, context)
