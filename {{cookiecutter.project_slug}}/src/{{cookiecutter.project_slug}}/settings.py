@@ -125,6 +125,22 @@ EMBEDDED_DATA_DIR = PROJECT_ROOT / ".postgres"
 """Where DATABASE_URL=embedded keeps its development PostgreSQL."""
 
 
+def split_names(
+    value: object, setting: str, pattern: re.Pattern[str], what: str, *, lower: bool = False
+) -> object:
+    """A comma-separated list as distinct names, each matching `pattern` (ValueError if not)."""
+    if isinstance(value, str):
+        value = value.split(",")
+    if not isinstance(value, list):
+        return value
+    names = [str(name).strip() for name in value if str(name).strip()]
+    names = [name.lower() for name in names] if lower else names
+    for name in names:
+        if not pattern.fullmatch(name):
+            raise ValueError(f"{setting}: {name!r} is not {what}")
+    return list(dict.fromkeys(names))
+
+
 class Settings(BaseSettings):
     """Runtime settings. Every field maps to the upper-case environment variable."""
 
@@ -292,33 +308,16 @@ class Settings(BaseSettings):
     @field_validator("models", mode="before")
     @classmethod
     def _split_models(cls, value: object) -> object:
-        if isinstance(value, str):
-            value = value.split(",")
-        if isinstance(value, list):
-            names = [str(name).strip() for name in value if str(name).strip()]
-            for name in names:
-                if not MODEL_NAME.fullmatch(name):
-                    raise ValueError(f"MODELS: {name!r} is not a model name")
-            return list(dict.fromkeys(names))
-        return value
+        return split_names(value, "MODELS", MODEL_NAME, "a model name")
 
     @field_validator("app_context_headers", mode="before")
     @classmethod
     def _split_headers(cls, value: object) -> object:
-        if isinstance(value, str):
-            value = value.split(",")
-        if isinstance(value, list):
-            names = [str(name).strip().lower() for name in value if str(name).strip()]
-            for name in names:
-                if not HEADER_NAME.fullmatch(name):
-                    raise ValueError(f"APP_CONTEXT_HEADERS: {name!r} is not a header name")
-                if name in CREDENTIAL_HEADERS:
-                    raise ValueError(
-                        f"APP_CONTEXT_HEADERS: {name!r} carries credentials, which never go "
-                        "to the model"
-                    )
-            return list(dict.fromkeys(names))
-        return value
+        names = split_names(value, "APP_CONTEXT_HEADERS", HEADER_NAME, "a header name", lower=True)
+        for name in names if isinstance(names, list) else []:
+            if name in CREDENTIAL_HEADERS:
+                raise ValueError(f"APP_CONTEXT_HEADERS: {name!r} carries credentials")
+        return names
 
     @field_validator("default_locale")
     @classmethod

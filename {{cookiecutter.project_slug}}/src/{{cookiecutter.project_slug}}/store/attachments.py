@@ -146,15 +146,28 @@ def base_url(request: Request | None, settings: Settings) -> str:
 def preview_url(
     settings: Settings, context: RequestContext, attachment_id: str, stored: str | None = None
 ) -> AnyUrl:
-    """A preview link valid ATTACHMENT_LINK_TTL_SECONDS (plus at most a step); without a
-    request or PUBLIC_URL it keeps `stored`'s address."""
+    """A preview link valid ATTACHMENT_LINK_TTL_SECONDS (plus at most a step)."""
+    route = f"attachments/{attachment_id}/content"
+    return fresh_link(settings, context, route, attachment_id, "content", stored)
+
+
+def fresh_link(
+    settings: Settings,
+    context: RequestContext,
+    route: str,
+    object_id: str,
+    use: str,
+    stored: str | None = None,
+) -> AnyUrl:
+    """A newly signed link to `route` for one use of one object; without a request (or
+    PUBLIC_URL) it keeps `stored`'s address and only gets a fresh token."""
     try:
-        path = f"{base_url(context.request, settings)}attachments/{attachment_id}/content"
+        path = f"{base_url(context.request, settings)}{route}"
     except ValueError:
         if stored is None:
             raise
         path = stored.partition("?")[0]
-    return signed_link(settings, path, context.user.id, attachment_id, "content")
+    return signed_link(settings, path, context.user.id, object_id, use)
 
 
 def build_attachment(

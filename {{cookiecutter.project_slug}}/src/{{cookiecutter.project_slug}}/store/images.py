@@ -13,7 +13,7 @@ from chatkit.types import GeneratedImageItem
 
 from ..context import RequestContext
 from ..settings import Settings
-from .attachments import base_url, signed_link
+from .attachments import fresh_link
 from .postgres import PostgresStore
 
 IMAGE_USE = "image"
@@ -73,15 +73,9 @@ class GeneratedImageStore:
         self.settings = settings
 
     def url(self, context: RequestContext, image_id: str, stored: str | None = None) -> str:
-        """A fresh signed link to the image; without a request (or PUBLIC_URL) it keeps
-        `stored`'s address and only gets a fresh token."""
-        try:
-            path = f"{base_url(context.request, self.settings)}images/{image_id}"
-        except ValueError:
-            if stored is None:
-                raise
-            path = stored.partition("?")[0]
-        return str(signed_link(self.settings, path, context.user.id, image_id, IMAGE_USE))
+        """A fresh signed link to the image (attachments.fresh_link)."""
+        link = fresh_link(self.settings, context, f"images/{image_id}", image_id, IMAGE_USE, stored)
+        return str(link)
 
     def prepare(self, item: GeneratedImageItem, context: RequestContext) -> None:
         """Re-sign the item's link (in place) when it is one of ours."""
