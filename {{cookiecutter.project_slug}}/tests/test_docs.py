@@ -156,7 +156,7 @@ def test_readme_tool_test_recipe_uses_what_the_tests_have() -> None:
     """The "Build on it" test recipe imports what exists and asks for a fixture the tests
     provide (the recipe itself was run against a real `lookup_order` tool)."""
     text = README.read_text(encoding="utf-8")
-    recipe = re.search(r"`tests/agent/test_orders\.py`:\n\n```python\n(.*?)```", text, re.S)
+    recipe = re.search(r"```python\n# tests/agent/test_orders\.py\n(.*?)```", text, re.S)
     assert recipe, "the README shows how to test a new tool"
     namespace: dict[str, Any] = {}
     exec(compile(recipe[1], "README.md", "exec"), namespace)  # noqa: S102 (our own README)
