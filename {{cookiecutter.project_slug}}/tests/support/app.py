@@ -96,9 +96,12 @@ def fake_openai() -> Iterator[FakeOpenAI]:
 
 
 @pytest.fixture
-def fake_model(fake_openai: FakeOpenAI) -> FakeModel:
+def fake_model(fake_openai: FakeOpenAI) -> Iterator[FakeModel]:
+    """The fake model, at its defaults; reset again afterwards, so no later test (one that
+    does not ask for it) gets this one's delays or faults."""
     fake_openai.model.reset()
-    return fake_openai.model
+    yield fake_openai.model
+    fake_openai.model.reset()
 
 
 def app_settings(database_url: str, base_url: str, **overrides: Any) -> Settings:
