@@ -52,6 +52,7 @@ from {{ cookiecutter.project_slug }}.store.db import apply_migrations
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
 from tests.support.fake_openai import FakeModel, FakeOpenAI  # noqa: E402
+from tests.support.processes import stop_process  # noqa: E402
 
 PACKAGE = "{{ cookiecutter.project_slug }}"
 
@@ -146,11 +147,7 @@ def app_process(env: dict[str, str], port: int) -> Iterator[subprocess.Popen[byt
     try:
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc, 15)
 
 
 async def wait_healthy(url: str, seconds: float = 60) -> None:

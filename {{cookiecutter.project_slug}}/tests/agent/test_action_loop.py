@@ -108,12 +108,12 @@ async def hidden_items(store: PostgresStore, user_id: str, thread_id: str) -> li
 # --- hidden context and the agent inside an action ------------------------------------------------
 
 
+@pytest.mark.usefixtures("calls")  # registers REMEMBER
 async def test_hidden_context_reaches_the_model_on_the_next_turn(
     server: AppServer,
     client_for: Callable[..., ChatKitClient],
     fake_model: FakeModel,
     store: PostgresStore,
-    calls: list[ActionCall[Any]],
 ) -> None:
     """Stored, not streamed, not listed (items.list, threads.get_by_id); the next model call
     reads it, just before the new message, as a user-role message."""

@@ -10,14 +10,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 import pytest
 from chatkit.actions import Action
 from chatkit.types import (
     AssistantMessageContent,
     AssistantMessageItem,
-    ClientToolCallItem,
     NoticeEvent,
     ProgressUpdateEvent,
     ThreadItemDoneEvent,
@@ -39,7 +38,7 @@ from {{ cookiecutter.project_slug }}.chat import server
 from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient, ChatKitHTTPError, assistant_text
 from {{ cookiecutter.project_slug }}.http import checks
 from {{ cookiecutter.project_slug }}.store.postgres import PostgresStore
-from tests.support.chatkit import items_of, json_error, new_thread, post
+from tests.support.chatkit import items_of, json_error, new_thread, post, tool_call
 from tests.support.db import make_context
 from tests.support.fake_openai import FakeModel
 
@@ -122,20 +121,6 @@ async def thread_with_widget(
     item = widget_item(thread_id, widget)
     await store.add_thread_item(thread_id, item, make_context(user_id))
     return client, thread_id, item
-
-
-def tool_call(
-    thread_id: str, status: Literal["pending", "completed"] = "pending"
-) -> ClientToolCallItem:
-    return ClientToolCallItem(
-        id=f"ctc_{uuid.uuid4().hex}",
-        thread_id=thread_id,
-        created_at=datetime.now(UTC),
-        call_id=f"call_{uuid.uuid4().hex}",
-        name="pick_color",
-        arguments={"palette": "warm"},
-        status=status,
-    )
 
 
 def action_params(

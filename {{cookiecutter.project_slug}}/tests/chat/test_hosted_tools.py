@@ -8,8 +8,6 @@ the summaries stream as ChatKit's reasoning workflow, stored with the thread.
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -19,7 +17,8 @@ from pydantic import ValidationError
 
 from {{ cookiecutter.project_slug }}.agent.hosted import agent_model_settings
 from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient, assistant_text
-from tests.support.app import TEST_AUTH_SECRET, AppServer, app_settings
+from tests.support.app import AppServer, app_settings
+from tests.support.commands import PACKAGE, cli_env, run
 from tests.support.fake_openai import FakeModel
 from tests.support.fake_outputs import FILE_NAME, SEARCH_URL
 
@@ -109,21 +108,9 @@ def test_hosted_tools_need_the_responses_api(setting: str, value: Any) -> None:
 
 
 def test_the_startup_error_is_one_line_naming_the_setting() -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "DATABASE_"))}
-    env.update(
-        AUTH_SECRET=TEST_AUTH_SECRET,
-        DATABASE_URL="postgresql://app@127.0.0.1:9/app",
-        OPENAI_API="chat_completions",
-        FILE_SEARCH_VECTOR_STORE_IDS="vs_1,vs_2",
-    )
-    done = subprocess.run(
-        [sys.executable, "-m", "{{ cookiecutter.project_slug }}", "serve"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    env = cli_env("postgresql://app@127.0.0.1:9/app")
+    env.update(OPENAI_API="chat_completions", FILE_SEARCH_VECTOR_STORE_IDS="vs_1,vs_2")
+    done = run([sys.executable, "-m", PACKAGE, "serve"], env=env)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr

@@ -13,11 +13,9 @@ import os
 import re
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from chatkit.types import ClientToolCallItem
 
 from {{ cookiecutter.project_slug }}.chat.history import json_size
 from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient
@@ -27,7 +25,14 @@ from {{ cookiecutter.project_slug }}.store.queries import (
     LOAD_ATTACHMENT_CONTENTS,
 )
 from tests.support.app import AppServer
-from tests.support.chatkit import json_error, post, streamed_requests, upload, uploaded
+from tests.support.chatkit import (
+    json_error,
+    post,
+    streamed_requests,
+    tool_call,
+    upload,
+    uploaded,
+)
 from tests.support.db import make_context
 from tests.support.fake_openai import FakeModel
 
@@ -156,18 +161,6 @@ def conversation_bytes(body: JSON) -> int:
     return json_size(body.get("input") or body.get("messages"))
 
 
-def pending_call(thread_id: str) -> ClientToolCallItem:
-    return ClientToolCallItem(
-        id=f"ctc_{uuid.uuid4().hex}",
-        thread_id=thread_id,
-        created_at=datetime.now(UTC),
-        call_id=f"call_{uuid.uuid4().hex}",
-        name="pick_color",
-        arguments={"palette": "warm"},
-        status="pending",
-    )
-
-
 @pytest.mark.parametrize("api", ["responses", "chat_completions"])
 async def test_every_field_is_bounded_and_no_request_carries_more_than_the_budget(
     app_factory: Callable[..., AppServer],
@@ -200,7 +193,7 @@ async def test_every_field_is_bounded_and_no_request_carries_more_than_the_budge
         thread_id = thread_id or next(
             e["thread"]["id"] for e in events if e["type"] == "thread.created"
         )
-        await store.add_thread_item(thread_id, pending_call(thread_id), make_context(user_id))
+        await store.add_thread_item(thread_id, tool_call(thread_id), make_context(user_id))
         over = {"thread_id": thread_id, "result": "r" * (limit - 1)}  # its JSON: limit + 1
         json_error(
             await post(client, "threads.add_client_tool_output", over), 413, "tool_output_too_large"

@@ -33,7 +33,7 @@ from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient
 from {{ cookiecutter.project_slug }}.dev.page import CHATKIT_SCRIPT_URL, DEV_USER, install_chat_page
 from tests.support.app import AppServer, app_settings, wait_until
 from tests.support.fake_openai import FakeModel, last_user_text
-from tests.support.processes import require_tool
+from tests.support.processes import require_tool, stop_process
 
 # --- HTTP: what is served where ------------------------------------------------------------
 
@@ -301,12 +301,7 @@ async def browser(tmp_path: Path) -> AsyncIterator[DevTools]:
             yield devtools
             devtools.reader.cancel()
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_process(process, 10)
 
 
 PROBLEM = "document.body.dataset.state === 'problem' && document.body.innerText"

@@ -125,24 +125,25 @@ async def test_a_bad_header_value_is_400(
     assert refused.value.body["error"]["code"] == "invalid_app_context"
 
 
+async def preflight(http: httpx.AsyncClient, headers: str, origin: str = ORIGIN) -> httpx.Response:
+    """A CORS preflight for a POST to /chatkit asking to send these headers."""
+    return await http.options(
+        "/chatkit",
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": headers,
+        },
+    )
+
+
 async def test_cors_preflights_allow_the_chatkit_and_app_context_headers(
     server: AppServer,
 ) -> None:
     """A browser on CORS_ORIGINS may send them; an unlisted header is still refused."""
     async with httpx.AsyncClient(base_url=server.url) as http:
-
-        async def preflight(headers: str, origin: str = ORIGIN) -> httpx.Response:
-            return await http.options(
-                "/chatkit",
-                headers={
-                    "Origin": origin,
-                    "Access-Control-Request-Method": "POST",
-                    "Access-Control-Request-Headers": headers,
-                },
-            )
-
         allowed = await preflight(
-            "authorization,content-type,chatkit-frame-instance-id,x-page-url,x-org-id"
+            http, "authorization,content-type,chatkit-frame-instance-id,x-page-url,x-org-id"
         )
         assert allowed.status_code == 200, allowed.text
         assert allowed.headers["access-control-allow-origin"] == ORIGIN
@@ -150,8 +151,8 @@ async def test_cors_preflights_allow_the_chatkit_and_app_context_headers(
             h.strip().lower() for h in allowed.headers["access-control-allow-headers"].split(",")
         }
         assert {"authorization", "x-page-url", "x-org-id", "chatkit-frame-instance-id"} <= granted
-        assert (await preflight("x-secret-header")).status_code == 400
-        assert (await preflight("x-page-url", "https://evil.example")).status_code == 400
+        assert (await preflight(http, "x-secret-header")).status_code == 400
+        assert (await preflight(http, "x-page-url", "https://evil.example")).status_code == 400
 
 
 @pytest.mark.parametrize(
@@ -206,21 +207,7 @@ async def test_without_app_context_headers_only_chatkit_headers_pass_cors(
     no_app_context: AppServer,
 ) -> None:
     async with httpx.AsyncClient(base_url=no_app_context.url) as http:
-        response = await http.options(
-            "/chatkit",
-            headers={
-                "Origin": ORIGIN,
-                "Access-Control-Request-Method": "POST",
-                "Access-Control-Request-Headers": "authorization,chatkit-frame-instance-id",
-            },
-        )
+        response = await preflight(http, "authorization,chatkit-frame-instance-id")
         assert response.status_code == 200
-        response = await http.options(
-            "/chatkit",
-            headers={
-                "Origin": ORIGIN,
-                "Access-Control-Request-Method": "POST",
-                "Access-Control-Request-Headers": "x-page-url",
-            },
-        )
+        response = await preflight(http, "x-page-url")
         assert response.status_code == 400

@@ -223,8 +223,8 @@ async def test_a_chunked_upload_within_the_limit_is_stored(
     ids=["nul-in-name", "nul-after-type", "nul-in-type", "emoji-type", "no-subtype"],
 )
 async def test_nul_in_a_file_name_or_a_bad_part_type_is_400(
-    app_server: AppServer,
     client_for: Callable[..., ChatKitClient],
+    app_server: AppServer,
     filename: bytes,
     content_type: bytes,
 ) -> None:

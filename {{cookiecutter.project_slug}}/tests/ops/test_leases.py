@@ -5,7 +5,6 @@ turn of overshoot however many turns start at once (each reserves an estimate un
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
 from collections.abc import Callable
@@ -17,7 +16,7 @@ from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient, user_input
 from {{ cookiecutter.project_slug }}.ops import limits
 from tests.ops.test_limits import live_leases, retry_after, start_stream
 from tests.support.app import AppServer, wait_until
-from tests.support.chatkit import json_error, post, rows
+from tests.support.chatkit import hold_leases, json_error, post, rows
 from tests.support.fake_openai import FakeModel, Fault
 
 ONE_STREAM = {"max_concurrent_streams_per_user": 1}
@@ -92,14 +91,7 @@ async def test_retry_after_is_the_time_until_the_soonest_lease_ends(
     user_id = f"user-{uuid.uuid4().hex}"
     client = client_for(user_id, server=server)
     now = time.time()
-    held = {"a": now + 20, "b": now + 7}
-    await rows(
-        database_url,
-        "INSERT INTO user_limits (user_id, allowance, checked_at, leases)"
-        " VALUES (%s, 30, now(), %s::jsonb)",
-        user_id,
-        json.dumps(held),
-    )
+    await hold_leases(database_url, user_id, a=now + 20, b=now + 7)
     response = await post(client, "threads.create", {"input": user_input("x")})
     json_error(response, 429, "too_many_streams")
     assert 6 <= retry_after(response) <= 8

@@ -20,7 +20,7 @@ from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient, ChatKitHTT
 from {{ cookiecutter.project_slug }}.ops.limits import FINISH_TURN, START_TURN
 from {{ cookiecutter.project_slug }}.store.postgres import PostgresStore
 from tests.support.app import AppServer, wait_until
-from tests.support.chatkit import json_error, post, rows, uploaded
+from tests.support.chatkit import hold_leases, json_error, post, rows, uploaded
 from tests.support.fake_openai import FakeModel, Fault
 
 JSON = dict[str, Any]
@@ -269,14 +269,7 @@ async def test_leases_of_a_dead_instance_expire(
     user_id = f"user-{uuid.uuid4().hex}"
     client = client_for(user_id, server=server)
     now = time.time()
-    live = {"a": now + 600, "b": now + 600}
-    await rows(
-        database_url,
-        "INSERT INTO user_limits (user_id, allowance, checked_at, leases)"
-        " VALUES (%s, 30, now(), %s::jsonb)",
-        user_id,
-        json.dumps(live),
-    )
+    await hold_leases(database_url, user_id, a=now + 600, b=now + 600)
     json_error(
         await post(client, "threads.create", {"input": user_input("x")}), 429, "too_many_streams"
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -16,9 +15,9 @@ from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient, user_input
 from {{ cookiecutter.project_slug }}.main import create_app
 from {{ cookiecutter.project_slug }}.ops.metrics import MetricsMiddleware
 from tests.support.app import TEST_AUTH_SECRET, AppServer, app_settings, wait_until
+from tests.support.commands import PACKAGE, run
 from tests.support.fake_openai import FakeModel, Fault
 
-PACKAGE = "{{ cookiecutter.project_slug }}"
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 # The fake model's usage per Responses API call (tests/support/fake_openai.py `_usage_responses`).
@@ -239,14 +238,10 @@ async def test_without_a_token_an_app_bound_to_every_address_answers_no_one(
 def test_serve_refuses_metrics_without_a_token_on_a_public_address(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in {"METRICS", "METRICS_TOKEN"}}
     env.update(AUTH_SECRET=TEST_AUTH_SECRET, METRICS="true")
-    done = subprocess.run(
+    done = run(
         [sys.executable, "-m", PACKAGE, "serve", "--host", "0.0.0.0", "--port", "0"],  # noqa: S104
-        capture_output=True,
-        text=True,
         env=env,
         cwd=tmp_path,
-        timeout=60,
-        check=False,
     )
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "METRICS_TOKEN" in done.stderr, done.stderr

@@ -240,10 +240,10 @@ async def test_delete_without_yes_asks_and_refuses_without_a_terminal(
 
 
 async def test_export_holds_everything_of_the_user_in_order(
-    server: AppServer,
-    client_for: Callable[..., ChatKitClient],
     database_url: str,
     tmp_path: Path,
+    server: AppServer,
+    client_for: Callable[..., ChatKitClient],
 ) -> None:
     alice, bob = await two_users(server, client_for, database_url)
     client = client_for(alice.user_id, server=server)

@@ -144,12 +144,12 @@ def every_item_type(thread_id: str) -> list[ThreadItem]:
             created_at=at[1],
             content=[
                 AssistantMessageContent(
-                    text="Answer",
                     annotations=[
                         Annotation(source=URLSource(title="u", url="https://e.com"), index=1),
                         Annotation(source=FileSource(title="f", filename="f.pdf")),
                         Annotation(source=EntitySource(title="e", id="ent")),
                     ],
+                    text="Answer",
                 )
             ],
         ),

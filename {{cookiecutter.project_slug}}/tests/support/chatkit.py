@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import base64
+import json
 import uuid
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 import httpx
 import psycopg
+from chatkit.types import ClientToolCallItem
 
 from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient
 from tests.support.fake_openai import FakeModel
@@ -17,6 +20,21 @@ JSON = dict[str, Any]
 
 def uid(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+
+def tool_call(
+    thread_id: str, status: Literal["pending", "completed"] = "pending"
+) -> ClientToolCallItem:
+    """A client tool call item (pick_color) to store in a thread, pending unless told."""
+    return ClientToolCallItem(
+        id=f"ctc_{uuid.uuid4().hex}",
+        thread_id=thread_id,
+        created_at=datetime.now(UTC),
+        call_id=f"call_{uuid.uuid4().hex}",
+        name="pick_color",
+        arguments={"palette": "warm"},
+        status=status,
+    )
 
 
 async def post(client: ChatKitClient, type_: str, params: JSON) -> httpx.Response:
@@ -81,6 +99,17 @@ async def rows(database_url: str, statement: str, *params: Any) -> list[tuple[An
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
         cursor = await conn.execute(statement.encode(), params)
         return await cursor.fetchall() if cursor.description else []
+
+
+async def hold_leases(database_url: str, user_id: str, **leases: float) -> None:
+    """Stream slots of this user held elsewhere (another instance), each ending at its time."""
+    await rows(
+        database_url,
+        "INSERT INTO user_limits (user_id, allowance, checked_at, leases)"
+        " VALUES (%s, 30, now(), %s::jsonb)",
+        user_id,
+        json.dumps(leases),
+    )
 
 
 PNG = base64.b64decode(

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pytest
 
@@ -119,16 +119,22 @@ class ServerProcess:
 
     def stop(self, seconds: float = 15) -> int:
         """SIGTERM (as a deployment stops it), SIGKILL after `seconds`; the exit status."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-        try:
-            self.proc.wait(timeout=seconds)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        status = stop_process(self.proc, seconds)
         for reader in self._readers:
             reader.join(5)
-        return self.proc.returncode
+        return status
+
+
+def stop_process(proc: subprocess.Popen[Any], seconds: float = 15) -> int:
+    """SIGTERM (as a deployment stops it), SIGKILL after `seconds`; the exit status."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    return proc.returncode
 
 
 def require_tool(name: str, package: str) -> str:
