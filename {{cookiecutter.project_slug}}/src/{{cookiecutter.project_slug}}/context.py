@@ -12,7 +12,7 @@ import jwt
 from fastapi import Request
 
 from .errors import AppError
-from .settings import LANGUAGE_TAG, Settings, get_settings
+from .settings import LANGUAGE_TAG, Settings
 
 ALGORITHM = "HS256"
 MAX_APP_CONTEXT_CHARS = 2000
@@ -182,7 +182,7 @@ def normalize_tag(tag: str) -> str:
 
 async def get_request_context(request: Request) -> RequestContext:
     """FastAPI dependency: the RequestContext for this request (user, app context, locale)."""
-    settings = getattr(request.app.state, "settings", None) or get_settings()
+    settings: Settings = request.app.state.settings
     user = await get_user(request)
     return RequestContext(
         request=request,

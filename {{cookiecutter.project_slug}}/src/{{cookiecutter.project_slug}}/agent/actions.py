@@ -214,12 +214,6 @@ def parse_action(
     return handler, payload
 
 
-def action_runs_model(action_type: str) -> bool:
-    """Whether the handler of `action_type` calls the model (False for unknown types)."""
-    handler = ACTIONS.get(action_type)
-    return handler is not None and handler.runs_model
-
-
 def offered_actions(node: Any) -> Iterator[str]:
     """The action types a widget's components carry (a client may only send those): every
     `on...Action` (Button, Form, inputs) and the `action` of a Card's confirm/cancel."""

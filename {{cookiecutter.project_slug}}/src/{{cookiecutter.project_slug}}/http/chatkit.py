@@ -6,11 +6,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from chatkit.server import StreamingResult
-from chatkit.types import ThreadsCustomActionReq, ThreadsSyncCustomActionReq
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
-from ..agent.actions import action_runs_model
 from ..chat.server import ChatServer
 from ..context import RequestContext, get_request_context
 from ..ops.gc_tuning import count_request
@@ -37,9 +35,8 @@ async def chatkit_endpoint(
     check_options(parsed, settings)
     await check_targets(parsed, server.store, context)
     await check_transcription(parsed, server.store, context, settings)
-    actions = ThreadsCustomActionReq | ThreadsSyncCustomActionReq
-    model = isinstance(parsed, actions) and action_runs_model(parsed.params.action.type)
-    turn = await start_turn(parsed, server.store, context, settings, model)
+    runs_model = context.checked_action is not None and context.checked_action[0].runs_model
+    turn = await start_turn(parsed, server.store, context, settings, runs_model)
     try:
         result = await server.process_request(parsed, context)
     except BaseException:

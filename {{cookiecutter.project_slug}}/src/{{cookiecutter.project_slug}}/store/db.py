@@ -42,7 +42,6 @@ def create_pool(
     min_size: int = 1,
     max_size: int = 10,
     timeout: float = 5.0,
-    connection_class: type[AsyncConnection[TupleRow]] = AsyncConnection,
 ) -> Pool:
     """A closed pool of autocommit connections without prepared statements (PgBouncer-safe);
     no connection within `timeout` seconds raises PoolTimeout (a 503)."""
@@ -52,7 +51,6 @@ def create_pool(
         max_size=max_size,
         open=False,
         timeout=timeout,
-        connection_class=connection_class,
         reconnect_timeout=RECONNECT_TIMEOUT_SECONDS,
         kwargs={"autocommit": True, "prepare_threshold": None},
         name="chatkit-store",
