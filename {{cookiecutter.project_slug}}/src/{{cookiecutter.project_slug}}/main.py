@@ -18,19 +18,19 @@ from pydantic import ValidationError
 from .agent.services import Services
 from .chat.model import ModelGateway
 from .chat.server import ChatServer
-from .dev.embedded import EmbeddedPostgresMissing, stop_embedded
+from .dev.embedded import EmbeddedPostgresMissing, resolve_url, stop_embedded
 from .errors import install_error_handlers
-from .http.attachments import install_attachment_routes
+from .http.attachment_routes import install_attachment_routes
 from .http.chatkit import router as api_router
-from .http.entities import router as entities_router
-from .http.images import install_image_routes
+from .http.entity_routes import router as entities_router
+from .http.image_routes import install_image_routes
 from .http.middleware import RequestLogMiddleware
 from .ops.gc_tuning import freeze_long_lived_objects
 from .ops.logs import configure_logging
 from .settings import EMBEDDED, Settings, describe_invalid, get_settings
 from .store import PostgresStore
-from .store.attachments import PostgresAttachmentStore
-from .store.images import GeneratedImageStore
+from .store.attachment_store import PostgresAttachmentStore
+from .store.image_store import GeneratedImageStore
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         min_size=settings.db_pool_min_size,
         max_size=settings.db_pool_max_size,
         timeout=settings.db_pool_timeout,
-        embedded_data_dir=settings.embedded_data_dir,
+        resolve_url=functools.partial(resolve_url, data_dir=settings.embedded_data_dir),
     )
     gateway = ModelGateway(settings)
     attachments = PostgresAttachmentStore(store, settings)

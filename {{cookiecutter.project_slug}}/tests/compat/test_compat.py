@@ -71,7 +71,7 @@ from {{ cookiecutter.project_slug }}.compat.openai_client import (
 from {{ cookiecutter.project_slug }}.context import RequestContext
 from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient, user_input
 from {{ cookiecutter.project_slug }}.http.requests import CHATKIT_REQUEST
-from {{ cookiecutter.project_slug }}.store.attachments import PostgresAttachmentStore
+from {{ cookiecutter.project_slug }}.store.attachment_store import PostgresAttachmentStore
 from {{ cookiecutter.project_slug }}.store.postgres import PostgresStore
 from tests.support import fake_openai
 from tests.support.app import AppServer, app_settings

@@ -32,11 +32,11 @@ from openai.types.responses import (
 )
 from openai.types.responses.response_input_content_param import ResponseInputContentParam
 
-from ..agent.entities import EntityScope, resolve_entity
+from ..agent.entity_types import EntityScope, resolve_entity
 from ..context import RequestContext
-from ..store.images import image_mime_type
+from ..store.image_store import image_mime_type
 from ..store.postgres import PostgresStore
-from .notes import MAX_NOTE_NAME_CHARS, Inline, inline_entries, inlined, note, our_image
+from .file_notes import MAX_NOTE_NAME_CHARS, Inline, inline_entries, inlined, note, our_image
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class AttachmentContents(Protocol):
 
 
 class ImageContents(Protocol):
-    """Where generated images are kept (store/images.py's GeneratedImageStore)."""
+    """Where generated images are kept (store/image_store.py's GeneratedImageStore)."""
 
     async def load_image_contents(
         self, image_ids: Sequence[str], budget: int, context: RequestContext

@@ -24,7 +24,7 @@ from chatkit.types import (
     UserMessageItem,
 )
 
-from ..agent.agent import build_agent, tool_choices
+from ..agent.assistant import build_agent, tool_choices
 from ..agent.composer import picked_model, picked_tool
 from ..agent.guardrails import TRIPPED, tripwire_error
 from ..agent.hosted import PARTIAL_IMAGES
@@ -35,14 +35,14 @@ from ..compat.chatkit_agents import annotation_safe
 from ..context import RequestContext
 from ..ops.usage import meter_of
 from ..settings import Settings
-from ..store.images import GeneratedImageStore
+from ..store.image_store import GeneratedImageStore
 from .history import converter_for, load_history
-from .images import ImageStreamConverter
+from .image_stream import ImageStreamConverter
 from .model import ModelGateway, model_error
 from .notices import attachments_notice, budget_notice
 from .partial import PartialAnswers
+from .run_input import app_context_item, turn_options
 from .titles import generate_title, set_title_unless_named, title_or_fallback, user_text
-from .turn import app_context_item, turn_options
 
 logger = logging.getLogger(__name__)
 

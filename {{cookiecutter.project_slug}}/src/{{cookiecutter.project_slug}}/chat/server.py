@@ -29,7 +29,7 @@ from ..compat.chatkit_server import process_parsed
 from ..context import RequestContext
 from ..ops.usage import record_transcription
 from ..store import PostgresStore
-from ..store.images import GeneratedImageStore
+from ..store.image_store import GeneratedImageStore
 from .dictation import transcribe
 from .model import ModelGateway
 from .respond import respond

@@ -21,7 +21,7 @@ from chatkit.types import (
 )
 
 from ..agent.actions import InvalidActionError, parse_action
-from ..agent.agent import tool_choices
+from ..agent.assistant import tool_choices
 from ..agent.composer import check_inference_options
 from ..context import RequestContext
 from ..errors import AppError

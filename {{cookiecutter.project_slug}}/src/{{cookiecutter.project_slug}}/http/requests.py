@@ -29,7 +29,7 @@ from starlette.requests import ClientDisconnect
 from ..chat.dictation import check_audio
 from ..errors import MAX_EXCERPT_CHARS, AppError
 from ..settings import Settings
-from ..store.attachments import MAX_ATTACHMENT_NAME_CHARS
+from ..store.attachment_store import MAX_ATTACHMENT_NAME_CHARS
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,6 @@ import asyncio
 import logging
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -25,9 +24,8 @@ from pydantic import TypeAdapter
 
 from ..compat.chatkit_server import FAKE_RESPONSES_ID
 from ..context import RequestContext
-from ..dev.embedded import resolve_url
 from ..errors import AppError
-from ..settings import EMBEDDED, EMBEDDED_DATA_DIR
+from ..settings import EMBEDDED
 from . import queries as q
 from .db import Pool, connect, create_pool, redact_secrets, redact_url
 from .health import DatabaseHealth, is_outage
@@ -77,10 +75,11 @@ class PostgresStore(Store[RequestContext]):
         min_size: int = 1,
         max_size: int = 10,
         timeout: float = 5.0,
-        embedded_data_dir: Path = EMBEDDED_DATA_DIR,
+        resolve_url: Callable[[str], str] | None = None,
     ) -> None:
         self.database_url = database_url
-        self.embedded_data_dir = embedded_data_dir
+        self.resolve_url = resolve_url
+        """Turns `embedded` into a real URL (main.py passes dev/embedded.py's); blocking."""
         self.min_size = min_size
         self.max_size = max_size
         self.timeout = timeout
@@ -88,7 +87,7 @@ class PostgresStore(Store[RequestContext]):
         self._conninfo = database_url
         self._open_lock = asyncio.Lock()
         where = (
-            f"embedded PostgreSQL in {embedded_data_dir}"
+            "embedded PostgreSQL (development)"
             if database_url == EMBEDDED
             else redact_url(database_url)
         )
@@ -159,9 +158,9 @@ class PostgresStore(Store[RequestContext]):
             if self._pool is None:
                 conninfo = self.database_url
                 if conninfo == EMBEDDED:
-                    conninfo = await asyncio.to_thread(
-                        resolve_url, conninfo, self.embedded_data_dir
-                    )
+                    if self.resolve_url is None:
+                        raise RuntimeError("DATABASE_URL=embedded needs resolve_url (main.py)")
+                    conninfo = await asyncio.to_thread(self.resolve_url, conninfo)
                 pool = create_pool(
                     conninfo, min_size=self.min_size, max_size=self.max_size, timeout=self.timeout
                 )

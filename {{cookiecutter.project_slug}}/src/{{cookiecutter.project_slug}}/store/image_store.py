@@ -13,7 +13,7 @@ from chatkit.types import GeneratedImageItem
 
 from ..context import RequestContext
 from ..settings import Settings
-from .attachments import fresh_link
+from .attachment_store import fresh_link
 from .postgres import PostgresStore
 
 IMAGE_USE = "image"

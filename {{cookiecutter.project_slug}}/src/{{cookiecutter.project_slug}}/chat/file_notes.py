@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from chatkit.types import Attachment, GeneratedImageItem, ThreadItem, UserMessageItem
 
-from ..store.images import image_id_in
+from ..store.image_store import image_id_in
 
 Inline = Attachment | GeneratedImageItem
 """What may go inline in a request: a user's attachment or an image the agent generated."""
