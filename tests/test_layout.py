@@ -162,6 +162,55 @@ def test_rooms_import_in_one_direction(project: Path) -> None:
         )
 
 
+SQL_START = re.compile(
+    r"\s*(?:SELECT|INSERT\s+INTO|UPDATE|DELETE\s+FROM|WITH|CREATE|ALTER|DROP|TRUNCATE|"
+    r"SET\s+TRANSACTION|LOCK\s+TABLE)\s"
+)
+"""A string that starts like an SQL statement (upper-case keywords, as the project writes them)."""
+
+
+def sql_strings(path: Path) -> list[int]:
+    """The lines of string literals (f-strings too) in `path` that start like SQL."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.JoinedStr) and node.values:
+            first = node.values[0]
+            text = first.value if isinstance(first, ast.Constant) else ""
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            text = node.value
+        else:
+            continue
+        if isinstance(text, str) and SQL_START.match(text):
+            found.append(node.lineno)
+    return found
+
+
+def test_module_names_are_unique(project: Path) -> None:
+    """One file per name across the package: a search or a traceback lands in one place."""
+    seen: dict[str, list[str]] = {}
+    for path in modules(package_of(project)):
+        if path.name not in {"__init__.py", "__main__.py"}:
+            seen.setdefault(path.name, []).append(str(path.relative_to(package_of(project))))
+    assert not {name: paths for name, paths in seen.items() if len(paths) > 1}
+
+
+def test_sql_lives_in_the_store(project: Path) -> None:
+    """Other rooms call named store functions; no SQL string outside `store/`."""
+    package = package_of(project)
+    outside = {str(p.relative_to(package)): lines for p in modules(package)
+               if p.relative_to(package).parts[0] != "store" and (lines := sql_strings(p))}  # fmt: skip
+    assert not outside, f"SQL outside store/ (file: lines): {outside}"
+    assert sql_strings(package / "store" / "queries.py"), "the SQL heuristic finds nothing"
+
+
+def test_the_store_imports_nothing_from_dev(project: Path) -> None:
+    """Storage stands without the development aids (main.py passes the embedded server in)."""
+    package = package_of(project)
+    found = {str(p.relative_to(package)): sorted(dev) for p in modules(package / "store")
+             if (dev := {m for m in imported_modules(p, package) if room(m) == "dev"})}  # fmt: skip
+    assert not found, found
+
+
 # ------------------------------------------------------------------------------ docs
 
 

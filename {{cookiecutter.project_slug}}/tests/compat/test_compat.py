@@ -53,6 +53,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from {{ cookiecutter.project_slug }}.agent import actions
 from {{ cookiecutter.project_slug }}.agent.actions import ActionCall, ActionHandler
+from {{ cookiecutter.project_slug }}.agent.services import Services
 from {{ cookiecutter.project_slug }}.chat.model import ModelGateway
 from {{ cookiecutter.project_slug }}.chat.server import ChatServer
 from {{ cookiecutter.project_slug }}.compat import chatkit_server, embedded_postgres, openai_client
@@ -604,7 +605,8 @@ async def chat_server(
     monkeypatch.setitem(actions.ACTIONS, ECHO, ActionHandler(echo, payload=EchoPayload))
     settings = app_settings(database_url, fake_openai.base_url, public_url="http://testserver")
     gateway = ModelGateway(settings)
-    yield ChatServer(store, gateway, PostgresAttachmentStore(store, settings))
+    attachments = PostgresAttachmentStore(store, settings)
+    yield ChatServer(store, gateway, attachments, None, Services(settings=settings))
     await gateway.close()
 
 

@@ -1,5 +1,5 @@
-"""`POST /chatkit` (parse, check, take the turn under the user's limits, hand the request to
-the ChatKit server) and `GET /health`. Errors are mapped in errors.py."""
+"""`POST /chatkit` (parse, check, take the turn under the user's limits, hand the turn to the
+ChatKit server) and `GET /health`. Errors are mapped in errors.py."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
 from ..chat.server import ChatServer
+from ..chat.turn import Turn, TurnContext
 from ..context import RequestContext, get_request_context
 from ..ops.gc_tuning import count_request
-from ..ops.limits import check_transcription, run_shielded, start_turn
+from ..ops.limits import run_shielded, start_lease, take_token
 from ..settings import Settings
 from ..store import PostgresStore
-from .checks import check_options, check_targets
-from .requests import check_sizes, parse_request
+from .request_types import body_limit_for, request_type
+from .requests import parse_request
 from .streaming import TurnStream, guard_stream
 
 router = APIRouter()
@@ -26,27 +27,34 @@ router = APIRouter()
 async def chatkit_endpoint(
     request: Request, context: Annotated[RequestContext, Depends(get_request_context)]
 ) -> Response:
-    """The ChatKit protocol: SSE for streaming requests, JSON otherwise."""
+    """The ChatKit protocol: SSE for streaming requests, JSON otherwise. What each request type
+    needs before the server runs it is its row in request_types.py."""
     count_request()
     settings: Settings = request.app.state.settings
     server: ChatServer = request.app.state.server
-    parsed = await parse_request(request, settings)
-    check_sizes(parsed, settings)
-    check_options(parsed, settings)
-    await check_targets(parsed, server.store, context)
-    await check_transcription(parsed, server.store, context, settings)
-    runs_model = context.checked_action is not None and context.checked_action[0].runs_model
-    turn = await start_turn(parsed, server.store, context, settings, runs_model)
+    parsed = await parse_request(request, settings, body_limit_for(settings))
+    kind = request_type(parsed.type)
+    if kind.sizes is not None:
+        kind.sizes(parsed, settings)
+    if kind.options is not None:
+        kind.options(parsed, settings)
+    turn = Turn(parsed)
+    if kind.targets is not None:
+        turn.action = await kind.targets(parsed, server.store, context)
+    if (limits := kind.lease_limits(settings, turn.action)) is not None:
+        turn.lease = await start_lease(limits, server.store, context.user.id, turn.meter)
+    elif kind.rate is not None:
+        await take_token(server.store, context.user.id, kind.rate(settings))
     try:
-        result = await server.process_request(parsed, context)
+        result = await server.process_request(parsed, TurnContext.of(context, turn))
     except BaseException:
-        if turn is not None:
-            await run_shielded(turn.finish())
+        if turn.lease is not None:
+            await run_shielded(turn.lease.finish())
         raise
     if isinstance(result, StreamingResult):
-        return TurnStream(guard_stream(result), turn)
-    if turn is not None:  # a synchronous action: its model calls, if any, are recorded now
-        await run_shielded(turn.finish())
+        return TurnStream(guard_stream(result), turn.lease)
+    if turn.lease is not None:  # a synchronous action: its model calls, if any, are recorded now
+        await run_shielded(turn.lease.finish())
     return Response(content=result.json, media_type="application/json")
 
 

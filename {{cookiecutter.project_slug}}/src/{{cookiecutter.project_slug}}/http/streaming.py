@@ -13,7 +13,7 @@ from chatkit.types import ErrorEvent
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from ..ops.limits import Turn, run_shielded
+from ..ops.limits import Lease, run_shielded
 from ..store.health import is_outage
 
 logger = logging.getLogger(__name__)
@@ -44,14 +44,14 @@ class TurnStream(StreamingResponse):
     finished (lease released, usage recorded) once the response has ended (the client never
     waits for that statement)."""
 
-    def __init__(self, events: AsyncGenerator[bytes, None], turn: Turn | None) -> None:
+    def __init__(self, events: AsyncGenerator[bytes, None], lease: Lease | None) -> None:
         super().__init__(events, media_type="text/event-stream", headers=SSE_HEADERS)
         self.events = events
-        self.turn = turn
+        self.lease = lease
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        turn = self.turn
-        renewal = asyncio.create_task(turn.keep_leased()) if turn and turn.leased else None
+        lease = self.lease
+        renewal = asyncio.create_task(lease.keep_leased()) if lease and lease.leased else None
         try:
             await super().__call__(scope, receive, send)
         finally:
@@ -61,5 +61,5 @@ class TurnStream(StreamingResponse):
 
     async def _end(self) -> None:
         await self.events.aclose()  # an interrupted stream counts its model usage here
-        if self.turn is not None:
-            await self.turn.finish()
+        if self.lease is not None:
+            await self.lease.finish()

@@ -14,30 +14,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-from chatkit.types import (
-    ChatKitReq,
-    InputTranscribeReq,
-    ThreadsAddUserMessageReq,
-    ThreadsCreateReq,
-    ThreadsCustomActionReq,
-    ThreadsRetryAfterItemReq,
-    ThreadsSyncCustomActionReq,
-    is_streaming_req,
-)
 from psycopg_pool import PoolTimeout
 
-from ..context import RequestContext
 from ..errors import AppError
-from ..settings import Settings
 from ..store.health import is_outage
 from ..store.limit_rows import finish_lease, renew_lease, take_bucket_token, take_lease
 from ..store.postgres import PostgresStore
-from .usage import Meter, meter_of
+from .usage import Meter
 
 logger = logging.getLogger(__name__)
 
-MESSAGE_REQUESTS = (ThreadsCreateReq, ThreadsAddUserMessageReq, ThreadsRetryAfterItemReq)
-ACTION_REQUESTS = (ThreadsCustomActionReq, ThreadsSyncCustomActionReq)
 LEASE_SECONDS = 30.0
 RENEW_SECONDS = 10.0
 FINISH_WAIT_SECONDS = 3600.0
@@ -53,9 +39,20 @@ class Bucket:
     cost: int = 1
 
 
+@dataclass(frozen=True, slots=True)
+class LeaseLimits:
+    """What a limited request is held to: its bucket, the concurrent streams (0: any), the daily
+    token budget (0: none); http/request_types.py gives them per request type."""
+
+    bucket: Bucket
+    max_streams: int
+    budget: int
+
+
 @dataclass(slots=True)
-class Turn:
-    """One limited request: its lease (if it took one) and its meter, until `finish`."""
+class Lease:
+    """One limited request's hold on the user's limits (if it took one) and its meter, until
+    `finish` releases it and records the usage."""
 
     store: PostgresStore
     user_id: str
@@ -117,43 +114,18 @@ class Turn:
         )
 
 
-def request_limits(
-    request: ChatKitReq, settings: Settings, action_runs_model: bool
-) -> tuple[Bucket, int, int] | None:
-    """The bucket, stream limit and budget that apply to `request` (None: not limited)."""
-    sync = isinstance(request, ThreadsSyncCustomActionReq)
-    if not (sync or is_streaming_req(request)):
-        return None
-    if isinstance(request, ACTION_REQUESTS):
-        bucket = Bucket("actions", settings.rate_limit_actions_per_minute)
-        runs_model = action_runs_model
-    else:
-        per_minute = settings.rate_limit_messages_per_minute
-        bucket = Bucket("messages", per_minute if isinstance(request, MESSAGE_REQUESTS) else 0)
-        runs_model = True
-    streams = 0 if sync else settings.max_concurrent_streams_per_user
-    return bucket, streams, settings.user_daily_tokens if runs_model else 0
-
-
-async def start_turn(
-    request: ChatKitReq,
-    store: PostgresStore,
-    context: RequestContext,
-    settings: Settings,
-    action_runs_model: bool = False,
-) -> Turn | None:
-    """The turn of a streamed request or a synchronous action, its lease taken and the day's
-    tokens on its meter (None for other requests); AppError 429 with Retry-After if refused."""
-    limits = request_limits(request, settings, action_runs_model)
-    if limits is None:
-        return None
-    bucket, max_streams, budget = limits
-    turn = Turn(store, context.user.id, meter_of(context))
+async def start_lease(
+    limits: LeaseLimits, store: PostgresStore, user_id: str, meter: Meter
+) -> Lease:
+    """The lease of a streamed request or a synchronous action, taken under `limits`, the day's
+    tokens on its meter; AppError 429 with Retry-After if refused."""
+    bucket, max_streams, budget = limits.bucket, limits.max_streams, limits.budget
+    lease = Lease(store, user_id, meter)
     if not (bucket.per_minute or max_streams or budget):
-        return turn
+        return lease
     params = {
-        "user": context.user.id,
-        "lease": turn.lease_id,
+        "user": user_id,
+        "lease": lease.lease_id,
         "lease_seconds": LEASE_SECONDS,
         "kind": bucket.kind,
         "per_minute": bucket.per_minute,
@@ -164,9 +136,9 @@ async def start_turn(
     }
     granted, allowance, spent, reserved, soonest = await take_lease(store, params)
     if granted:
-        turn.leased = True
-        turn.meter.tokens_before, turn.meter.daily_budget = int(spent), budget
-        return turn
+        lease.leased = True
+        lease.meter.tokens_before, lease.meter.daily_budget = int(spent), budget
+        return lease
     if budget and spent >= budget:
         raise too_many(
             f"daily token budget used ({spent:,} of {budget:,} tokens); it renews at midnight UTC",
@@ -188,15 +160,6 @@ async def start_turn(
         "too_many_streams",
         until_a_lease_ends,
     )
-
-
-async def check_transcription(
-    request: ChatKitReq, store: PostgresStore, context: RequestContext, settings: Settings
-) -> None:
-    """Take one of the user's transcriptions this minute (input.transcribe), or AppError 429."""
-    if isinstance(request, InputTranscribeReq):
-        per_minute = settings.rate_limit_transcriptions_per_minute
-        await take_token(store, context.user.id, Bucket("transcriptions", per_minute))
 
 
 async def take_token(store: PostgresStore, user_id: str, bucket: Bucket) -> None:

@@ -11,7 +11,6 @@ from typing import Literal
 
 from agents import ModelResponse
 
-from ..context import RequestContext
 from ..store.postgres import PostgresStore
 from ..store.usage_rows import insert_transcription
 
@@ -49,17 +48,6 @@ class Meter:
         """The calls of an Agents SDK run (`result.raw_responses`)."""
         for response in responses:
             self.add(model, "answer", response.usage.input_tokens, response.usage.output_tokens)
-
-
-METER_KEY = ("usage", "meter")
-
-
-def meter_of(context: RequestContext) -> Meter:
-    """The meter of this request's turn (kept in the request context)."""
-    meter = context.cache.get(METER_KEY)
-    if not isinstance(meter, Meter):
-        meter = context.cache[METER_KEY] = Meter()
-    return meter
 
 
 @dataclass(frozen=True, slots=True)

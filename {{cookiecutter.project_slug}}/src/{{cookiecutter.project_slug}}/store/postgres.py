@@ -50,6 +50,7 @@ ITEM_ID_KIND: Mapping[str, StoreItemType] = {
 }
 
 PrepareAttachment = Callable[[Attachment, RequestContext], None]
+PrepareImage = Callable[[GeneratedImageItem, RequestContext], None]
 Rows = list[tuple[Any, ...]]
 
 
@@ -76,6 +77,8 @@ class PostgresStore(Store[RequestContext]):
         max_size: int = 10,
         timeout: float = 5.0,
         resolve_url: Callable[[str], str] | None = None,
+        prepare_attachment: PrepareAttachment | None = None,
+        prepare_image: PrepareImage | None = None,
     ) -> None:
         self.database_url = database_url
         self.resolve_url = resolve_url
@@ -95,8 +98,8 @@ class PostgresStore(Store[RequestContext]):
             where, self._probe, self._replace_pool, lambda text: redact_secrets(text, database_url)
         )
         # Called on every attachment and generated image before it leaves the store (fresh links).
-        self.prepare_attachment: PrepareAttachment | None = None
-        self.prepare_image: Callable[[GeneratedImageItem, RequestContext], None] | None = None
+        self.prepare_attachment = prepare_attachment
+        self.prepare_image = prepare_image
 
     @property
     def pool(self) -> Pool:
