@@ -33,7 +33,6 @@ class AppContext(AgentContext[RequestContext]):
         SkipValidation,
         Field(default_factory=list, exclude=True),
     ]
-    """Sources the turn's tools cited (`cite`), attached to the model's next answer."""
 
 
 ToolContext = RunContextWrapper[AppContext]

@@ -119,8 +119,7 @@ def data_url(mime_type: str, content: bytes) -> str:
 
 
 class InlinePlanner:
-    """Which files and images of a history go inline within a byte budget (the newest first),
-    reading their sizes and bytes as the user; `withheld`: the newest message's left out."""
+    """Which files and images go inline in a budget; `withheld`: the newest message's left out."""
 
     def __init__(
         self,

@@ -57,8 +57,7 @@ class ChatServer(ChatKitServer[RequestContext]):
         self.gateway = gateway
         self.images = images
         self.services = services
-        self.metrics = metrics
-        """METRICS=true: each turn timed and its tokens counted."""
+        self.metrics = metrics  # METRICS=true: each turn timed and its tokens counted
         self._saving: set[asyncio.Task[None]] = set()
 
     async def process_request(

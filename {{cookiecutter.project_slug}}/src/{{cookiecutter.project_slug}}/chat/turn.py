@@ -1,6 +1,5 @@
-"""The turn: one ChatKit request from the endpoint's checks to its last event, as one object
-(the request, the checked action, the meter, the lease, the sources cited) that the endpoint
-creates and hands to the ChatKit server on the context (`TurnContext`)."""
+"""The turn: one ChatKit request as one object (request, checked action, meter, lease, cited
+sources) the endpoint makes and hands to the ChatKit server on the context (`TurnContext`)."""
 
 from __future__ import annotations
 
@@ -19,21 +18,16 @@ from ..ops.usage import Meter
 class Turn:
     """One request's state while it runs."""
 
-    request: ChatKitReq | None = None
-    """None for a turn the ChatKit server started on its own (a context without one)."""
+    request: ChatKitReq | None = None  # None: the SDK's own `process` (tests) made the turn
     action: CheckedAction | None = None
-    """A widget action as the endpoint checked it (threads.custom_action and sync_custom_action)."""
     meter: Meter = field(default_factory=Meter)
     lease: Lease | None = None
-    """Its hold on the user's limits, renewed while it streams, released when it ends."""
     cited: list[Source] = field(default_factory=list)
-    """Sources tools cited, not yet attached to an answer (agent/sources.py)."""
 
 
 @dataclass(slots=True)
 class TurnContext(RequestContext):
-    """The request context the ChatKit server gets: the SDK passes it through unchanged to
-    `respond` and `action`, so the turn rides on it (the store sees a RequestContext)."""
+    """The context the SDK hands unchanged to `respond` and `action`: the turn rides on it."""
 
     turn: Turn | None = field(default=None, repr=False, compare=False)
 

@@ -59,23 +59,18 @@ def default_body(settings: Settings) -> int:
 
 @dataclass(frozen=True, slots=True)
 class RequestType:
-    """What one request type needs before the ChatKit server runs it."""
+    """What one request type needs before the ChatKit server runs it: size rules (400/413),
+    composer options (400), targets loaded and checked (404/400/409; an action's returned
+    parsed), the bucket it spends from, whether it takes a turn under the user's limits (else
+    only the bucket), counts as a stream, runs the model (None: as its action says)."""
 
     sizes: Sizes | None = None
-    """Refuses (400/413) what is over a size limit, before any database work."""
     options: Options | None = None
-    """Refuses (400) composer choices the app does not offer."""
     targets: Targets | None = None
-    """Loads what the request names (404), refuses what the SDK would fail on (400/409); an
-    action's returns it parsed."""
     rate: Rate | None = None
-    """The user's bucket it spends from (None: unlimited)."""
     turn: bool = False
-    """Takes a turn under the user's limits (a lease, the daily budget); else only the bucket."""
     streams: bool = False
-    """Counts against MAX_CONCURRENT_STREAMS_PER_USER while it streams."""
     runs_model: bool | None = False
-    """Calls the model, so the daily budget applies (None: as its action says)."""
     body_limit: Callable[[Settings], int] = default_body
 
     def lease_limits(self, settings: Settings, action: CheckedAction | None) -> LeaseLimits | None:
@@ -147,8 +142,6 @@ REQUEST_TYPES: dict[str, RequestType] = {
         sizes=requests.audio_sizes, rate=transcriptions, body_limit=requests.audio_body_limit
     ),
 }
-"""Each request type by its `type`; one not listed (threads.list, items.list, ...) needs
-nothing beyond the SDK's validation."""
 PLAIN = RequestType()
 
 

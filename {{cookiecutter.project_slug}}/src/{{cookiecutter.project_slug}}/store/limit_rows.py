@@ -132,12 +132,10 @@ async def _for_user(store: PostgresStore, statement: str, params: dict[str, Any]
 
 
 async def take_lease(store: PostgresStore, params: dict[str, Any]) -> Any:
-    """START_TURN's row: granted, allowance, spent, reserved, seconds to the first lease end."""
     return await _for_user(store, START_TURN, params)
 
 
 async def take_bucket_token(store: PostgresStore, params: dict[str, Any]) -> Any:
-    """TAKE_TOKEN's row: granted, allowance left."""
     return await _for_user(store, TAKE_TOKEN, params)
 
 

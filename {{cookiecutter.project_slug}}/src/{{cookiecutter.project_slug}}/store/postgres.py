@@ -81,8 +81,7 @@ class PostgresStore(Store[RequestContext]):
         prepare_image: PrepareImage | None = None,
     ) -> None:
         self.database_url = database_url
-        self.resolve_url = resolve_url
-        """Turns `embedded` into a real URL (main.py passes dev/embedded.py's); blocking."""
+        self.resolve_url = resolve_url  # `embedded` -> a real URL (dev/embedded.py's, from main)
         self.min_size = min_size
         self.max_size = max_size
         self.timeout = timeout
