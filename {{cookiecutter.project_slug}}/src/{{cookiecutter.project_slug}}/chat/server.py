@@ -11,7 +11,6 @@ from chatkit.server import ChatKitServer, NonStreamingResult, StreamingResult
 from chatkit.store import AttachmentStore, StoreItemType
 from chatkit.types import (
     AudioInput,
-    ChatKitReq,
     FeedbackKind,
     SyncCustomActionResponse,
     ThreadItem,
@@ -27,6 +26,7 @@ from ..agent.actions import ActionCall, parse_action
 from ..agent.services import Services
 from ..compat.chatkit_server import process_parsed
 from ..context import RequestContext
+from ..ops.limits import Bucket, LeaseLimits, admit
 from ..ops.usage import record_transcription
 from ..store import PostgresStore
 from ..store.image_store import GeneratedImageStore
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 from .dictation import transcribe
 from .model import ModelGateway
 from .respond import respond
-from .turn import Turn, turn_of
+from .turn import Turn, TurnContext, turn_of
 
 
 class ChatServer(ChatKitServer[RequestContext]):
@@ -60,11 +60,15 @@ class ChatServer(ChatKitServer[RequestContext]):
         self.metrics = metrics  # METRICS=true: each turn timed and its tokens counted
         self._saving: set[asyncio.Task[None]] = set()
 
-    async def process_request(
-        self, request: ChatKitReq, context: RequestContext
+    async def process_turn(
+        self, context: TurnContext, limits: LeaseLimits | None, bucket: Bucket | None
     ) -> StreamingResult | NonStreamingResult:
-        """`process` for a request the endpoint has already parsed (see compat)."""
-        return await process_parsed(self, request, context)
+        """Run the turn the endpoint parsed and checked (`process`, without parsing again) under
+        the user's limits: its lease taken under `limits`, or one from `bucket` (429 if not)."""
+        turn = context.turn
+        assert turn is not None and turn.request is not None  # the endpoint's
+        turn.lease = await admit(limits, bucket, self.store, context.user.id, turn.meter)
+        return await process_parsed(self, turn.request, context)
 
     def respond(
         self,

@@ -18,7 +18,7 @@ from psycopg_pool import PoolTimeout
 
 from ..errors import AppError
 from ..store.health import is_outage
-from ..store.limit_rows import finish_lease, renew_lease, take_bucket_token, take_lease
+from ..store.limit_rows import finish_lease, renew_lease, take_limits
 from ..store.postgres import PostgresStore
 from .usage import Meter
 
@@ -114,18 +114,24 @@ class Lease:
         )
 
 
-async def start_lease(
-    limits: LeaseLimits, store: PostgresStore, user_id: str, meter: Meter
-) -> Lease:
-    """The lease of a streamed request or a synchronous action, taken under `limits`, the day's
-    tokens on its meter; AppError 429 with Retry-After if refused."""
-    bucket, max_streams, budget = limits.bucket, limits.max_streams, limits.budget
-    lease = Lease(store, user_id, meter)
-    if not (bucket.per_minute or max_streams or budget):
+async def admit(
+    limits: LeaseLimits | None,
+    bucket: Bucket | None,
+    store: PostgresStore,
+    user_id: str,
+    meter: Meter,
+) -> Lease | None:
+    """Take the request's lease under `limits` (a turn: the day's tokens go on its meter), or
+    spend from `bucket` alone (a request that runs no turn, e.g. a transcription), in one
+    statement; AppError 429 with Retry-After if refused."""
+    bucket = limits.bucket if limits is not None else bucket
+    lease = Lease(store, user_id, meter) if limits is not None else None
+    max_streams, budget = (limits.max_streams, limits.budget) if limits else (0, 0)
+    if bucket is None or not (bucket.per_minute or max_streams or budget):
         return lease
     params = {
         "user": user_id,
-        "lease": lease.lease_id,
+        "lease": lease.lease_id if lease else "",
         "lease_seconds": LEASE_SECONDS,
         "kind": bucket.kind,
         "per_minute": bucket.per_minute,
@@ -134,42 +140,51 @@ async def start_lease(
         "budget": budget,
         "reserve": budget > 0,
     }
-    granted, allowance, spent, reserved, soonest = await take_lease(store, params)
-    if granted:
-        lease.leased = True
-        lease.meter.tokens_before, lease.meter.daily_budget = int(spent), budget
-        return lease
+    row = await take_limits(store, params, lease=lease is not None)
+    if lease is None:
+        granted, allowance = row
+        if not granted:
+            raise rate_limited(bucket, allowance)
+        return None
+    granted, allowance, spent, reserved, soonest = row
+    if not granted:
+        raise refusal(bucket, max_streams, budget, allowance, spent, reserved, soonest)
+    lease.leased = True
+    lease.meter.tokens_before, lease.meter.daily_budget = int(spent), budget
+    return lease
+
+
+def refusal(
+    bucket: Bucket,
+    max_streams: int,
+    budget: int,
+    allowance: float,
+    spent: int,
+    reserved: float,
+    soonest: float | None,
+) -> AppError:
+    """Why a lease was refused: the day's budget, the rate or the concurrent streams (429)."""
     if budget and spent >= budget:
-        raise too_many(
+        return too_many(
             f"daily token budget used ({spent:,} of {budget:,} tokens); it renews at midnight UTC",
             "daily_budget_exceeded",
             seconds_to_utc_midnight(),
         )
     until_a_lease_ends = math.ceil(soonest or 1)
     if budget and spent + reserved >= budget:
-        raise too_many(
+        return too_many(
             f"daily token budget nearly used ({spent:,} of {budget:,} tokens, about "
             f"{round(reserved):,} more held by your answers still running)",
             "daily_budget_exceeded",
             until_a_lease_ends,
         )
     if bucket.per_minute and allowance < bucket.cost:
-        raise rate_limited(bucket, allowance)
-    raise too_many(
+        return rate_limited(bucket, allowance)
+    return too_many(
         f"too many answers streaming at once: at most {max_streams}",
         "too_many_streams",
         until_a_lease_ends,
     )
-
-
-async def take_token(store: PostgresStore, user_id: str, bucket: Bucket) -> None:
-    """Spend from the user's `bucket` for a request that holds no lease, or 429."""
-    if not bucket.per_minute:
-        return
-    params = {"user": user_id, "kind": bucket.kind, "per_minute": bucket.per_minute}
-    granted, allowance = await take_bucket_token(store, {**params, "cost": bucket.cost})
-    if not granted:
-        raise rate_limited(bucket, allowance)
 
 
 def rate_limited(bucket: Bucket, allowance: float) -> AppError:

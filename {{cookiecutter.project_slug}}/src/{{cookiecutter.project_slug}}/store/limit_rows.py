@@ -131,12 +131,10 @@ async def _for_user(store: PostgresStore, statement: str, params: dict[str, Any]
     return rows[0]
 
 
-async def take_lease(store: PostgresStore, params: dict[str, Any]) -> Any:
-    return await _for_user(store, START_TURN, params)
-
-
-async def take_bucket_token(store: PostgresStore, params: dict[str, Any]) -> Any:
-    return await _for_user(store, TAKE_TOKEN, params)
+async def take_limits(store: PostgresStore, params: dict[str, Any], *, lease: bool) -> Any:
+    """START_TURN's row (granted, allowance, spent, reserved, seconds to the first lease end)
+    when taking a `lease`, else TAKE_TOKEN's (granted, allowance)."""
+    return await _for_user(store, START_TURN if lease else TAKE_TOKEN, params)
 
 
 async def renew_lease(store: PostgresStore, params: dict[str, Any]) -> None:
