@@ -63,8 +63,7 @@ class ChatServer(ChatKitServer[RequestContext]):
     async def process_turn(
         self, context: TurnContext, limits: LeaseLimits | None, bucket: Bucket | None
     ) -> StreamingResult | NonStreamingResult:
-        """Run the turn the endpoint parsed and checked (`process`, without parsing again) under
-        the user's limits: its lease taken under `limits`, or one from `bucket` (429 if not)."""
+        """`process` for the turn the endpoint checked, its lease taken (or `bucket` spent)."""
         turn = context.turn
         assert turn is not None and turn.request is not None  # the endpoint's
         turn.lease = await admit(limits, bucket, self.store, context.user.id, turn.meter)

@@ -43,8 +43,7 @@ class RequestLogMiddleware:
 
 
 class RefuseNulMiddleware:
-    """A path or query holding a NUL (`%00`), which no id can contain and PostgreSQL cannot
-    store, is a 400 on every route before any handler runs (else a 500 from the driver)."""
+    """A NUL (`%00`) in a path or query, which PostgreSQL cannot store, is a 400 on every route."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

@@ -59,10 +59,8 @@ def default_body(settings: Settings) -> int:
 
 @dataclass(frozen=True, slots=True)
 class RequestType:
-    """What one request type needs before the ChatKit server runs it: size rules (400/413),
-    composer options (400), targets loaded and checked (404/400/409; an action's returned
-    parsed), the bucket it spends from, whether it takes a turn under the user's limits (else
-    only the bucket), counts as a stream, runs the model (None: as its action says)."""
+    """What one request type needs before the ChatKit server runs it (docs/design_decisions.md,
+    "One table of request types"); `runs_model` None: as its action says."""
 
     sizes: Sizes | None = None
     options: Options | None = None

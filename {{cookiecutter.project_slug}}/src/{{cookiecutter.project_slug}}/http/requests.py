@@ -69,15 +69,13 @@ def audio_body_limit(settings: Settings) -> int:
 
 
 def peek_type(head: bytes) -> str | None:
-    """The request type when the body starts with it (`{"type": "..."`, as ChatKit.js sends),
-    read without parsing the body; else None."""
+    """The type when the body starts with it (`{"type": "..."`, as ChatKit.js sends), or None."""
     found = LEADING_TYPE.match(head)
     return found.group(1).decode() if found else None
 
 
 async def read_body(request: Request, limit_of: Callable[[bytes], int], most: int) -> bytes:
-    """The request body, refusing (RequestTooLarge) anything over the limit `limit_of` gives
-    for its first PEEK_BYTES (its type's), or over `most` before they have arrived."""
+    """The body; RequestTooLarge over `limit_of(first PEEK_BYTES)`, or `most` before them."""
     declared = request.headers.get("content-length")
     size = int(declared) if declared is not None and declared.isdigit() else None
     if size is not None and size > most:
@@ -236,9 +234,7 @@ def audio_sizes(request: InputTranscribeReq, settings: Settings) -> None:
 async def parse_request(
     request: Request, settings: Settings, limit_for: Callable[[str | None], int]
 ) -> ChatKitReq:
-    """The body as a ChatKit request, or an AppError (400/413); the body is held to the limit
-    `limit_for` gives its type, known before it is parsed (a type not first: the largest limit,
-    and its own after parsing)."""
+    """The body as a ChatKit request, held to its type's limit (`limit_for`), or AppError."""
     try:
         body = await read_body(
             request, lambda head: limit_for(peek_type(head)), body_limit(settings)

@@ -41,8 +41,7 @@ class Bucket:
 
 @dataclass(frozen=True, slots=True)
 class LeaseLimits:
-    """What a limited request is held to: its bucket, the concurrent streams (0: any), the daily
-    token budget (0: none); http/request_types.py gives them per request type."""
+    """A request's bucket, concurrent streams (0: any) and daily token budget (0: none)."""
 
     bucket: Bucket
     max_streams: int
@@ -51,8 +50,7 @@ class LeaseLimits:
 
 @dataclass(slots=True)
 class Lease:
-    """One limited request's hold on the user's limits (if it took one) and its meter, until
-    `finish` releases it and records the usage."""
+    """A request's hold on the user's limits and its meter, until `finish` records the usage."""
 
     store: PostgresStore
     user_id: str
@@ -121,9 +119,8 @@ async def admit(
     user_id: str,
     meter: Meter,
 ) -> Lease | None:
-    """Take the request's lease under `limits` (a turn: the day's tokens go on its meter), or
-    spend from `bucket` alone (a request that runs no turn, e.g. a transcription), in one
-    statement; AppError 429 with Retry-After if refused."""
+    """Take the lease under `limits` (the day's tokens on its meter), or spend from `bucket` alone
+    (no turn, e.g. a transcription), in one statement; AppError 429 with Retry-After if not."""
     bucket = limits.bucket if limits is not None else bucket
     lease = Lease(store, user_id, meter) if limits is not None else None
     max_streams, budget = (limits.max_streams, limits.budget) if limits else (0, 0)
