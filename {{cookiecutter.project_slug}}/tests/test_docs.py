@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from chatkit.types import ChatKitReq
 from pydantic import TypeAdapter
 

@@ -10,6 +10,7 @@ folder, the package's `__main__` run as the main module, a normal interpreter ex
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
@@ -30,8 +31,9 @@ def serve(path: str) -> tuple[dict[str, Any], list[int]]:
         importlib.import_module(name)
     parent = os.getppid()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(path)
+    listener.bind(f"{path}.new")
     listener.listen(64)
+    os.rename(f"{path}.new", path)  # there only once it listens
     listener.settimeout(0.05)
     waiting: dict[int, socket.socket] = {}
     while os.getppid() == parent:
@@ -80,10 +82,8 @@ def reap(waiting: dict[int, socket.socket]) -> None:
             return
         conn = waiting.pop(pid, None)
         if conn is not None:
-            try:
+            with contextlib.suppress(OSError):  # the test may have stopped waiting
                 conn.sendall(f"{os.waitstatus_to_exitcode(status)}\n".encode())
-            except OSError:
-                pass  # the test stopped waiting
             conn.close()
 
 
