@@ -11,13 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.bake import DEFAULT_SLUG, Baker
+from tests.bake import DEFAULT_SLUG, TEMPLATE, Baker, template_files
 
 MAX_PROSE_SHARE = 0.10
 MAX_TOP_MODULES = 8
 MIN_ROOMS = 4
 MAX_MODULE_LINES = 400
 BAKES = {"default": (), "minimal": ("examples=no",)}
+TOOLING = ("bench", "hooks", "scripts", "tests")
+"""The template's own Python (every module below these folders of the template, the template's
+tests included), held to the generated code's size rule; the generated project's files are
+measured on the bakes."""
 CODE_FILES = (".py", ".sql", ".html", ".toml", ".yml", ".yaml", ".example")
 PATH_REF = re.compile(
     r"(?<![\w/.<-])((?:[\w-]+/)*[\w-]+\.(?:py|sql|md|html|yml|yaml|toml))(?![\w/-])"
@@ -270,3 +274,14 @@ def test_cited_design_sections_exist(project: Path) -> None:
         cited.update(re.findall(r'design_decisions\.md,\s*"([^"]+)"', path.read_text()))
     unknown = sorted(c for c in cited if not any(c in heading for heading in headings))
     assert cited and not unknown, unknown
+
+
+def test_template_tooling_modules_are_at_most_400_lines() -> None:
+    sizes = {
+        name: len((TEMPLATE / name).read_text("utf-8").splitlines())
+        for name in template_files()
+        if name.endswith(".py") and name.split("/", 1)[0] in TOOLING
+    }
+    assert {"bench/e2e.py", "hooks/post_gen_project.py", "scripts/uv.py"} <= sizes.keys()
+    too_long = {name: lines for name, lines in sizes.items() if lines > MAX_MODULE_LINES}
+    assert too_long == {}, f"template tooling modules over {MAX_MODULE_LINES} lines: {too_long}"
