@@ -20,7 +20,7 @@ import jwt
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support, from anywhere
 
 from {{ cookiecutter.project_slug }}.context import authenticate, create_token
-from {{ cookiecutter.project_slug }}.identity import IssuerKeys
+from {{ cookiecutter.project_slug }}.identity.provider import IssuerKeys
 from {{ cookiecutter.project_slug }}.settings import Settings
 from tests.support.app import TEST_AUTH_SECRET
 from tests.support.identity import AUDIENCE, KeyServer, ec_key, standard_keys

@@ -1,6 +1,6 @@
-"""Issuer tokens (identity.py, context.authenticate) against loopback providers: a real OpenID
-provider, and KeyServer for what a provider will not sign (ES256, rotation, forgeries, floods,
-outages). Every refusal is a 401 with its reason in words; an outage with no keys is a 503."""
+"""Issuer tokens (identity/provider.py, context.authenticate) against loopback providers: a real
+OpenID provider, and KeyServer for what a provider will not sign (ES256, rotation, forgeries,
+floods, outages). Every refusal is a 401 with its reason in words; no keys and no provider: 503."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from {{ cookiecutter.project_slug }}.context import AuthError, authenticate, create_token
-from {{ cookiecutter.project_slug }}.identity import (
+from {{ cookiecutter.project_slug }}.identity.provider import (
     MAX_CACHE_SECONDS,
     MIN_CACHE_SECONDS,
     IssuerKeys,

@@ -1,5 +1,5 @@
 """Who is asking: the request context, the user, and bearer-token authentication: the app's
-own HS256 tokens (AUTH_SECRET) and, with AUTH_ISSUER, your identity provider's (identity.py)."""
+own HS256 tokens (AUTH_SECRET) and, with AUTH_ISSUER, your identity provider's (identity/)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import jwt
 from fastapi import Request
 
 from .errors import AppError
-from .identity import IssuerKeys, TokenRefused, refusal_for, verify_issuer_token
+from .identity.provider import IssuerKeys, TokenRefused, refusal_for, verify_issuer_token
 from .settings import LANGUAGE_TAG, Settings
 
 ALGORITHM = "HS256"

@@ -25,7 +25,7 @@ from .http.chatkit import router as api_router
 from .http.entities import router as entities_router
 from .http.images import install_image_routes
 from .http.middleware import RequestLogMiddleware
-from .identity import IssuerKeys
+from .identity.provider import IssuerKeys
 from .ops.gc_tuning import freeze_long_lived_objects
 from .ops.logs import configure_logging
 from .settings import EMBEDDED, Settings, describe_invalid, get_settings

@@ -9,15 +9,10 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import (
-    Field,
-    SecretStr,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from .identity.rules import CommaList, ProviderURL, identity_problems
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -128,28 +123,6 @@ CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"
 LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8}){0,4}")
 """A BCP 47 language tag, simplified: a language, then up to four subtags (`pt-BR`)."""
 
-# --- sign-in with an identity provider (AUTH_ISSUER; identity.py) ---
-ASYMMETRIC_ALGORITHMS = frozenset(
-    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
-)
-"""What AUTH_ALGORITHMS may list: a provider's public key must never verify an HS256 token."""
-ALGORITHM_NAME = re.compile("|".join(sorted(ASYMMETRIC_ALGORITHMS)))
-ASYMMETRIC_ONLY = f"one of {', '.join(sorted(ASYMMETRIC_ALGORITHMS))} (asymmetric only)"
-CLAIM_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:/-]{0,99}")
-AUDIENCE = re.compile(r"[^\s,]{1,500}")
-LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
-
-
-def check_provider_url(url: str) -> str | None:
-    """Why `url` cannot be an issuer or key URL (https, or http on loopback only), or None."""
-    parts = urlsplit(url)
-    if not parts.hostname or parts.query or parts.fragment or parts.username:
-        return "must be a URL such as https://login.example.com/ (no query, no credentials)"
-    if parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS):
-        return None
-    return "must be https:// (http:// only on loopback: localhost, 127.0.0.1, ::1)"
-
-
 EMBEDDED_DATA_DIR = PROJECT_ROOT / ".postgres"
 """Where DATABASE_URL=embedded keeps its development PostgreSQL."""
 
@@ -225,49 +198,12 @@ class Settings(BaseSettings):
     token_max_ttl_seconds: int = Field(default=7 * 24 * 3600 + 3600, ge=60)
     """Bearer tokens whose `exp` is further away than this are refused (401)."""
 
-    # Sign-in with an identity provider: its tokens are accepted beside AUTH_SECRET's.
-    auth_issuer: str | None = None
-    """The provider's issuer URL, exactly as its tokens' `iss` (keys from its discovery)."""
-    auth_jwks_url: str | None = None
-    """The provider's JWKS URL, for providers without a discovery document."""
-    auth_audience: Annotated[list[str], NoDecode] = []
-    """Accepted `aud` values of issuer tokens (required with AUTH_ISSUER)."""
-    auth_algorithms: Annotated[list[str], NoDecode, Field(min_length=1)] = ["RS256", "ES256"]
-    """Algorithms accepted for issuer tokens (asymmetric only)."""
+    # Sign-in with your identity provider (identity/): accepted beside AUTH_SECRET's tokens.
+    auth_issuer: ProviderURL = None
+    auth_jwks_url: ProviderURL = None
+    auth_audience: CommaList = []
+    auth_algorithms: CommaList = ["RS256", "ES256"]
     auth_user_claim: str = "sub"
-    """The issuer token's claim that becomes `User.id` (e.g. `oid` for Entra ID)."""
-
-    @field_validator("auth_issuer", "auth_jwks_url", mode="before")
-    @classmethod
-    def _check_provider_url(cls, value: object) -> object:
-        value = value.strip() if isinstance(value, str) else value
-        if value and (problem := check_provider_url(str(value))):
-            raise ValueError(problem)
-        return value or None
-
-    @field_validator("auth_audience", "auth_algorithms", "auth_user_claim", mode="before")
-    @classmethod
-    def _check_auth_names(cls, value: object, info: ValidationInfo) -> object:
-        if info.field_name == "auth_user_claim":
-            if not (isinstance(value, str) and CLAIM_NAME.fullmatch(value.strip())):
-                raise ValueError("AUTH_USER_CLAIM must be one claim name, such as sub or oid")
-            return value.strip()
-        if info.field_name == "auth_audience":
-            return split_names(value, "AUTH_AUDIENCE", AUDIENCE, "an audience")
-        return split_names(value, "AUTH_ALGORITHMS", ALGORITHM_NAME, ASYMMETRIC_ONLY)
-
-    def identity_problems(self) -> list[str]:
-        """What is wrong with the AUTH_ISSUER settings taken together."""
-        if self.auth_issuer is None:
-            named = {"AUTH_JWKS_URL": self.auth_jwks_url, "AUTH_AUDIENCE": self.auth_audience}
-            return [f"{name} needs AUTH_ISSUER" for name, value in named.items() if value]
-        if self.auth_audience:
-            return []
-        return [
-            "AUTH_AUDIENCE is required with AUTH_ISSUER: the `aud` your provider gives this app's "
-            "tokens (without it, a token made for another app of the tenant would work here)"
-        ]
-
     environment: Literal["development", "production"] = "development"
     cors_origins: Annotated[list[str], NoDecode] = []
     max_request_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
@@ -335,7 +271,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_combinations(self) -> Settings:
-        problems = self.identity_problems()
+        problems = identity_problems(self)
         if self.token_max_ttl_seconds < self.token_ttl_seconds:
             problems.append(
                 f"TOKEN_MAX_TTL_SECONDS ({self.token_max_ttl_seconds}) must be at least "

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import jwt
 
-from .errors import AppError
-from .settings import check_provider_url
+from ..errors import AppError
+from .rules import check_provider_url
 
 logger = logging.getLogger(__name__)
 
