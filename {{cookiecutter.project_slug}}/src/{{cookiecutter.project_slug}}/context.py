@@ -63,7 +63,6 @@ class AuthError(AppError):
     code = "unauthorized"
 
     def __init__(self, message: str, reason: str | None = None) -> None:
-        """`reason`: a word for machines (`expired`, `wrong_audience`...), beside the message."""
         extra: dict[str, Any] = {"reason": reason} if reason else {}
         super().__init__(message, headers={"WWW-Authenticate": "Bearer"}, **extra)
 
@@ -101,9 +100,8 @@ def is_clean_text(value: object, max_chars: int) -> TypeGuard[str]:
 
 
 def verify_token(token: str, settings: Settings) -> User:
-    """The user of one of the app's own tokens (HS256 with AUTH_SECRET), or AuthError (bad
-    signature, no `sub`/`exp`, expired, valid beyond TOKEN_MAX_TTL_SECONDS, unclean `sub`).
-    `authenticate` takes either kind of token; an issuer token is refused here."""
+    """The user of one of the app's own HS256 tokens (AUTH_SECRET), or AuthError (expired, bad
+    signature, no `sub`/`exp`...). `authenticate` takes issuer tokens too."""
     try:
         claims = jwt.decode(
             token,
@@ -122,8 +120,7 @@ def verify_token(token: str, settings: Settings) -> User:
 
 
 def user_from_claims(claims: dict[str, Any], user_claim: str, settings: Settings) -> User:
-    """The User that verified claims speak for (AuthError when `exp` is too far away or the
-    user claim is missing or unclean)."""
+    """The User of verified claims (AuthError: `exp` too far away, no clean user claim)."""
     try:
         expires = float(claims["exp"])
     except (KeyError, ValueError, TypeError, OverflowError) as exc:
@@ -145,10 +142,8 @@ def user_from_claims(claims: dict[str, Any], user_claim: str, settings: Settings
 
 
 async def authenticate(token: str, settings: Settings, issuer_keys: IssuerKeys | None) -> User:
-    """The user of a bearer token, checked by the path its header and `iss` select, never by
-    guessing: HS256 with AUTH_SECRET, or, for a token whose `iss` is AUTH_ISSUER exactly and
-    whose `alg` is in AUTH_ALGORITHMS, the provider's keys. AuthError (401) otherwise;
-    ProviderUnavailable (503) when the provider's keys cannot be had."""
+    """A bearer token's user, checked by the path its `alg` and `iss` select (never guessed):
+    HS256 with AUTH_SECRET, or AUTH_ISSUER's keys. AuthError (401), ProviderUnavailable (503)."""
     try:
         unverified = jwt.decode_complete(token, options={"verify_signature": False})
     except (jwt.PyJWTError, ValueError, TypeError) as exc:
@@ -183,8 +178,7 @@ def bearer_token(request: Request) -> str:
 
 
 async def get_user(request: Request) -> User:
-    """FastAPI dependency: the authenticated user, or a 401 JSON error (503 when the
-    identity provider's keys cannot be fetched)."""
+    """FastAPI dependency: the authenticated user, or a 401 (503: no provider keys) JSON error."""
     state = request.app.state
     issuer_keys = getattr(state, "issuer_keys", None)  # an app not built by create_app: none
     return await authenticate(bearer_token(request), state.settings, issuer_keys)

@@ -21,25 +21,18 @@ from .rules import check_provider_url
 
 logger = logging.getLogger(__name__)
 
+# Why each of these: docs/design_decisions.md, "Authentication".
 LEEWAY_SECONDS = 60
-"""Clock skew allowed on `exp`, `nbf` and `iat`: the provider's clock and ours drift apart."""
 FETCH_TIMEOUT_SECONDS = 5.0
-"""Longest a key fetch (discovery and JWKS together) may take; the waiting requests get 503."""
 CONNECT_TIMEOUT_SECONDS = 2.0
 DEFAULT_CACHE_SECONDS = 600.0
-"""How long keys are kept when the provider's answer has no `Cache-Control: max-age`."""
 MIN_CACHE_SECONDS = 60.0
-"""Floor on the provider's max-age: a `no-cache` JWKS must not cost a fetch per request."""
 MAX_CACHE_SECONDS = 3600.0
-"""Ceiling on it: a key the provider withdraws stops working within the hour."""
 UNKNOWN_KID_INTERVAL_SECONDS = 15.0
-"""A token naming a key we do not have refetches at most this often (a `kid` flood: one fetch)."""
 RETRY_AFTER_FAILURE_SECONDS = 5.0
-"""After a failed fetch, requests get the cached keys (or 503) without a new fetch this long."""
 MAX_DOCUMENT_BYTES = 512 * 1024
 MAX_KEYS = 100
-SIGNING_KEY_TYPES = frozenset({"RSA", "EC", "OKP"})
-"""Asymmetric key types only: an `oct` (shared secret) key in a JWKS is never used."""
+SIGNING_KEY_TYPES = frozenset({"RSA", "EC", "OKP"})  # never `oct`: no shared-secret key
 CACHE_MAX_AGE = re.compile(r"(?:^|[,\s])max-age\s*=\s*\"?(\d+)", re.IGNORECASE)
 
 
@@ -116,11 +109,8 @@ def cache_seconds(cache_control: str | None) -> float:
 
 
 class IssuerKeys:
-    """The provider's signing keys, fetched without blocking the event loop and cached.
-
-    Concurrent requests that find the cache cold or stale share one fetch; a failed fetch keeps
-    the keys already held (or answers 503 when there are none) and is logged once per outage.
-    """
+    """The provider's signing keys, fetched without blocking the event loop and cached; a
+    failed fetch keeps the keys held (503 when there are none), logged once per outage."""
 
     def __init__(
         self,
@@ -136,8 +126,7 @@ class IssuerKeys:
         self.discovery_url = issuer.rstrip("/") + "/.well-known/openid-configuration"
         self.configured_jwks_url = jwks_url
         self.jwks_url = jwks_url
-        self.fetches = 0
-        """Fetch attempts so far (each is one JWKS request, after discovery when needed)."""
+        self.fetches = 0  # attempts so far: one JWKS request each (after discovery if needed)
         self._timeout = timeout
         self._unknown_kid_interval = unknown_kid_interval
         self._retry_after_failure = retry_after_failure
@@ -158,8 +147,7 @@ class IssuerKeys:
         await self._http.aclose()
 
     async def keys_for(self, kid: str | None, alg: str) -> list[Any]:
-        """The public keys that may have signed a token with this header: the one named by
-        `kid` (or, without a `kid`, every key for `alg`). TokenRefused or ProviderUnavailable."""
+        """The keys that may have signed this token: `kid`'s, or without one all for `alg`."""
         if not self._keys:
             await self._refresh()  # cold: wait for the keys (one fetch for all), 503 without
         elif self._clock() >= self._fresh_until:

@@ -29,9 +29,7 @@ def blank_is_none(value: object) -> object:
 
 
 CommaList = Annotated[list[str], NoDecode, BeforeValidator(split_commas)]
-"""A setting written `a,b,c` (blanks around names dropped)."""
 ProviderURL = Annotated[str | None, BeforeValidator(blank_is_none)]
-"""An issuer or key URL; blank is unset (identity_problems checks the rest)."""
 
 
 class IdentitySettings(Protocol):
