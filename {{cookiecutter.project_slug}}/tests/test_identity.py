@@ -327,7 +327,7 @@ async def test_a_discovery_document_for_another_issuer_is_refused(
 def test_settings_refuse_an_issuer_without_audience_and_symmetric_algorithms() -> None:
     with pytest.raises(ValueError, match="AUTH_AUDIENCE is required"):
         settings_for("https://login.example.com/", auth_audience="")
-    with pytest.raises(ValueError, match="asymmetric only"):
+    with pytest.raises(ValueError, match="asymmetric algorithms only"):
         settings_for("https://login.example.com/", auth_algorithms="RS256,HS256")
     with pytest.raises(ValueError, match="http:// only on loopback"):
         settings_for("http://login.example.com/")
