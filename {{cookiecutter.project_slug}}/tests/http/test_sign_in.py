@@ -5,6 +5,7 @@ a refused token is a 401 JSON with its reason, an unreachable provider a 503 JSO
 from __future__ import annotations
 
 import socket
+import sys
 import uuid
 from collections.abc import Callable
 
@@ -13,6 +14,7 @@ import pytest
 
 from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient, ChatKitHTTPError
 from tests.support.app import AppServer, bearer
+from tests.support.commands import PACKAGE, cli_env, run
 from tests.support.fake_openai import FakeModel
 from tests.support.identity import AUDIENCE, OpenIDProvider, issuer_token
 
@@ -89,3 +91,18 @@ async def test_an_unreachable_provider_is_a_503_json_and_hs256_still_works(
         assert int(response.headers["retry-after"]) >= 1
         own = await http.post(app.url + "/chatkit", json=body, headers=bearer(app.token("dev")))
         assert own.status_code == 200, own.text
+
+
+async def test_the_dev_page_and_the_token_command_still_sign_in_beside_an_issuer(
+    app_factory: Callable[..., AppServer], openid_provider: OpenIDProvider, database_url: str
+) -> None:
+    app = app_factory(chat_page=True, auth_issuer=openid_provider.issuer, auth_audience=AUDIENCE)
+    env = cli_env(database_url) | {"AUTH_ISSUER": app.settings.auth_issuer or ""}
+    env["AUTH_AUDIENCE"] = AUDIENCE
+    printed = run([sys.executable, "-m", PACKAGE, "token", "cli-user"], env=env)
+    assert printed.returncode == 0, printed.stderr
+    async with httpx.AsyncClient() as http:
+        dev = (await http.post(app.url + "/dev/token")).json()["token"]
+    for token in (dev, printed.stdout.strip()):
+        async with ChatKitClient(app.url, token) as client:
+            assert "data" in await client.request("threads.list", {})
