@@ -153,11 +153,8 @@ class IssuerKeys:
         elif self._clock() >= self._fresh_until:
             self._start_fetch()  # stale: refresh in the background, these serve meanwhile
         named, usable = self._match(kid, alg)
-        if (
-            not named
-            and kid is not None
-            and self._clock() - self._last_fetch >= (self._unknown_kid_interval)
-        ):
+        since_fetch = self._clock() - self._last_fetch
+        if not named and kid is not None and since_fetch >= self._unknown_kid_interval:
             await self._refresh()  # maybe the provider has rotated its keys since
             named, usable = self._match(kid, alg)
         if not named:
@@ -198,7 +195,7 @@ class IssuerKeys:
                 url = self.jwks_url
                 document, cache_control = await self._get(url)
             keys = parse_jwks(document)
-        except (FetchFailed, httpx.HTTPError, TimeoutError, ValueError) as exc:
+        except Exception as exc:  # whatever went wrong: keep the old keys, never a 500
             self._failed(url, exc)
             return
         finally:
@@ -232,6 +229,7 @@ class IssuerKeys:
         document, _ = await self._get(self.discovery_url)
         if not isinstance(document, dict) or document.get("issuer") != self.issuer:
             named = document.get("issuer") if isinstance(document, dict) else None
+            named = str(named)[:200]
             raise FetchFailed(f"the discovery document names issuer {named!r}, not AUTH_ISSUER")
         jwks_uri = document.get("jwks_uri")
         if not isinstance(jwks_uri, str) or check_provider_url(jwks_uri) is not None:
