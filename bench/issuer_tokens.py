@@ -3,13 +3,8 @@
 them (AUTH_ISSUER) instead of its own HS256 tokens.
 
 Runs in the baked project's virtualenv (standard library + PyJWT and cryptography, which the
-project depends on). In the driver:
-
-    issuer = IssuerServer().start()
-    ours_env |= issuer.app_env()        # AUTH_ISSUER, AUTH_AUDIENCE for `<slug> serve`
-    token_for = issuer.token            # user id -> bearer token (cached per user)
-    ...
-    issuer.stop()
+project depends on). driver/main.py starts it and adds `app_env()` (AUTH_ISSUER,
+AUTH_AUDIENCE) to ours; driver/phases.py's issuer-token row signs its users in with `token`.
 
 `python bench/issuer_tokens.py` serves until interrupted and prints the settings and one token.
 """
