@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -29,7 +30,10 @@ class OpenIDProvider:
     """`oidc-provider-mock` served on 127.0.0.1 (a free port) in a background thread."""
 
     def __init__(self) -> None:
-        import oidc_provider_mock  # here: importing it (Flask, authlib) costs the other tests
+        # Imported here: it (Flask, authlib) costs the other tests. authlib puts an "always"
+        # filter first for its deprecation of authlib.jose, which no ini filter can override.
+        with warnings.catch_warnings(record=True):
+            import oidc_provider_mock
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
         self.server = werkzeug.serving.make_server(
