@@ -52,8 +52,8 @@ def test_baked_project_passes_its_own_checks(baker: Baker, tmp_path: Path, name:
     check(project, "uv", "run", "--quiet", "ruff", "check", ".")
     check(project, "uv", "run", "--quiet", "ruff", "format", "--check", ".")
     check(project, "uv", "run", "--quiet", "mypy")
-    output = check(project, "uv", "run", "--quiet", "pytest", "-q", "-p", "no:cacheprovider",
-                   timeout=900)  # fmt: skip
+    output = check(project, "uv", "run", "--quiet", "pytest", "-n", "auto", "-q", "-p",
+                   "no:cacheprovider", timeout=900)  # fmt: skip
     assert " passed" in output and " failed" not in output
     summary = output.strip().splitlines()[-1]
     assert " warning" not in summary, f"a fresh project's test run warns: {output[-3000:]}"

@@ -303,7 +303,7 @@ def test_quick_start_then_the_test_command_in_one_clone_without_uv(
     outputs = [run_to_the_end(command, project, env) for command in setup]
     assert "schema up to date" in outputs[-1], outputs[-1]
     outputs.append(serve_and_check_health(serve, project, env))
-    assert project_tests == "python3 scripts/uv.py run pytest", project_tests
+    assert project_tests == "python3 scripts/uv.py run pytest -n auto", project_tests
     selection = " -p no:cacheprovider tests/test_settings_cli.py -k secret"
     outputs.append(run_to_the_end(project_tests + selection, project, env))
     assert re.search(r"\d+ passed", outputs[-1]), outputs[-1]

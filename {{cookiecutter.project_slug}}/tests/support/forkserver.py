@@ -15,6 +15,7 @@ import importlib
 import json
 import os
 import runpy
+import shutil
 import socket
 import sys
 from typing import Any
@@ -57,6 +58,8 @@ def serve(path: str) -> tuple[dict[str, Any], list[int]]:
             os.close(fd)
         conn.sendall(f"{pid}\n".encode())
         waiting[pid] = conn
+    # the test process is gone (a pytest-xdist worker may exit without its atexit handlers)
+    shutil.rmtree(os.path.dirname(path), ignore_errors=True)
     sys.exit(0)
 
 
