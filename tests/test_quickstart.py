@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -254,11 +255,24 @@ def serve_and_check_health(command: str, cwd: Path, env: dict[str, str]) -> str:
     shell = Shell(command + " --port 0", cwd, env)
     try:
         port = int(shell.wait_for(STARTED, QUICK_START_TIMEOUT).group(1))
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as health:
-            assert health.status == 200, shell.output
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as health:
+                status, body = health.status, health.read()
+        except urllib.error.HTTPError as exc:
+            status, body = exc.code, exc.read()
     finally:
         shell.interrupt()
+    assert status == 200, f"/health answered {status} {body!r}:\n{shell.output}{postgres_logs(cwd)}"
     return shell.output
+
+
+def postgres_logs(under: Path) -> str:
+    """The last lines of every development PostgreSQL's log under `under` (on failure)."""
+    found = ""
+    for log in sorted(under.glob("**/.postgres/log")):
+        lines = log.read_text(errors="replace").splitlines()[-15:]
+        found += f"\n--- {log}\n" + "\n".join(lines)
+    return found
 
 
 def run_to_the_end(command: str, cwd: Path, env: dict[str, str]) -> str:
