@@ -14,7 +14,7 @@ from ..context import RequestContext, get_request_context
 from ..ops.gc_tuning import count_request
 from ..ops.limits import check_transcription, run_shielded, start_turn
 from ..settings import Settings
-from ..store import PostgresStore
+from ..store.health import check_health
 from .checks import check_options, check_targets
 from .requests import check_sizes, parse_request
 from .streaming import TurnStream, guard_stream
@@ -52,8 +52,10 @@ async def chatkit_endpoint(
 
 @router.get("/health")
 async def health(request: Request) -> JSONResponse:
-    """200 when the database answers, 503 when it does not."""
-    store: PostgresStore = request.app.state.store
-    if await store.ping():
+    """200 when the database answers, is this app's and is migrated; else 503 naming what
+    failed (`database`: unreachable, wrong_database, migrations_missing, check_failed)."""
+    problem = await check_health(request.app.state.store)
+    if problem is None:
         return JSONResponse({"status": "ok", "database": "ok"})
-    return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
+    body = {"status": "unavailable", "database": problem.what, "detail": problem.detail}
+    return JSONResponse(body, 503)
