@@ -36,8 +36,7 @@ def server_registry_lock(postgres_server: Any) -> AbstractContextManager[Any]:
 
 
 def patch_pg_ctl_timeout(postgres_server: Any, seconds: float) -> None:
-    """Give `pg_ctl` at least `seconds` (the library kills `pg_ctl -w start` after 10 s: on a
-    busy machine the server starts later, unowned, and the start counts as failed)."""
+    """Give `pg_ctl` at least `seconds` (the library allows `pg_ctl -w start` only 10 s)."""
     current = postgres_server.pg_ctl
     if getattr(current, "wrapped_by_app", False):
         return
@@ -53,8 +52,7 @@ def patch_pg_ctl_timeout(postgres_server: Any, seconds: float) -> None:
 
 
 def forget_server(postgres_server: Any, data_dir: Path) -> None:
-    """Drop a server whose start failed from the library's registry: it keeps the half-made
-    one, and every later `get_server` in this process returns it and fails an assert."""
+    """Drop a failed start from the library's registry (it would return it, broken, again)."""
     server = postgres_server.PostgresServer._instances.pop(data_dir, None)
     if server is not None:
         atexit.unregister(server._cleanup)

@@ -29,8 +29,7 @@ from ..compat.embedded_postgres import (
 from ..settings import EMBEDDED, Settings
 
 logger = logging.getLogger(__name__)
-PG_CTL_SECONDS = 120.0
-"""How long `pg_ctl` may take to start or stop the server (a busy machine is slow)."""
+PG_CTL_SECONDS = 120.0  # for pg_ctl to start or stop the server on a busy machine
 # The library logs whole command lines on failure; we report one clear line instead.
 logging.getLogger("embedded_postgres").addHandler(logging.NullHandler())
 
@@ -117,10 +116,7 @@ def _stop_all() -> None:
 
 @contextlib.contextmanager
 def folder_lock(data_dir: Path) -> Iterator[None]:
-    """Serialize starting and stopping the server of `data_dir` across processes. The library's
-    own lock lives in the user's runtime folder, which depends on XDG_RUNTIME_DIR and TMPDIR:
-    two processes of one project with different ones would not exclude each other. This one is
-    an flock on the folder holding `data_dir` (no file to create or clean up)."""
+    """Serialize starting and stopping across processes (docs/design_decisions.md)."""
     try:
         import fcntl
     except ImportError:  # Windows: the library's lock only
@@ -187,9 +183,8 @@ def _last_log_line(data_dir: Path) -> str:
 
 
 def _forget_dead_processes(data_dir: Path) -> None:
-    """Drop processes that died without cleaning up (kill -9, OOM) from the server's user
-    list, so the last live user still stops the server when it exits; a list cut short by an
-    interrupted write starts over (the library would fail on it at every start)."""
+    """Drop dead processes (kill -9, OOM) from the server's user list, so the last live one
+    stops it; a list cut short by an interrupted write starts over."""
     handles = data_dir / HANDLE_PIDS_FILE
     try:
         text = handles.read_text()
@@ -206,10 +201,8 @@ def _forget_dead_processes(data_dir: Path) -> None:
 
 
 def _remove_stale_pid_file(data_dir: Path) -> None:
-    """Remove a `postmaster.pid` that names no server of this folder: copied with the project
-    from a running one (it names the original's folder and server), or left by a server that
-    was killed, whose process id now belongs to another process. The library would take that
-    server for this folder's (and stop it at exit); PostgreSQL would refuse to start."""
+    """Remove a `postmaster.pid` that names no server of this folder (a copied project's, a
+    killed server's whose pid is reused): docs/design_decisions.md."""
     pid_file = data_dir / PID_FILE
     try:
         lines = pid_file.read_text().splitlines()
@@ -232,7 +225,7 @@ def _remove_stale_pid_file(data_dir: Path) -> None:
 
 
 def _serves(pid: int, data_dir: Path) -> bool:
-    """Whether `pid` runs and is a postgres server of `data_dir` (as far as /proc can tell)."""
+    """Whether `pid` is a running postgres of `data_dir` (as far as /proc tells)."""
     if pid <= 0 or not _is_running(pid):
         return False
     try:

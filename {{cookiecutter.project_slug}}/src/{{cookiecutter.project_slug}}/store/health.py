@@ -34,8 +34,7 @@ MAX_CAUSE_CHARS = 200
 # SQLSTATEs that mean "cannot talk to the server", beside class 08 (connection exceptions):
 # admin shutdown, crash shutdown, cannot connect now, too many connections.
 OUTAGE_STATES = frozenset({"57P01", "57P02", "57P03", "53300"})
-CHECK_SECONDS = 5.0
-"""The longest /health's own queries may take (it pings within 2 s first)."""
+CHECK_SECONDS = 5.0  # for /health's own queries
 
 
 class DatabaseUnavailable(psycopg.OperationalError):
@@ -157,8 +156,7 @@ class DatabaseHealth:
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """Why /health answers 503: `what` names it (unreachable, wrong_database,
-    migrations_missing, check_failed); `detail` says it in a line."""
+    """Why /health answers 503: `what` names it, `detail` says it in a line."""
 
     what: str
     detail: str
@@ -169,9 +167,7 @@ FOREIGN_SCHEMA = "its schema_migrations table is not this app's (another applica
 
 
 async def check_health(store: PostgresStore) -> Problem | None:
-    """What /health reports: None when the database answers and, checked until that once passes
-    (and again after each outage), is this app's with every migration applied. Each new
-    problem is logged once; an outage has the watcher's lines instead. Never raises."""
+    """What /health reports: None, or what is wrong, logged once (docs/design_decisions.md)."""
     state = store.health
     try:
         if not await store.ping():
@@ -194,8 +190,7 @@ async def check_health(store: PostgresStore) -> Problem | None:
 
 
 async def _inspect(store: PostgresStore) -> Problem | None:
-    """Whether the database is this app's (for `embedded`: the server of its own data folder;
-    a `schema_migrations` table, if any, with our names for our versions) and is migrated."""
+    """Whether the database is this app's, and migrated (docs/design_decisions.md)."""
     async with store.pool.connection() as conn:
         if store.database_url == EMBEDDED:
             cursor = await conn.execute("SELECT current_setting('data_directory')")
