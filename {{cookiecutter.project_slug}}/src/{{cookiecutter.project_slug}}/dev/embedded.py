@@ -93,7 +93,7 @@ def start_embedded(data_dir: Path, *, cleanup_mode: str = "stop") -> str:
             _servers[data_dir] = server
             _urls[data_dir] = server.get_uri()
             _ignore_in_git(data_dir)
-            if len(_servers) == 1:  # after the library's own: exit handlers run last-in first
+            if len(_servers) == 1:
                 atexit.register(_stop_all)
         return _urls[data_dir]
 
@@ -119,12 +119,12 @@ def folder_lock(data_dir: Path) -> Iterator[None]:
     """Serialize starting and stopping across processes (docs/design_decisions.md)."""
     try:
         import fcntl
-    except ImportError:  # Windows: the library's lock only
+    except ImportError:
         yield
         return
     try:
         fd = os.open(data_dir.parent, os.O_RDONLY)
-    except OSError:  # no such folder: the library says so
+    except OSError:
         yield
         return
     try:
@@ -150,12 +150,12 @@ def _get_server(data_dir: Path, cleanup_mode: str) -> Any:
         _remove_stale_pid_file(data_dir)
     try:
         return postgres_server.get_server(data_dir, cleanup_mode=cleanup_mode)
-    except Exception as exc:  # the next attempt starts over; the cause in one clear line
+    except Exception as exc:
         with server_registry_lock(postgres_server):
             forget_server(postgres_server, data_dir)
         if isinstance(exc, subprocess.CalledProcessError | subprocess.TimeoutExpired):
             cause = _last_log_line(data_dir)
-        else:  # the library's asserts and parse errors
+        else:
             cause = f"{type(exc).__name__}: {exc}"
         raise RuntimeError(f"the embedded PostgreSQL in {data_dir} did not start: {cause}") from exc
 
@@ -214,7 +214,6 @@ def _remove_stale_pid_file(data_dir: Path) -> None:
         return
     logger.debug("removing the stale %s (pid %s, folder %s)", pid_file, pid, named)
     socket_dir = Path(lines[4].strip()) if len(lines) > 4 and lines[4].strip() else None
-    # Socket lock files naming that pid: in this folder, or in this folder's own socket folder.
     for folder in {data_dir, socket_dir if named == data_dir else data_dir}:
         for lock in folder.glob(SOCKET_LOCK_FILE) if folder else ():
             with contextlib.suppress(OSError, ValueError, IndexError):

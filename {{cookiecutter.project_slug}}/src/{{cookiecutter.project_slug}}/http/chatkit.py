@@ -52,8 +52,7 @@ async def chatkit_endpoint(
 
 @router.get("/health")
 async def health(request: Request) -> JSONResponse:
-    """200 when the database answers, is this app's and is migrated; else 503 naming what
-    failed (`database`: unreachable, wrong_database, migrations_missing, check_failed)."""
+    """200 when the database answers, is this app's and migrated; else 503 naming what failed."""
     problem = await check_health(request.app.state.store)
     if problem is None:
         return JSONResponse({"status": "ok", "database": "ok"})

@@ -34,7 +34,7 @@ MAX_CAUSE_CHARS = 200
 # SQLSTATEs that mean "cannot talk to the server", beside class 08 (connection exceptions):
 # admin shutdown, crash shutdown, cannot connect now, too many connections.
 OUTAGE_STATES = frozenset({"57P01", "57P02", "57P03", "53300"})
-CHECK_SECONDS = 5.0  # for /health's own queries
+CHECK_SECONDS = 5.0
 
 
 class DatabaseUnavailable(psycopg.OperationalError):
@@ -77,8 +77,8 @@ class DatabaseHealth:
         self.redact = redact
         self.down = False
         self.refused = 0
-        self.verified = False  # found ours and migrated by `check_health`, since the last outage
-        self.reported: Problem | None = None  # what the last /health found wrong (logged once)
+        self.verified = False
+        self.reported: Problem | None = None
         self._up = asyncio.Event()
         self._up.set()
         self._watcher: asyncio.Task[None] | None = None
@@ -110,7 +110,7 @@ class DatabaseHealth:
     async def _try(self) -> BaseException | None:
         try:
             await self.probe()
-        except Exception as exc:  # whatever stops it (the embedded server failing to start too)
+        except Exception as exc:
             return exc
         return None
 
@@ -178,7 +178,7 @@ async def check_health(store: PostgresStore) -> Problem | None:
             async with asyncio.timeout(CHECK_SECONDS):
                 problem = await _inspect(store)
             state.verified = problem is None
-    except Exception as exc:  # /health answers 503 naming it, never 500
+    except Exception as exc:
         problem = Problem("check_failed", f"the health check failed: {one_line(exc, state.redact)}")
     if problem != state.reported:
         if problem is not None and problem is not UNREACHABLE:
@@ -208,7 +208,7 @@ async def _inspect(store: PostgresStore) -> Problem | None:
             try:
                 cursor = await conn.execute("SELECT version, name FROM schema_migrations")
                 applied = dict(await cursor.fetchall())
-            except psycopg.errors.UndefinedColumn:  # another tool's table of the same name
+            except psycopg.errors.UndefinedColumn:
                 return Problem("wrong_database", FOREIGN_SCHEMA)
     ours_by_version = {m.version: m.name for m in load_migrations()}
     if any(ours_by_version.get(version, name) != name for version, name in applied.items()):
