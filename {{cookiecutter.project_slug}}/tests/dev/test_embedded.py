@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import pytest
 
 from {{ cookiecutter.project_slug }}.dev.embedded import resolve_database_url
 from {{ cookiecutter.project_slug }}.settings import Settings
@@ -99,3 +105,82 @@ def test_serve_stops_the_embedded_server_when_it_is_stopped(tmp_path: Path) -> N
     assert not server_running(data_dir), "the app released the development server" + (
         app.describe()
     )
+
+
+def serve_embedded(project: Path) -> ServerProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("XDG_RUNTIME_DIR", "TEST_DATABASE_URL")}
+    env.update(DATABASE_URL="embedded", EMBEDDED_DATA_DIR=str(project / ".postgres"),
+               AUTH_SECRET=AUTH_SECRET, LOG_LEVEL="INFO")  # fmt: skip
+    return ServerProcess([sys.executable, "-m", PACKAGE, "serve", "--port", "0"], env=env,
+                         cwd=project)  # fmt: skip
+
+
+def health(app: ServerProcess) -> httpx.Response:
+    app.wait_started(60)
+    return httpx.get(app.url + "/health", timeout=10)
+
+
+def interrupt(app: ServerProcess) -> None:
+    """Ctrl+C, as a developer stops `serve`."""
+    app.proc.send_signal(signal.SIGINT)
+    assert app.proc.wait(30) == 0, app.describe()
+
+
+@pytest.fixture
+def projects_root() -> Iterator[Path]:
+    """A folder for projects outside pytest's temp root: pytest sets that to mode 0700 whenever
+    a pytest starts, and PostgreSQL run by root runs as another user, which then cannot reach
+    its data folder (tests running beside would break these)."""
+    root = Path(tempfile.mkdtemp(prefix="embedded-"))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_two_projects_serve_their_embedded_databases_at_once(projects_root: Path) -> None:
+    """Two projects (or two checkouts of one), one user, one machine: each `serve` has its own
+    PostgreSQL; one stopped by Ctrl+C starts cleanly again while the other keeps serving."""
+    projects = [projects_root / "one", projects_root / "two"]
+    for project in projects:
+        project.mkdir()
+    with ThreadPoolExecutor(2) as pool:
+        for done in pool.map(lambda p: run_db(p / ".postgres", "upgrade"), projects):
+            assert done.returncode == 0, done.stdout + done.stderr
+    apps = [serve_embedded(project) for project in projects]
+    try:
+        for app in apps:
+            assert health(app).json() == {"status": "ok", "database": "ok"}, app.describe()
+        interrupt(apps[0])
+        assert not server_running(projects[0] / ".postgres"), apps[0].describe()
+        assert health(apps[1]).status_code == 200, apps[1].describe()
+        apps[0] = serve_embedded(projects[0])
+        assert health(apps[0]).status_code == 200, apps[0].describe()
+    finally:
+        for app in apps:
+            app.stop(30)
+    assert not any(server_running(project / ".postgres") for project in projects)
+
+
+def test_a_copied_project_starts_its_own_server(projects_root: Path) -> None:
+    """A copy of a project taken while its server runs holds that server's `postmaster.pid`
+    (and an unreadable user list, as an interrupted write leaves): the copy starts a server of
+    its own, and stopping it leaves the original's running."""
+    original, copy = projects_root / "original", projects_root / "copy"
+    original.mkdir()
+    assert run_db(original / ".postgres", "upgrade").returncode == 0
+    first = serve_embedded(original)
+    try:
+        assert health(first).status_code == 200, first.describe()
+        subprocess.run(["cp", "-a", str(original), str(copy)], check=True)  # owners kept
+        assert (copy / ".postgres" / "postmaster.pid").exists()
+        (copy / ".postgres" / ".handle_pids.json").write_text("[12")
+        second = serve_embedded(copy)
+        try:
+            assert health(second).json()["status"] == "ok", second.describe()
+            assert server_running(copy / ".postgres"), second.describe()
+        finally:
+            interrupt(second)
+        assert not server_running(copy / ".postgres"), second.describe()
+        assert health(first).status_code == 200, first.describe()
+    finally:
+        first.stop(30)
+    assert not server_running(original / ".postgres"), first.describe()

@@ -1,7 +1,7 @@
 """A database that cannot be reached is told in few lines: one when `serve` starts without it
 (where, why, that the app keeps trying, that /health answers 503), at most one per
 REPORT_SECONDS while it stays down, and one when it is back; never the pool's own line per
-failed attempt."""
+failed attempt. /health names what is wrong (503 JSON, never 500), and logs it once."""
 
 from __future__ import annotations
 
@@ -12,15 +12,17 @@ import logging
 import os
 import socket
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
+import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from {{ cookiecutter.project_slug }}.store import db, health
 from {{ cookiecutter.project_slug }}.store.postgres import PostgresStore
-from tests.support.app import TEST_AUTH_SECRET, wait_until
+from tests.support.app import TEST_AUTH_SECRET, AppServer, app_settings, wait_until
+from tests.support.fake_openai import FakeOpenAI
 from tests.support.processes import ServerProcess
 
 PACKAGE = "{{ cookiecutter.project_slug }}"
@@ -96,7 +98,9 @@ async def test_serve_without_its_database_says_so_once_then_when_it_is_back(
         try:
             await app.started(60)
             async with httpx.AsyncClient(timeout=10) as http:
-                assert (await http.get(f"{app.url}/health")).status_code == 503
+                answer = await http.get(f"{app.url}/health")
+                assert answer.status_code == 503
+                assert answer.json()["database"] == "unreachable", answer.text
                 await asyncio.sleep(4)  # several failed attempts (the pool's and the probes')
                 down = lines_with(app, "database unreachable")
                 assert len(down) == 1, app.describe()
@@ -150,3 +154,81 @@ async def test_a_long_outage_is_one_line_per_report_interval(
             logger.removeHandler(handler)
             await store.close()
     assert all(PASSWORD not in r.getMessage() for r in records)
+
+
+@contextlib.contextmanager
+def health_lines() -> Iterator[list[str]]:
+    """The lines store/health.py logs meanwhile (WARNING and up)."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append  # type: ignore[method-assign]
+    lines: list[str] = []
+    logger = logging.getLogger(health.__name__)
+    logger.addHandler(handler)
+    try:
+        yield lines
+    finally:
+        logger.removeHandler(handler)
+        lines += [record.getMessage() for record in records]
+
+
+async def health_answers(app: AppServer, times: int = 3) -> list[httpx.Response]:
+    async with httpx.AsyncClient(timeout=10) as http:
+        return [await http.get(f"{app.url}/health") for _ in range(times)]
+
+
+async def test_health_names_missing_migrations_once_until_db_upgrade(
+    fresh_schema_url: str, fake_openai: FakeOpenAI
+) -> None:
+    app = AppServer(app_settings(fresh_schema_url, fake_openai.base_url)).start()
+    try:
+        with health_lines() as lines:
+            answers = await health_answers(app)
+            await db.apply_migrations(fresh_schema_url)
+            (after,) = await health_answers(app, 1)
+    finally:
+        app.stop()
+    latest = db.load_migrations()
+    for answer in answers:
+        assert answer.status_code == 503, answer.text
+        assert answer.json() == {
+            "status": "unavailable",
+            "database": "migrations_missing",
+            "detail": f"{len(latest)} migration(s) not applied, from {latest[0].name}: "
+            "run `db upgrade`",
+        }
+    assert after.status_code == 200 and after.json() == {"status": "ok", "database": "ok"}
+    assert [line.split(":")[0] for line in lines] == [
+        "/health answers 503",  # once, not per request
+        "/health answers 200 again",
+    ], lines
+
+
+@pytest.mark.parametrize(
+    "foreign",
+    [
+        # another framework's table of the same name (Rails, golang-migrate)
+        ["CREATE TABLE schema_migrations (version varchar PRIMARY KEY)"],
+        # one of our versions applied under another name
+        ["UPDATE schema_migrations SET name = '0001_something_else.sql' WHERE version = 1"],
+    ],
+)
+async def test_health_says_wrong_database_for_another_apps_schema(
+    fresh_schema_url: str, fake_openai: FakeOpenAI, foreign: list[str]
+) -> None:
+    if foreign[0].startswith("UPDATE"):
+        await db.apply_migrations(fresh_schema_url)
+    async with await psycopg.AsyncConnection.connect(fresh_schema_url, autocommit=True) as conn:
+        for statement in foreign:
+            await conn.execute(statement.encode())
+    app = AppServer(app_settings(fresh_schema_url, fake_openai.base_url)).start()
+    try:
+        with health_lines() as lines:
+            answers = await health_answers(app)
+    finally:
+        app.stop()
+    for answer in answers:
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["database"] == "wrong_database", answer.text
+        assert "schema_migrations table is not this app's" in answer.json()["detail"]
+    assert len(lines) == 1 and lines[0].startswith("/health answers 503: its schema_migrations")

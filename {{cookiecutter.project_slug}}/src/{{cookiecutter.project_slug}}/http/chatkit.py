@@ -21,8 +21,7 @@ from ..context import RequestContext, get_request_context
 from ..ops.gc_tuning import count_request
 from ..ops.limits import Lease, run_shielded
 from ..settings import Settings
-from ..store import PostgresStore
-from ..store.health import is_outage
+from ..store.health import check_health, is_outage
 from .request_types import body_limit_for, request_type
 from .requests import parse_request
 
@@ -112,8 +111,9 @@ async def chatkit_endpoint(
 
 @router.get("/health")
 async def health(request: Request) -> JSONResponse:
-    """200 when the database answers, 503 when it does not."""
-    store: PostgresStore = request.app.state.store
-    if await store.ping():
+    """200 when the database answers, is this app's and migrated; else 503 naming what failed."""
+    problem = await check_health(request.app.state.store)
+    if problem is None:
         return JSONResponse({"status": "ok", "database": "ok"})
-    return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
+    body = {"status": "unavailable", "database": problem.what, "detail": problem.detail}
+    return JSONResponse(body, 503)

@@ -109,8 +109,10 @@ class PostgresStore(Store[RequestContext]):
 
     async def open(self) -> None:
         """Open the pool (idempotent); one probe says at once whether the database answers."""
-        await self._ensure_open()
-        self.health.suspect()
+        try:
+            await self._ensure_open()
+        finally:  # a failed start too: the watcher says why, retries, and says when it is up
+            self.health.suspect()
 
     async def close(self) -> None:
         """Close the pool; the store opens a new one if it is used again."""
@@ -128,7 +130,7 @@ class PostgresStore(Store[RequestContext]):
             pool = await self._ensure_open()
             async with asyncio.timeout(timeout), pool.connection(timeout=timeout) as conn:
                 await conn.execute("SELECT 1")
-        except (psycopg.Error, PoolTimeout, TimeoutError, OSError, RuntimeError) as exc:
+        except Exception as exc:  # whatever it is (the embedded server not starting too): down
             logger.debug("database ping failed: %s", type(exc).__name__)
             self.health.suspect(exc)
             return False
