@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_size=settings.db_pool_max_size,
         timeout=settings.db_pool_timeout,
         resolve_url=functools.partial(resolve_url, data_dir=settings.embedded_data_dir),
+        data_dir=settings.embedded_data_dir,
         # fresh links on every attachment and generated image the store hands out
         prepare_attachment=functools.partial(prepare_attachment, settings),
         prepare_image=functools.partial(prepare_image, settings),

@@ -192,10 +192,10 @@ async def check_health(store: PostgresStore) -> Problem | None:
 async def _inspect(store: PostgresStore) -> Problem | None:
     """Whether the database is this app's, and migrated (docs/design_decisions.md)."""
     async with store.pool.connection() as conn:
-        if store.database_url == EMBEDDED:
+        if store.database_url == EMBEDDED and store.data_dir is not None:
             cursor = await conn.execute("SELECT current_setting('data_directory')")
             row = await cursor.fetchone()
-            served, ours = Path(row[0] if row else ""), store.embedded_data_dir.expanduser()
+            served, ours = Path(row[0] if row else ""), store.data_dir.expanduser()
             if not await asyncio.to_thread(_same_folder, served, ours):
                 return Problem(
                     "wrong_database",

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -77,22 +78,21 @@ class PostgresStore(Store[RequestContext]):
         max_size: int = 10,
         timeout: float = 5.0,
         resolve_url: Callable[[str], str] | None = None,
+        data_dir: Path | None = None,
         prepare_attachment: PrepareAttachment | None = None,
         prepare_image: PrepareImage | None = None,
     ) -> None:
         self.database_url = database_url
         self.resolve_url = resolve_url  # `embedded` -> a real URL (dev/embedded.py's, from main)
+        self.data_dir = data_dir  # where `embedded`'s server must keep its data (/health checks)
         self.min_size = min_size
         self.max_size = max_size
         self.timeout = timeout
         self._pool: Pool | None = None
         self._conninfo = database_url
         self._open_lock = asyncio.Lock()
-        where = (
-            "embedded PostgreSQL (development)"
-            if database_url == EMBEDDED
-            else redact_url(database_url)
-        )
+        embedded = "embedded PostgreSQL (development)"
+        where = embedded if database_url == EMBEDDED else redact_url(database_url)
         self.health = DatabaseHealth(
             where, self._probe, self._replace_pool, lambda text: redact_secrets(text, database_url)
         )
