@@ -110,7 +110,9 @@ async def respond(
         agent_context = AppContext(
             thread=thread, store=store, request_context=context, services=services
         )
-        converter = converter_for(store, context, settings.max_model_input_bytes, images)
+        converter = converter_for(
+            store, context, settings.max_model_input_bytes, images, settings.max_message_chars
+        )
         agent_input = await converter.to_agent_input(history)
         if input_user_message is not None and converter.withheld:
             sent = len(input_user_message.attachments)

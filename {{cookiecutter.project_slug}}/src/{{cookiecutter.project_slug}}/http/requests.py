@@ -26,6 +26,7 @@ from fastapi import Request
 from pydantic import TypeAdapter, ValidationError
 from starlette.requests import ClientDisconnect
 
+from ..agent.entities import check_tags
 from ..chat.dictation import check_audio
 from ..errors import MAX_EXCERPT_CHARS, AppError
 from ..settings import Settings
@@ -138,6 +139,7 @@ def check_sizes(request: ChatKitReq, settings: Settings) -> None:
         chosen = (options.model or "", options.tool_choice.id if options.tool_choice else "")
         if max(map(len, chosen)) > MAX_OPTION_CHARS:
             raise AppError(f"inference options over {MAX_OPTION_CHARS} characters")
+        check_tags(message.content, settings.max_tags_per_message)
         message.attachments = list(dict.fromkeys(message.attachments))
         most = settings.max_attachments_per_message
         if len(message.attachments) > most:
