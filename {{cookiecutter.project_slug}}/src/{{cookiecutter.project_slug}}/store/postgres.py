@@ -29,7 +29,7 @@ from ..dev.embedded import resolve_url
 from ..errors import AppError
 from ..settings import EMBEDDED, EMBEDDED_DATA_DIR
 from . import queries as q
-from .db import Pool, connect, create_pool, redact_secrets, redact_url
+from .db import Pool, connect, create_pool, redact_secrets
 from .health import DatabaseHealth, is_outage
 from .pages import checked_order, newest_cached, page_size, readable_items, timestamp, to_page
 
@@ -90,7 +90,7 @@ class PostgresStore(Store[RequestContext]):
         where = (
             f"embedded PostgreSQL in {embedded_data_dir}"
             if database_url == EMBEDDED
-            else redact_url(database_url)
+            else redact_secrets(database_url, database_url)
         )
         self.health = DatabaseHealth(
             where, self._probe, self._replace_pool, lambda text: redact_secrets(text, database_url)
