@@ -30,7 +30,7 @@ RECONNECT_TIMEOUT_SECONDS = 300.0
 PACKAGE = __name__.split(".")[0]
 
 # `scheme://user:password@host`: up to the `@` before the host (a password may hold spaces).
-_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:).*?@(?=[^@\s]*(?:[\s)'\"\]]|$))")
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:).+?@(?=[^@\s]*(?:[\s)'\"\]]|$))")
 # `key=value` (conninfo or query): a value quoted, or up to `&` or a space.
 _KEY_VALUE = re.compile(r"([\w.%-]+)(\s*=\s*)('(?:[^'\\]|\\.)*'?|[^\s&']*)")
 MIN_REPLACED_SECRET = 4
