@@ -1,14 +1,31 @@
 """Sources a tool cites (`cite(ctx, URLSource(...))`): respond.py attaches them to the model's
-next answer as ChatKit annotations (the Sources list under the message), stored with it."""
+next answer as ChatKit annotations (the Sources list under the message), stored with it. Only
+http(s) links are kept, from tools and from the model alike (`safe_links`)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 from agents import RunContextWrapper
-from chatkit.types import Annotation, AssistantMessageItem, EntitySource, FileSource, URLSource
+from chatkit.types import (
+    Annotation,
+    AssistantMessageContentPartAnnotationAdded,
+    AssistantMessageItem,
+    EntitySource,
+    FileSource,
+    ThreadItemAddedEvent,
+    ThreadItemDoneEvent,
+    ThreadItemReplacedEvent,
+    ThreadItemUpdatedEvent,
+    ThreadStreamEvent,
+    URLSource,
+)
+
+logger = logging.getLogger(__name__)
 
 Source = URLSource | FileSource | EntitySource
 
@@ -42,7 +59,7 @@ def attach(item: AssistantMessageItem, sources: list[Source]) -> None:
     part = item.content[-1]
     seen = {_key(a.source) for a in part.annotations}
     for source in sources:
-        if _key(source) not in seen:
+        if _key(source) not in seen and linkable(source):
             seen.add(_key(source))
             part.annotations.append(Annotation(source=source, index=len(part.text)))
     sources.clear()
@@ -54,3 +71,33 @@ def _key(source: Source) -> tuple[str, str]:
     if isinstance(source, FileSource):
         return "file", source.filename
     return "entity", source.id
+
+
+def linkable(source: object) -> bool:
+    """False (with a WARNING) for a URL source whose link is not http(s): a `javascript:` or
+    `data:` link in the Sources list would run or show whatever it holds."""
+    if not isinstance(source, URLSource):
+        return True
+    try:
+        parts = urlsplit(source.url)
+        ok = parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
+    except ValueError:
+        ok = False
+    if not ok:
+        scheme = source.url.split(":", 1)[0][:20] if ":" in source.url else "no scheme"
+        logger.warning("dropped a cited source whose link is not http(s) (%s)", scheme)
+    return ok
+
+
+def safe_links(event: ThreadStreamEvent) -> ThreadStreamEvent | None:
+    """`event` without citations of non-http(s) links (None: the event only added one)."""
+    if isinstance(event, ThreadItemUpdatedEvent):
+        update = event.update
+        if isinstance(update, AssistantMessageContentPartAnnotationAdded):
+            return event if linkable(update.annotation.source) else None
+    elif isinstance(event, ThreadItemAddedEvent | ThreadItemDoneEvent | ThreadItemReplacedEvent):
+        if isinstance(event.item, AssistantMessageItem):
+            for part in event.item.content:
+                if any(isinstance(a.source, URLSource) for a in part.annotations):
+                    part.annotations = [a for a in part.annotations if linkable(a.source)]
+    return event

@@ -29,7 +29,7 @@ from ..agent.composer import picked_model, picked_tool
 from ..agent.guardrails import TRIPPED, tripwire_error
 from ..agent.hosted import PARTIAL_IMAGES
 from ..agent.services import AppContext, Services
-from ..agent.sources import attach, collecting
+from ..agent.sources import attach, collecting, safe_links
 from ..agent.tool_errors import tool_error_formatter
 from ..compat.chatkit_agents import annotation_safe
 from ..context import RequestContext
@@ -138,7 +138,9 @@ async def respond(
         )
         try:
             with collecting(agent_context) as cited:
-                async for event in with_store_ids(stream, new_id):
+                async for streamed in with_store_ids(stream, new_id):
+                    if (event := safe_links(streamed)) is None:
+                        continue
                     partial.see(event)
                     if (
                         cited
