@@ -147,3 +147,22 @@ async def _equals(value: Any, expected: int) -> bool:
 def slow_model(fake_model: FakeModel) -> FakeModel:
     fake_model.faults[:] = [Fault(hang=True)]
     return fake_model
+
+
+async def test_retry_after_for_a_live_stream_is_its_next_renewal(
+    app_factory: Callable[..., AppServer],
+    client_for: Callable[..., ChatKitClient],
+    fake_model: FakeModel,
+    database_url: str,
+) -> None:
+    """A stream that lives on renews its lease within RENEW_SECONDS: a refusal says to come
+    back then (it used to say the lease's whole 30 s while the stream ended 3 s later)."""
+    user_id = f"user-{uuid.uuid4().hex}"
+    client = client_for(user_id, server=app_factory(**ONE_STREAM))
+    fake_model.tokens, fake_model.delay = 30, 0.1
+    stream = await start_stream(client, "a three-second answer")
+    response = await post(client, "threads.create", {"input": user_input("another")})
+    json_error(response, 429, "too_many_streams")
+    assert 1 <= retry_after(response) <= limits.RENEW_SECONDS
+    events = [event async for event in stream]
+    assert events[-1]["type"] != "error"

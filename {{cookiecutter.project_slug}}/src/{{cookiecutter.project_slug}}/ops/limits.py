@@ -111,7 +111,10 @@ RETURNING l.leases ? %(lease)s::text,
           COALESCE((l.buckets -> %(kind)s::text ->> 'allowance')::float8, 0),
           ({SPENT}),
           (SELECT COALESCE(sum(value::float8), 0) FROM jsonb_each(l.reserved)),
-          (SELECT min(value::float8) FROM jsonb_each(l.leases)) - extract(epoch FROM now())
+          (SELECT min(CASE WHEN e.left > %(renew_gap)s::float8
+                           THEN e.left - %(renew_gap)s::float8 ELSE e.left END)
+           FROM (SELECT value::float8 - extract(epoch FROM now()) AS left
+                 FROM jsonb_each(l.leases)) AS e)
 """  # noqa: S608 (built from the constants above)
 
 # A request that holds no lease (it streams nothing): spend from its bucket, or not.
@@ -278,6 +281,7 @@ async def start_turn(
         "user": context.user.id,
         "lease": turn.lease_id,
         "lease_seconds": LEASE_SECONDS,
+        "renew_gap": LEASE_SECONDS - RENEW_SECONDS,
         "kind": bucket.kind,
         "per_minute": bucket.per_minute,
         "cost": bucket.cost,
