@@ -25,7 +25,7 @@ from pydantic import BaseModel
 
 from ..agent.actions import ActionCall, ActionHandler, parse_action
 from ..agent.services import Services
-from ..compat.chatkit_server import process_parsed
+from ..compat.chatkit_server import process_parsed, quiet_deleted_threads
 from ..context import RequestContext
 from ..ops.usage import record_transcription
 from ..store import PostgresStore
@@ -53,6 +53,7 @@ class ChatServer(ChatKitServer[RequestContext]):
         self.images = images
         self.services = services or Services(settings=gateway.settings)
         self._saving: set[asyncio.Task[None]] = set()
+        quiet_deleted_threads()
 
     async def process_request(
         self, request: ChatKitReq, context: RequestContext

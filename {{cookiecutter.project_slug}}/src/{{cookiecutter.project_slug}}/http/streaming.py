@@ -9,6 +9,7 @@ from collections.abc import AsyncGenerator
 
 from chatkit.errors import ErrorCode
 from chatkit.server import StreamingResult
+from chatkit.store import NotFoundError
 from chatkit.types import ErrorEvent
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
@@ -28,6 +29,10 @@ async def guard_stream(stream: StreamingResult) -> AsyncGenerator[bytes, None]:
     try:
         async for chunk in events:
             yield chunk
+    except NotFoundError:
+        # the thread was deleted while it streamed: the SDK sent an error event, and
+        # compat/chatkit_server.py's filter logged one INFO line
+        return
     except Exception as exc:
         if is_outage(exc):  # the outage has its own log lines (store/health.py)
             logger.debug("stream failed: the database is unreachable")

@@ -86,11 +86,15 @@ SET (leases, reserved, buckets) = (
         SELECT s.*,
                (%(per_minute)s::float8 = 0 OR s.allowance >= %(cost)s::float8)
                AND (%(max_streams)s::integer = 0 OR s.streams < %(max_streams)s::integer)
-               AND (%(budget)s::bigint = 0 OR s.spent + s.reserving < %(budget)s::bigint) AS ok
+               AND (%(budget)s::bigint = 0 OR s.spent + s.reserving < %(budget)s::bigint)
+               AND NOT s.busy AS ok
         FROM (
             SELECT extract(epoch FROM now())::float8 AS at, {REFILL} AS allowance,
                    live.leases AS live, live.streams, held.reserved AS held,
-                   held.tokens AS reserving, ({SPENT}) AS spent
+                   held.tokens AS reserving, ({SPENT}) AS spent,
+                   (%(exclusive)s::text IS NOT NULL AND EXISTS (
+                       SELECT 1 FROM jsonb_object_keys(live.leases) AS k
+                       WHERE k LIKE %(exclusive)s::text)) AS busy
             FROM (
                 SELECT COALESCE(jsonb_object_agg(e.key, e.value), jsonb_build_object()) AS leases,
                        count(*) AS streams
@@ -111,6 +115,9 @@ RETURNING l.leases ? %(lease)s::text,
           COALESCE((l.buckets -> %(kind)s::text ->> 'allowance')::float8, 0),
           ({SPENT}),
           (SELECT COALESCE(sum(value::float8), 0) FROM jsonb_each(l.reserved)),
+          (%(exclusive)s::text IS NOT NULL AND EXISTS (
+              SELECT 1 FROM jsonb_object_keys(l.leases) AS k
+              WHERE k LIKE %(exclusive)s::text AND k <> %(lease)s::text)),
           (SELECT min(CASE WHEN e.left > %(renew_gap)s::float8
                            THEN e.left - %(renew_gap)s::float8 ELSE e.left END)
            FROM (SELECT value::float8 - extract(epoch FROM now()) AS left
@@ -275,7 +282,12 @@ async def start_turn(
         return None
     bucket, max_streams, budget = limits
     turn = Turn(store, context.user.id, meter_of(context))
-    if not (bucket.per_minute or max_streams or budget):
+    exclusive = None
+    if isinstance(request, ThreadsRetryAfterItemReq):  # one retry of an item at a time
+        key = f"retry.{request.params.thread_id}.{request.params.item_id}."
+        turn.lease_id = key + turn.lease_id
+        exclusive = key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    elif not (bucket.per_minute or max_streams or budget):
         return turn
     params = {
         "user": context.user.id,
@@ -288,8 +300,16 @@ async def start_turn(
         "max_streams": max_streams,
         "budget": budget,
         "reserve": budget > 0,
+        "exclusive": exclusive,
     }
-    granted, allowance, spent, reserved, soonest = await run_limits(store, START_TURN, params)
+    row = await run_limits(store, START_TURN, params)
+    granted, allowance, spent, reserved, busy, soonest = row
+    if busy and not granted:
+        raise AppError(
+            "this item is already being retried; wait for that answer to end",
+            status=409,
+            code="retry_running",
+        )
     if granted:
         turn.leased = True
         turn.meter.tokens_before, turn.meter.daily_budget = int(spent), budget
