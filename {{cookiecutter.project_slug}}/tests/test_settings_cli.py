@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import os
 import secrets
-import uuid
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable
 from typing import Any
 

@@ -106,16 +106,16 @@ def interleaves_patterns(text: str) -> bool:
     return False
 
 
-COMMON_WORDS = frozenset(
-    """the be to of and a in that have it for not on with he as you do at this but his by
-    from they we say her she or an will my one all would there their what so up out if about
+EVERYDAY_WORDS = """the be to of and a in that have it for not on with he as you do at
+    this but his by from they we say her she or an will my one all would there their what so
+    up out if about
     who get which go me when make can like time no just him know take people into year your
     good some could them see other than then now look only come its over think also back after
     use two how our work first well way even new want because any these give day most us is
     are was were has had am been secret key token auth app my our very long random string
     quick brown fox jumps lazy dog pack box five dozen liquor jugs sphinx black quartz judge
-    vow waltz bad nymph big fjords vex quick wizards jump how vexingly daft zebras""".split()
-)
+    vow waltz bad nymph big fjords vex quick wizards jump how vexingly daft zebras"""
+COMMON_WORDS = frozenset(EVERYDAY_WORDS.split())
 """Everyday English words (and the well-known pangrams'): a secret made of them is a sentence."""
 MAX_WORDS_SHARE = 0.6
 DOCUMENTATION_UUIDS = frozenset(

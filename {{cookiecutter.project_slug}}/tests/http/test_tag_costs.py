@@ -25,7 +25,9 @@ from tests.support.fake_openai import FakeModel
 
 def streamed_size(fake: FakeModel) -> int:
     """The bytes of the largest answer request (not the title's) the model received."""
-    return max(size for body, size in zip(fake.requests, fake.sizes, strict=True) if body.get("stream"))
+    return max(
+        size for body, size in zip(fake.requests, fake.sizes, strict=True) if body.get("stream")
+    )
 
 
 def text(value: str) -> JSON:
@@ -39,7 +41,8 @@ def thread_created(events: list[JSON]) -> str:
 async def wordy_thread(store: PostgresStore, user: object, title: str) -> str:
     """A thread whose newest messages fill a tag's whole block (THREAD_CHARS)."""
     thread_id = await make_thread(store, user, title)  # type: ignore[arg-type]
-    await add_messages(store, user, thread_id, [f"{title} {n} " + "z" * 1500 for n in range(4)])  # type: ignore[arg-type]
+    texts = [f"{title} {n} " + "z" * 1500 for n in range(4)]
+    await add_messages(store, user, thread_id, texts)  # type: ignore[arg-type]
     return thread_id
 
 

@@ -91,13 +91,16 @@ def linkable(source: object) -> bool:
 
 def safe_links(event: ThreadStreamEvent) -> ThreadStreamEvent | None:
     """`event` without citations of non-http(s) links (None: the event only added one)."""
-    if isinstance(event, ThreadItemUpdatedEvent):
-        update = event.update
-        if isinstance(update, AssistantMessageContentPartAnnotationAdded):
-            return event if linkable(update.annotation.source) else None
-    elif isinstance(event, ThreadItemAddedEvent | ThreadItemDoneEvent | ThreadItemReplacedEvent):
-        if isinstance(event.item, AssistantMessageItem):
-            for part in event.item.content:
-                if any(isinstance(a.source, URLSource) for a in part.annotations):
-                    part.annotations = [a for a in part.annotations if linkable(a.source)]
+    update = event.update if isinstance(event, ThreadItemUpdatedEvent) else None
+    if isinstance(update, AssistantMessageContentPartAnnotationAdded):
+        return event if linkable(update.annotation.source) else None
+    item = (
+        event.item
+        if isinstance(event, ThreadItemAddedEvent | ThreadItemDoneEvent | ThreadItemReplacedEvent)
+        else None
+    )
+    if isinstance(item, AssistantMessageItem):
+        for part in item.content:
+            if any(isinstance(a.source, URLSource) for a in part.annotations):
+                part.annotations = [a for a in part.annotations if linkable(a.source)]
     return event

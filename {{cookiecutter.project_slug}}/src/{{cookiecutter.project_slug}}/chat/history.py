@@ -345,7 +345,8 @@ class HistoryConverter(ThreadItemConverter):
 
 def tag_reference(tag: UserMessageTagContent, why: str = "") -> ResponseInputTextParam:
     """A tag as its text alone (`@text`), with why it is not expanded."""
-    return ResponseInputTextParam(type="input_text", text=f"@{tag.text} ({why})" if why else f"@{tag.text}")
+    text = f"@{tag.text} ({why})" if why else f"@{tag.text}"
+    return ResponseInputTextParam(type="input_text", text=text)
 
 
 def converter_for(

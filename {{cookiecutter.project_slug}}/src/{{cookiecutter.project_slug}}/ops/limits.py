@@ -31,7 +31,7 @@ from ..errors import AppError
 from ..settings import Settings
 from ..store.health import is_outage
 from ..store.postgres import PostgresStore
-from .usage import Meter, meter_of
+from .usage import CHARS_PER_TOKEN, ESTIMATE, Meter, meter_of, request_chars
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ SET (leases, reserved, buckets) = (
                 THEN d.live || jsonb_build_object(%(lease)s::text, d.at + %(lease_seconds)s::float8)
                 ELSE d.live END,
            CASE WHEN d.ok AND %(reserve)s::boolean
-                THEN d.held || jsonb_build_object(%(lease)s::text, l.turn_tokens)
+                THEN d.held || jsonb_build_object(%(lease)s::text, d.estimate)
                 ELSE d.held END,
            CASE WHEN %(per_minute)s::float8 = 0 THEN l.buckets
                 ELSE l.buckets || jsonb_build_object(%(kind)s::text, jsonb_build_object(
@@ -86,12 +86,13 @@ SET (leases, reserved, buckets) = (
         SELECT s.*,
                (%(per_minute)s::float8 = 0 OR s.allowance >= %(cost)s::float8)
                AND (%(max_streams)s::integer = 0 OR s.streams < %(max_streams)s::integer)
-               AND (%(budget)s::bigint = 0 OR s.spent + s.reserving < %(budget)s::bigint)
+               AND (%(budget)s::bigint = 0
+                    OR s.spent + s.reserving + s.estimate < %(budget)s::bigint)
                AND NOT s.busy AS ok
         FROM (
             SELECT extract(epoch FROM now())::float8 AS at, {REFILL} AS allowance,
                    live.leases AS live, live.streams, held.reserved AS held,
-                   held.tokens AS reserving, ({SPENT}) AS spent,
+                   held.tokens AS reserving, ({SPENT}) AS spent, ({ESTIMATE}) AS estimate,
                    (%(exclusive)s::text IS NOT NULL AND EXISTS (
                        SELECT 1 FROM jsonb_object_keys(live.leases) AS k
                        WHERE k LIKE %(exclusive)s::text)) AS busy
@@ -115,6 +116,7 @@ RETURNING l.leases ? %(lease)s::text,
           COALESCE((l.buckets -> %(kind)s::text ->> 'allowance')::float8, 0),
           ({SPENT}),
           (SELECT COALESCE(sum(value::float8), 0) FROM jsonb_each(l.reserved)),
+          ({ESTIMATE}),
           (%(exclusive)s::text IS NOT NULL AND EXISTS (
               SELECT 1 FROM jsonb_object_keys(l.leases) AS k
               WHERE k LIKE %(exclusive)s::text AND k <> %(lease)s::text)),
@@ -146,16 +148,13 @@ WHERE user_id = %(user)s::text AND leases ? %(lease)s::text
 RETURNING 1
 """
 
-# When the stream ends: release the lease and reservation, update the turn estimate, write
+# When the stream ends: release the lease and its reservation (settled by the real usage), write
 # one keyed `usage` row per model call (safe to repeat) and add the tokens to the day.
 FINISH_TURN = """
 WITH released AS (
     UPDATE user_limits
     SET leases = leases - %(lease)s::text,
-        reserved = reserved - %(lease)s::text,
-        turn_tokens = CASE WHEN reserved ? %(lease)s::text
-                           THEN greatest(%(tokens)s::float8, turn_tokens / 2)
-                           ELSE turn_tokens END
+        reserved = reserved - %(lease)s::text
     WHERE user_id = %(user)s::text AND leases ? %(lease)s::text
 ),
 recorded AS (
@@ -301,9 +300,14 @@ async def start_turn(
         "budget": budget,
         "reserve": budget > 0,
         "exclusive": exclusive,
+        "thread": getattr(request.params, "thread_id", None),
+        "history": settings.history_items,
+        "request_chars": request_chars(request, settings),
+        "max_input": settings.max_model_input_bytes,
+        "chars_per_token": CHARS_PER_TOKEN,
     }
     row = await run_limits(store, START_TURN, params)
-    granted, allowance, spent, reserved, busy, soonest = row
+    granted, allowance, spent, reserved, estimate, busy, soonest = row
     if busy and not granted:
         raise AppError(
             "this item is already being retried; wait for that answer to end",
@@ -321,12 +325,13 @@ async def start_turn(
             seconds_to_utc_midnight(),
         )
     until_a_lease_ends = math.ceil(soonest or 1)
-    if budget and spent + reserved >= budget:
+    if budget and spent + reserved + estimate >= budget:
+        held = f", about {round(reserved):,} more held by answers still running" if reserved else ""
         raise too_many(
-            f"daily token budget nearly used ({spent:,} of {budget:,} tokens, about "
-            f"{round(reserved):,} more held by your answers still running)",
+            f"daily token budget nearly used ({spent:,} of {budget:,} tokens{held}); this "
+            f"message needs about {round(estimate):,}",
             "daily_budget_exceeded",
-            until_a_lease_ends,
+            until_a_lease_ends if reserved else seconds_to_utc_midnight(),
         )
     if bucket.per_minute and allowance < bucket.cost:
         raise rate_limited(bucket, allowance)

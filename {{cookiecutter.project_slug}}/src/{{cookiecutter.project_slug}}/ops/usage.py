@@ -14,6 +14,12 @@ from datetime import datetime
 from typing import Any, Literal, TextIO
 
 from agents import ModelResponse
+from chatkit.types import (
+    ChatKitReq,
+    ThreadsAddUserMessageReq,
+    ThreadsCreateReq,
+    UserMessageTagContent,
+)
 
 from ..context import RequestContext
 from ..settings import Settings
@@ -58,6 +64,38 @@ class Meter:
         """The calls of an Agents SDK run (`result.raw_responses`)."""
         for response in responses:
             self.add(model, "answer", response.usage.input_tokens, response.usage.output_tokens)
+
+
+CHARS_PER_TOKEN = 4
+"""Characters a model token holds, about (English text; JSON runs shorter, so a safe side)."""
+
+# This request's model input in tokens, estimated: the text of the thread's newest items
+# (messages by their text, other items by their JSON) and of the request, within
+# MAX_MODEL_INPUT_BYTES (docs/design_decisions.md, "The daily budget reserves this request").
+ESTIMATE = """CASE WHEN %(budget)s::bigint = 0 THEN 0 ELSE (
+SELECT ceil(least(%(max_input)s::float8, %(request_chars)s::float8 + COALESCE(sum(
+    CASE WHEN i.payload->>'type' IN ('user_message', 'assistant_message')
+         THEN COALESCE(length(i.payload->>'quoted_text'), 0) + (
+              SELECT COALESCE(sum(length(c->>'text')), 0)
+              FROM jsonb_array_elements(CASE WHEN jsonb_typeof(i.payload->'content') = 'array'
+                                             THEN i.payload->'content' END) AS c)
+         ELSE octet_length(i.payload::text) END), 0)) / %(chars_per_token)s::float8)
+FROM (SELECT payload FROM thread_items WHERE thread_id = %(thread)s::text
+      ORDER BY created_at DESC, seq DESC LIMIT %(history)s) AS i) END"""
+
+
+def request_chars(request: ChatKitReq, settings: Settings) -> int:
+    """What the request's own message adds to the model input, in characters: its text, and
+    for tags what they may resolve to (at most MAX_MESSAGE_CHARS in all)."""
+    if not isinstance(request, ThreadsCreateReq | ThreadsAddUserMessageReq):
+        return 0
+    message = request.params.input
+    chars = len(message.quoted_text or "")
+    for part in message.content:
+        chars += len(part.text)
+        if isinstance(part, UserMessageTagContent):
+            chars = min(chars + settings.max_message_chars, 2 * settings.max_message_chars)
+    return chars
 
 
 METER_KEY = ("usage", "meter")
