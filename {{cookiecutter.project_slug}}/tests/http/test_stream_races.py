@@ -9,7 +9,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient, user_input
-from tests.support.app import AppServer
+from tests.ops.test_limits import live_leases
+from tests.support.app import AppServer, wait_until
 from tests.support.chatkit import json_error, post
 from tests.support.fake_openai import FakeModel
 
@@ -45,9 +46,13 @@ async def first_answer(client: ChatKitClient) -> tuple[str, str]:
 
 
 async def test_one_retry_of_an_item_at_a_time(
-    app_server: AppServer, client_for: Callable[..., ChatKitClient], fake_model: FakeModel
+    app_server: AppServer,
+    client_for: Callable[..., ChatKitClient],
+    fake_model: FakeModel,
+    database_url: str,
 ) -> None:
-    client = client_for(f"user-{uuid.uuid4().hex}")
+    user_id = f"user-{uuid.uuid4().hex}"
+    client = client_for(user_id)
     thread_id, item_id = await first_answer(client)
     params = {"thread_id": thread_id, "item_id": item_id}
     fake_model.tokens, fake_model.delay = 30, 0.05
@@ -58,6 +63,11 @@ async def test_one_retry_of_an_item_at_a_time(
         json_error(second, 409, "retry_running")
     assert [e async for e in stream][-1]["type"] != "error"
     fake_model.delay = 0
+
+    async def released() -> bool:  # a moment after the response has ended
+        return await live_leases(database_url, user_id) == 0
+
+    assert await wait_until(released)
     again = [e async for e in client.stream("threads.retry_after_item", params)]
     assert again[-1]["type"] != "error"
     items = await client.request("items.list", {"thread_id": thread_id, "limit": 50})

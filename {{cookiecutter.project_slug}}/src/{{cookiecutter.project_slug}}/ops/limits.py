@@ -31,7 +31,7 @@ from ..errors import AppError
 from ..settings import Settings
 from ..store.health import is_outage
 from ..store.postgres import PostgresStore
-from .usage import CHARS_PER_TOKEN, ESTIMATE, Meter, meter_of, request_chars
+from .usage import ESTIMATE, Meter, estimate_params, like_prefix, meter_of
 
 logger = logging.getLogger(__name__)
 
@@ -285,7 +285,7 @@ async def start_turn(
     if isinstance(request, ThreadsRetryAfterItemReq):  # one retry of an item at a time
         key = f"retry.{request.params.thread_id}.{request.params.item_id}."
         turn.lease_id = key + turn.lease_id
-        exclusive = key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        exclusive = like_prefix(key)
     elif not (bucket.per_minute or max_streams or budget):
         return turn
     params = {
@@ -300,20 +300,13 @@ async def start_turn(
         "budget": budget,
         "reserve": budget > 0,
         "exclusive": exclusive,
-        "thread": getattr(request.params, "thread_id", None),
-        "history": settings.history_items,
-        "request_chars": request_chars(request, settings),
-        "max_input": settings.max_model_input_bytes,
-        "chars_per_token": CHARS_PER_TOKEN,
+        **estimate_params(request, settings),
     }
     row = await run_limits(store, START_TURN, params)
     granted, allowance, spent, reserved, estimate, busy, soonest = row
     if busy and not granted:
-        raise AppError(
-            "this item is already being retried; wait for that answer to end",
-            status=409,
-            code="retry_running",
-        )
+        message = "this item is already being retried; wait for that answer to end"
+        raise AppError(message, status=409, code="retry_running")
     if granted:
         turn.leased = True
         turn.meter.tokens_before, turn.meter.daily_budget = int(spent), budget

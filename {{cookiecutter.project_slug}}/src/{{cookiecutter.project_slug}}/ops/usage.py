@@ -98,6 +98,22 @@ def request_chars(request: ChatKitReq, settings: Settings) -> int:
     return chars
 
 
+def estimate_params(request: ChatKitReq, settings: Settings) -> dict[str, Any]:
+    """The parameters ESTIMATE reads for `request`."""
+    return {
+        "thread": getattr(request.params, "thread_id", None),
+        "history": settings.history_items,
+        "request_chars": request_chars(request, settings),
+        "max_input": settings.max_model_input_bytes,
+        "chars_per_token": CHARS_PER_TOKEN,
+    }
+
+
+def like_prefix(text: str) -> str:
+    """A LIKE pattern for what starts with `text`, its wildcards taken literally."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
 METER_KEY = ("usage", "meter")
 
 
