@@ -64,7 +64,6 @@ TEXT_MIME_TYPES = ("application/json", "application/xml", "application/yaml", "a
 MAX_ATTACHMENT_TEXT_CHARS = 100_000
 DEFAULT_MAX_INPUT_BYTES = 20 * 1024 * 1024
 DEFAULT_TAG_CHARS = 20_000
-"""What one message's tags may resolve to in all, by default (MAX_MESSAGE_CHARS)."""
 INLINE_OVERHEAD_BYTES = 1024
 """What one inline file costs beyond its base64 (the part's JSON, the data: prefix, its name)."""
 
@@ -110,7 +109,6 @@ class HistoryConverter(ThreadItemConverter):
         self.images = images
         self.entities = entities
         self.tag_chars = tag_chars
-        """What one message's tags may resolve to in all (MAX_MESSAGE_CHARS, less its text)."""
         self._tags: dict[tuple[str, str], str | None] = {}
         """What each tagged entity (type, id) became: looked up once per turn."""
         self._newest: UserMessageItem | None = None
@@ -319,8 +317,8 @@ class HistoryConverter(ThreadItemConverter):
 
     async def tag_to_message_content(self, tag: UserMessageTagContent) -> ResponseInputContentParam:
         """The tagged entity as the server finds it for this user, or the tag's text alone (the
-        client-sent `data` never reaches the model). In full once per entity, in the newest
-        message only and within its room; otherwise a short reference."""
+        client-sent `data` never reaches the model): once per entity, in the newest message
+        only, within its room; otherwise a short reference."""
         type_ = tag.data.get("type")
         key = (str(type_), tag.id)
         newest, room, shown = self._tag_state

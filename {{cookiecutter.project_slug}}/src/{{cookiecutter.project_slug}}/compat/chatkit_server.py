@@ -38,7 +38,7 @@ class DeletedThreadFilter(logging.Filter):
         if not isinstance(exc, NotFoundError):
             return True
         if record.msg == SDK_STREAM_FAILED:
-            return False  # the same failure, logged again on its way out
+            return False
         record.levelno, record.levelname = logging.INFO, "INFO"
         record.msg, record.args = "stream ended: its thread is gone (%s)", (exc,)
         record.exc_info = record.exc_text = None

@@ -30,8 +30,7 @@ async def guard_stream(stream: StreamingResult) -> AsyncGenerator[bytes, None]:
         async for chunk in events:
             yield chunk
     except NotFoundError:
-        # the thread was deleted while it streamed: the SDK sent an error event, and
-        # compat/chatkit_server.py's filter logged one INFO line
+        # its thread was deleted: the SDK sent an error event, its log line is INFO (compat)
         return
     except Exception as exc:
         if is_outage(exc):  # the outage has its own log lines (store/health.py)

@@ -69,9 +69,8 @@ class Meter:
 CHARS_PER_TOKEN = 4
 """Characters a model token holds, about (English text; JSON runs shorter, so a safe side)."""
 
-# This request's model input in tokens, estimated: the text of the thread's newest items
-# (messages by their text, other items by their JSON) and of the request, within
-# MAX_MODEL_INPUT_BYTES (docs/design_decisions.md, "The daily budget reserves this request").
+# This request's input tokens: its thread's newest items' text and its own, within the cap
+# (docs/design_decisions.md, "The daily budget reserves this request").
 ESTIMATE = """CASE WHEN %(budget)s::bigint = 0 THEN 0 ELSE (
 SELECT ceil(least(%(max_input)s::float8, %(request_chars)s::float8 + COALESCE(sum(
     CASE WHEN i.payload->>'type' IN ('user_message', 'assistant_message')
@@ -99,7 +98,6 @@ def request_chars(request: ChatKitReq, settings: Settings) -> int:
 
 
 def estimate_params(request: ChatKitReq, settings: Settings) -> dict[str, Any]:
-    """The parameters ESTIMATE reads for `request`."""
     return {
         "thread": getattr(request.params, "thread_id", None),
         "history": settings.history_items,

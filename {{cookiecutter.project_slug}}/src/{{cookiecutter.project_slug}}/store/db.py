@@ -33,8 +33,7 @@ PACKAGE = __name__.split(".")[0]
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]*:).+?@(?=[^@\s]*(?:[\s)'\"\]]|$))")
 # `key=value` (conninfo or query): a value quoted, or up to `&` or a space.
 _KEY_VALUE = re.compile(r"([\w.%-]+)(\s*=\s*)('(?:[^'\\]|\\.)*'?|[^\s&']*)")
-MIN_REPLACED_SECRET = 4
-"""Shorter passwords are masked where they appear as a password only, not everywhere."""
+MIN_REPLACED_SECRET = 4  # shorter ones are masked only where they stand as a password
 
 Pool = AsyncConnectionPool[AsyncConnection[TupleRow]]
 
