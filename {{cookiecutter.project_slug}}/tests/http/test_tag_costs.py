@@ -103,21 +103,20 @@ async def test_more_tags_than_allowed_is_400_before_the_model(
 
 
 async def test_the_blocks_stay_within_the_messages_budget(
-    app_factory: Callable[..., AppServer],
+    app_server: AppServer,
     client_for: Callable[..., ChatKitClient],
     fake_model: FakeModel,
     store: PostgresStore,
 ) -> None:
-    """MAX_MESSAGE_CHARS bounds the typed text and what its tags resolve to together."""
-    server = app_factory(max_message_chars=THREAD_CHARS + 1000)
+    """MAX_MESSAGE_CHARS (20,000) bounds the typed text and what its tags resolve to together."""
     user = make_context()
-    client = client_for(user.user.id, server=server)
+    client = client_for(user.user.id)
     await client.send("compare ")
     plain_size = streamed_size(fake_model)
-    threads = [await wordy_thread(store, user, f"T{n}") for n in range(3)]
+    threads = [await wordy_thread(store, user, f"T{n}") for n in range(6)]
     parts = [tag(t, f"T{n}", type="thread") for n, t in enumerate(threads)]
     await client.send("", message=message(text("compare "), *parts))
     sent = model_text(streamed(fake_model)[-1])
-    assert sent.count("<TAGGED_THREAD>") == 1
-    assert sent.count("this message's tags are over its budget") == 2
-    assert streamed_size(fake_model) < plain_size + 2 * THREAD_CHARS
+    blocks = sent.count("<TAGGED_THREAD>")  # about 4,100 characters each: 4 fit in 20,000
+    assert blocks == 4 and sent.count("this message's tags are over its budget") == 2
+    assert streamed_size(fake_model) < plain_size + 20_000 + 2000

@@ -63,13 +63,13 @@ async def test_the_reservation_is_this_requests_estimate_and_is_settled(
 ) -> None:
     """A small turn after a big one reserves its own size (the last turn's used to set it),
     and a thread's history counts in the estimate."""
-    server = app_factory(user_daily_tokens=10**6, rate_limit_messages_per_minute=0)
+    server = app_factory(user_daily_tokens=BUDGET, rate_limit_messages_per_minute=0)
     user_id = f"user-{uuid.uuid4().hex}"
     client = client_for(user_id, server=server)
     fake_model.tokens, fake_model.delay = 20, 0.05
-    stream = client.stream("threads.create", {"input": user_input("z" * 4000)})  # 1,000 tokens
+    stream = client.stream("threads.create", {"input": user_input("z" * 2000)})  # 500 tokens
     thread_id = (await anext(stream))["thread"]["id"]
-    assert await reservations(database_url, user_id) == [1000.0]
+    assert await reservations(database_url, user_id) == [500.0]
     _ = [e async for e in stream]
 
     stream = await start_stream(client, "hi")
@@ -80,7 +80,7 @@ async def test_the_reservation_is_this_requests_estimate_and_is_settled(
     follow_up = client.stream("threads.add_user_message", params)
     await anext(follow_up)
     (held,) = await reservations(database_url, user_id)
-    assert 1000 < held < 1100, "the thread's 4,000 characters and its answer count"
+    assert 500 < held < 600, "the thread's 2,000 characters and its answer count"
     _ = [e async for e in follow_up]
 
     async def settled() -> bool:
