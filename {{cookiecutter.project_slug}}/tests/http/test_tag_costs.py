@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from {{ cookiecutter.project_slug }}.agent.entities import THREAD_CHARS
+from {{ cookiecutter.project_slug }}.agent.entity_types import THREAD_CHARS
 from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient, ChatKitHTTPError
 from {{ cookiecutter.project_slug }}.store.postgres import PostgresStore
 from tests.http.test_entities import (

@@ -5,12 +5,8 @@ http(s) links are kept, from tools and from the model alike (`safe_links`)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 from urllib.parse import urlsplit
 
-from agents import RunContextWrapper
 from chatkit.types import (
     Annotation,
     AssistantMessageContentPartAnnotationAdded,
@@ -25,30 +21,16 @@ from chatkit.types import (
     URLSource,
 )
 
+from .services import ToolContext
+
 logger = logging.getLogger(__name__)
 
 Source = URLSource | FileSource | EntitySource
 
-_cited: dict[int, list[Source]] = {}
-"""The sources cited in each running turn, by the id of its agent context."""
 
-
-def cite(ctx: RunContextWrapper[Any], *sources: Source) -> None:
+def cite(ctx: ToolContext, *sources: Source) -> None:
     """Attach sources to the model's next answer in this turn (call it from a tool)."""
-    cited = _cited.get(id(ctx.context))
-    if cited is not None:
-        cited.extend(sources)
-
-
-@contextmanager
-def collecting(agent_context: object) -> Iterator[list[Source]]:
-    """The sources tools cite while the turn of `agent_context` runs."""
-    cited: list[Source] = []
-    _cited[id(agent_context)] = cited
-    try:
-        yield cited
-    finally:
-        _cited.pop(id(agent_context), None)
+    ctx.context.cited.extend(sources)
 
 
 def attach(item: AssistantMessageItem, sources: list[Source]) -> None:
