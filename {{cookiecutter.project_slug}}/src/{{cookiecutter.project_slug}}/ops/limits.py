@@ -143,6 +143,8 @@ async def admit(
         lease.lease_id = exclusive + lease.lease_id
     elif bucket is None or not (bucket.per_minute or max_streams or budget):
         return lease
+    if bucket is None:  # an exclusive lease comes with its limits' bucket
+        return lease
     estimate = limits.estimate if limits else Estimate(None, 0, 0, 0)
     params = {
         "user": user_id,
@@ -162,7 +164,6 @@ async def admit(
         "budget": budget,
         "reserve": budget > 0,
     }
-    assert bucket is not None  # an exclusive lease comes with its limits' bucket
     row = await take_limits(store, params, lease=lease is not None)
     if lease is None:
         granted, allowance = row
