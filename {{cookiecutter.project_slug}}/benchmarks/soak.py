@@ -10,9 +10,10 @@ With --hostile R, that share of each conversation's requests is hostile instead:
 attachment 20 times, more attachments than allowed, a 1 MB title, a message over
 MAX_MESSAGE_CHARS, feedback on 20,000 ids, garbage and oversized uploads, a burst of streams
 over the concurrency limit, an attachment name of 100,000 characters, a 1 MB client tool
-output, a 1 MB action payload, a model name of 100,000 characters, a burst of actions.
-Each must get its 4xx (the repeated attachment is one and is answered); any 5xx, or another
-status, counts as a failure, and nothing may be lost.
+output, a 1 MB action payload, a model name of 100,000 characters, a burst of actions, tag
+floods (20 tags of one thread; 21), custom actions without a type, NUL ids in paths, four
+parallel uploads. Each must get its 4xx (the repeated attachment is one and is answered);
+any 5xx, or another status, counts as a failure, and nothing may be lost.
 
     uv run python benchmarks/soak.py --conversations 128 --seconds 60 --fault-rate 0.05
     uv run python benchmarks/soak.py --hostile 0.05 --json > soak.json
@@ -207,12 +208,13 @@ async def one_turn(
     tally: Tally,
     attachments: list[str] | None = None,
     hostile: bool = False,
+    parts: list[dict[str, Any]] | None = None,
 ) -> tuple[str | None, int]:
-    """One message and its answer; returns the thread id and the HTTP status (0: no answer).
-
-    A hostile turn's refusal is not counted among the errors (its sender records it)."""
+    """One message (`parts`, or a line of text) and its answer; returns the thread id and the
+    HTTP status (0: no answer). A hostile turn's refusal is not counted among the errors (its
+    sender records it)."""
     content = {
-        "content": [{"type": "input_text", "text": f"soak turn {tally.turns_started}"}],
+        "content": parts or [{"type": "input_text", "text": f"soak turn {tally.turns_started}"}],
         "attachments": attachments or [],
         "inference_options": {},
     }
@@ -269,9 +271,15 @@ EXPECTED: dict[str, set[int]] = {
     "huge tool output": {413},
     "huge action payload": {413},
     "long model name": {400},
-    "action burst": {400, 429},
+    "action burst": {400, 404, 429},
+    "tag flood": {200, 429},
+    "too many tags": {400},
+    "action without type": {400},
+    "NUL id": {400},
+    "parallel uploads": {200, 429, 503},
 }
 """What each hostile request must get. The repeated attachment collapses into one: a turn.
+An action burst before the conversation has a thread names a made-up one: 404.
 0 for an oversized upload: the server refused it and closed the connection while the client
 was still sending (httpx then sees the connection go, not the 413)."""
 
@@ -385,6 +393,37 @@ class Hostile:
             action = {"type": "soak.action", "payload": {}}
             for type_ in ["threads.custom_action"] * 4 + ["threads.sync_custom_action"] * 4:
                 await self.chatkit(kind, type_, {"thread_id": thread, "action": action})
+        elif kind in ("tag flood", "too many tags"):
+            # the same thread tagged under 20 (or 21) names: one block at most reaches the model
+            count = 20 if kind == "tag flood" else 21
+            tags: list[dict[str, Any]] = [
+                {"type": "input_tag", "id": thread, "text": f"t{n}", "data": {"type": "thread"}}
+                for n in range(count)
+            ]
+            url = self.base + "/chatkit"
+            thread_id, status = await one_turn(
+                self.http, url, self.token, thread_id, self.tally, hostile=True, parts=[text, *tags]
+            )
+            self.record(kind, status)
+        elif kind == "action without type":
+            shapes: list[dict[str, Any]] = [{}, {"payload": {}}]
+            for target in (thread, "thr_made_up"):
+                for action in shapes:
+                    await self.chatkit(
+                        kind, "threads.custom_action", {"thread_id": target, "action": action}
+                    )
+        elif kind == "NUL id":
+            for bad in ("%00", "a%00b"):
+                url = f"{self.base}/attachments/{bad}/content"
+                response = await self.http.get(url, headers=self.headers)
+                self.record(kind, response.status_code)
+        elif kind == "parallel uploads":
+            size = UPLOAD_LIMIT - 1024
+            uploads = [
+                self.upload(kind, files={"file": (f"p{n}.bin", bytes(size), "text/plain")})
+                for n in range(4)
+            ]
+            await asyncio.gather(*uploads)
         elif kind == "stream burst":
             url = self.base + "/chatkit"
             burst = [
@@ -411,7 +450,11 @@ async def conversation(
     thread_id: str | None = None
     while time.monotonic() < deadline:
         if hostile_rate and rng.random() < hostile_rate:
-            thread_id = await hostile.run(rng.choice(kinds), thread_id)
+            kind = rng.choice(kinds)
+            try:
+                thread_id = await hostile.run(kind, thread_id)
+            except httpx.TransportError:  # the server dropped the connection: a failure too
+                hostile.record(kind, 0)
         else:
             thread_id, _status = await one_turn(http, url, token, thread_id, tally)
 
@@ -521,6 +564,7 @@ def print_table(report: Report) -> None:
             "app RSS MB start / end (peak)",
             f"{report.rss_mb_start} / {report.rss_mb_end} ({report.rss_mb_peak})",
         ),
+        ("app peak RSS MB", report.rss_mb_peak),
         (
             "DB connections start / end",
             f"{report.db_connections_start} / {report.db_connections_end}",

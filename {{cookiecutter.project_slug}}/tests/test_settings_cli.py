@@ -7,6 +7,7 @@ import os
 import secrets
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -111,6 +112,12 @@ WEAK_SECRETS = {
     "a repeated unit": ("0123456789abcdef" * 3, "repeats a pattern"),
     "mostly one character": ("x" * 60 + "9f3a0b7c1d2e", "repeats a pattern"),
     "few characters": ("test-secret-" + "x" * 40, "only 7 different characters"),
+    "alternating runs": ("a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6", "interleaves simple patterns"),
+    "a pangram": ("the quick brown fox jumps over the lazy dog!", "reads as words or a sentence"),
+    "a pangram, run together": ("Thequickbrownfoxjumpsoverthelazydog", "reads as words"),
+    "the documentation UUID": ("123e4567-e89b-12d3-a456-426614174000", "from documentation"),
+    "Swagger's example UUID": ("3FA85F64-5717-4562-B3FC-2C963F66AFA6", "from documentation"),
+    "the RFC's example UUID": ("f81d4fae-7dec-11d0-a765-00a0c91e6bf6", "from documentation"),
 }
 
 
@@ -124,8 +131,12 @@ def test_weak_auth_secrets_are_refused(secret: str, reason: str) -> None:
 
 @pytest.mark.parametrize(
     "generate",
-    [lambda: secrets.token_urlsafe(48), lambda: secrets.token_hex(32)],
-    ids=["token_urlsafe(48), as the project generator writes", "token_hex(32)"],
+    [
+        lambda: secrets.token_urlsafe(48),
+        lambda: secrets.token_hex(32),
+        lambda: str(uuid.uuid4()) + str(uuid.uuid4()),
+    ],
+    ids=["token_urlsafe(48), as the project generator writes", "token_hex(32)", "two uuid4"],
 )
 def test_generated_auth_secrets_are_accepted(generate: Any) -> None:
     """What the generator (and the error message) suggests always passes, run after run."""

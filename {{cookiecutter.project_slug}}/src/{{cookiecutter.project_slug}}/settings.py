@@ -136,7 +136,10 @@ class Settings(BaseSettings):
     max_attachments_per_message: int = Field(default=10, ge=1, le=1000)
     """Distinct attachments one message may carry (a repeated id counts once); more get 400."""
     max_message_chars: int = Field(default=20_000, ge=1)
-    """Characters of text one message may hold (text parts, tags, quoted text); more get 400."""
+    """Characters of text one message may hold (text parts, tags, quoted text); more get 400.
+    What its tags resolve to for the model counts against it too (tags beyond stay short)."""
+    max_tags_per_message: int = Field(default=20, ge=0, le=1000)
+    """@-mentions (tags) one message may hold; more get 400."""
     max_model_input_bytes: int = Field(default=20 * 1024 * 1024, ge=0)
     """Bytes one model request may carry in all; the oldest items and files stay out."""
     max_tool_output_bytes: int = Field(default=64 * 1024, ge=1024)

@@ -8,6 +8,7 @@ the summaries stream as ChatKit's reasoning workflow, stored with the thread.
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -169,6 +170,41 @@ async def test_model_citations_are_stored_in_both_apis(
     assert annotation["source"]["url"] == CITATION["url"]
     assert annotation["source"]["title"] == "Cited page"
     assert annotation["index"] == CITATION["end_index"]
+
+
+@pytest.mark.parametrize("api", API_MODES)
+async def test_only_http_citations_are_kept(
+    app_factory: Callable[..., AppServer],
+    client_for: Callable[..., ChatKitClient],
+    fake_model: FakeModel,
+    api: str,
+) -> None:
+    """`javascript:` and `data:` links from the model are dropped (a WARNING each), neither
+    streamed nor stored; the http(s) one stays."""
+    client = client_for(server=app_factory(openai_api=api))
+    bad = ["javascript:alert(document.cookie)", "data:text/html,<script>x()</script>"]
+    fake_model.annotations = [{**CITATION, "url": url} for url in bad] + [CITATION]
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append  # type: ignore[method-assign]
+    logging.getLogger(f"{PACKAGE}.agent.sources").addHandler(handler)
+    try:
+        events = await client.send("cite something")
+    finally:
+        logging.getLogger(f"{PACKAGE}.agent.sources").removeHandler(handler)
+    assert not errors(events), errors(events)
+    streamed = [
+        e["update"]["annotation"]["source"]["url"]
+        for e in events
+        if e["type"] == "thread.item.updated"
+        and e["update"]["type"] == "assistant_message.content_part.annotation_added"
+    ]
+    assert all(url.startswith("https://") for url in streamed)
+    stored = (await answer(client, events))["content"][0]["annotations"]
+    assert [a["source"]["url"] for a in stored] == [CITATION["url"]]
+    dropped = [r.getMessage() for r in records if "not http(s)" in r.getMessage()]
+    assert dropped and all("cookie" not in line and "<script" not in line for line in dropped)
+    assert {"javascript", "data"} <= {line.rsplit("(", 1)[1].rstrip(")") for line in dropped}
 
 
 # --- reasoning --------------------------------------------------------------------------------

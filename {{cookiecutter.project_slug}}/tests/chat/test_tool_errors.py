@@ -111,3 +111,48 @@ async def test_unusable_tool_arguments_give_the_model_a_readable_error(
     assert not warnings[0].exc_info
     assert [r for r in captured.records if r.levelno >= logging.ERROR] == []
     assert all(len(r.getMessage()) < 500 for r in captured.records)
+
+
+@function_tool
+async def total(ctx: RunContextWrapper[Any], amounts: list[int]) -> str:
+    """Add amounts up.
+
+    Args:
+        amounts: The amounts.
+    """
+    return str(sum(amounts))
+
+
+async def test_thousands_of_wrong_elements_give_the_first_few_and_a_count(
+    app_server: AppServer,
+    client_for: Callable[..., ChatKitClient],
+    fake_model: FakeModel,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """9,900 wrong-typed elements: the first five problems and "and 9895 more", both in the
+    log line and in what the model gets back (the whole list was 474 kB of each)."""
+    monkeypatch.setattr(agent_module, "TOOLS", [total])
+    wrong = '{"amounts": [' + ",".join(['"x"'] * 9900) + "]}"
+
+    def calls(body: dict[str, Any]) -> list[ToolCall]:
+        items = body.get("input") or body.get("messages") or []
+        last = items[-1] if isinstance(items, list) and items else {}
+        return [ToolCall("total", wrong)] if last.get("role") == "user" else []
+
+    fake_model.tool_calls = calls
+    client = client_for()
+    with capturing() as captured:
+        events = await client.send("add them")
+
+    assert [e for e in events if e["type"] == "error"] == []
+    answer = "".join(
+        assistant_text(e["item"])
+        for e in events
+        if e["type"] == "thread.item.done" and e["item"]["type"] == "assistant_message"
+    )
+    assert "amounts.0: Input should be a valid integer" in answer
+    assert "amounts.4: " in answer and "amounts.5: " not in answer
+    assert "and 9895 more" in answer and len(answer) < 1000
+    warnings = [r.getMessage() for r in captured.records if r.name.endswith("tool_errors")]
+    assert len(warnings) == 1 and "and 9895 more" in warnings[0] and len(warnings[0]) < 1000
+    assert max(fake_model.sizes) < 200_000  # the 9,900-element call itself is ~50 kB

@@ -696,7 +696,20 @@ def test_sdk_task_noise_still_names_the_sdks_queue_iterator() -> None:
     assert "StopAsyncIteration" in inspect.getsource(iterator.__anext__), (
         "openai-chatkit: _AsyncQueueIterator.__anext__ no longer raises StopAsyncIteration"
     )
-    assert chatkit_server.__all__ == ["FAKE_RESPONSES_ID", "SDK_TASK_NOISE", "process_parsed"]
+    assert chatkit_server.__all__ == [
+        "FAKE_RESPONSES_ID",
+        "SDK_TASK_NOISE",
+        "process_parsed",
+        "quiet_deleted_threads",
+    ]
+
+
+def test_the_sdk_still_logs_stream_failures_as_the_filter_expects() -> None:
+    """quiet_deleted_threads filters the `chatkit` logger's records by this message."""
+    import chatkit.server as sdk_server
+
+    assert sdk_server.logger.name == "chatkit"
+    assert chatkit_server.SDK_STREAM_FAILED in inspect.getsource(sdk_server)
 
 
 # === openai-chatkit + openai: citations (chatkit_agents.AnnotationSafeResult) ===================

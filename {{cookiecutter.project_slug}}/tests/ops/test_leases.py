@@ -103,8 +103,9 @@ async def test_parallel_turns_overshoot_the_daily_budget_by_one_turn_at_most(
     fake_model: FakeModel,
     database_url: str,
 ) -> None:
-    """A budget of 100 tokens, 45 used, turns of 15: of eight turns asked for at once, those
-    that start fit the budget but for one turn; the others get 429 until the running ones end."""
+    """A budget of 100 tokens, 45 used: of eight turns asked for at once, those that start
+    each hold their own estimate (about 20 tokens of text) and fit the budget together; the
+    others get 429 until the running ones end."""
     server = app_factory(
         user_daily_tokens=100, max_concurrent_streams_per_user=20, rate_limit_messages_per_minute=0
     )
@@ -130,12 +131,13 @@ async def test_parallel_turns_overshoot_the_daily_budget_by_one_turn_at_most(
 
     answers = await asyncio.gather(*(turn(n) for n in range(8)))
     statuses = sorted(status for status, _ in answers)
-    assert statuses.count(200) == 4, statuses  # 45, 60, 75 and 90 are under 100; 105 is not
+    started = statuses.count(200)
+    assert 1 <= started <= 3, statuses  # 45 + 3 estimates of ~18 is under 100; a 4th is not
     for status, response in answers:
         if status == 429:
             assert response.json()["error"]["code"] == "daily_budget_exceeded"
             assert retry_after(response) <= limits.LEASE_SECONDS
-    assert await wait_until(lambda: _equals(spent(), 105))
+    assert await wait_until(lambda: _equals(spent(), 45 + 15 * started))
     assert await spent() <= 100 + 15, "one turn of overshoot at most"
 
 
@@ -147,3 +149,22 @@ async def _equals(value: Any, expected: int) -> bool:
 def slow_model(fake_model: FakeModel) -> FakeModel:
     fake_model.faults[:] = [Fault(hang=True)]
     return fake_model
+
+
+async def test_retry_after_for_a_live_stream_is_its_next_renewal(
+    app_factory: Callable[..., AppServer],
+    client_for: Callable[..., ChatKitClient],
+    fake_model: FakeModel,
+    database_url: str,
+) -> None:
+    """A stream that lives on renews its lease within RENEW_SECONDS: a refusal says to come
+    back then (it used to say the lease's whole 30 s while the stream ended 3 s later)."""
+    user_id = f"user-{uuid.uuid4().hex}"
+    client = client_for(user_id, server=app_factory(**ONE_STREAM))
+    fake_model.tokens, fake_model.delay = 30, 0.1
+    stream = await start_stream(client, "a three-second answer")
+    response = await post(client, "threads.create", {"input": user_input("another")})
+    json_error(response, 429, "too_many_streams")
+    assert 1 <= retry_after(response) <= limits.RENEW_SECONDS
+    events = [event async for event in stream]
+    assert events[-1]["type"] != "error"

@@ -4,14 +4,20 @@ type. Built in: `thread`, the user's own earlier conversations."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from chatkit.store import NotFoundError
-from chatkit.types import AssistantMessageItem, UserMessageItem, UserMessageTextContent
+from chatkit.types import (
+    AssistantMessageItem,
+    UserMessageItem,
+    UserMessageTagContent,
+    UserMessageTextContent,
+)
 
 from ..context import RequestContext
+from ..errors import AppError
 from ..store.postgres import PostgresStore
 from ..store.thread_search import search_thread_titles
 
@@ -66,6 +72,13 @@ class EntityType:
     search: Search
     resolve: Resolve
     preview: Preview | None = None
+
+
+def check_tags(content: Sequence[object], most: int) -> None:
+    """Refuse (400) a message holding more than `most` tags: each may cost the model a block."""
+    tags = sum(isinstance(part, UserMessageTagContent) for part in content)
+    if tags > most:
+        raise AppError(f"a message may hold at most {most} tags", code="too_many_tags")
 
 
 def fenced(tag: str, body: str) -> str:

@@ -1,11 +1,29 @@
 """Sources a tool cites (`cite(ctx, URLSource(...))`): respond.py attaches them to the model's
-next answer as ChatKit annotations (the Sources list under the message), stored with it."""
+next answer as ChatKit annotations (the Sources list under the message), stored with it. Only
+http(s) links are kept, from tools and from the model alike (`safe_links`)."""
 
 from __future__ import annotations
 
-from chatkit.types import Annotation, AssistantMessageItem, EntitySource, FileSource, URLSource
+import logging
+from urllib.parse import urlsplit
+
+from chatkit.types import (
+    Annotation,
+    AssistantMessageContentPartAnnotationAdded,
+    AssistantMessageItem,
+    EntitySource,
+    FileSource,
+    ThreadItemAddedEvent,
+    ThreadItemDoneEvent,
+    ThreadItemReplacedEvent,
+    ThreadItemUpdatedEvent,
+    ThreadStreamEvent,
+    URLSource,
+)
 
 from .services import ToolContext
+
+logger = logging.getLogger(__name__)
 
 Source = URLSource | FileSource | EntitySource
 
@@ -23,7 +41,7 @@ def attach(item: AssistantMessageItem, sources: list[Source]) -> None:
     part = item.content[-1]
     seen = {_key(a.source) for a in part.annotations}
     for source in sources:
-        if _key(source) not in seen:
+        if _key(source) not in seen and linkable(source):
             seen.add(_key(source))
             part.annotations.append(Annotation(source=source, index=len(part.text)))
     sources.clear()
@@ -35,3 +53,36 @@ def _key(source: Source) -> tuple[str, str]:
     if isinstance(source, FileSource):
         return "file", source.filename
     return "entity", source.id
+
+
+def linkable(source: object) -> bool:
+    """False (with a WARNING) for a URL source whose link is not http(s): a `javascript:` or
+    `data:` link in the Sources list would run or show whatever it holds."""
+    if not isinstance(source, URLSource):
+        return True
+    try:
+        parts = urlsplit(source.url)
+        ok = parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
+    except ValueError:
+        ok = False
+    if not ok:
+        scheme = source.url.split(":", 1)[0][:20] if ":" in source.url else "no scheme"
+        logger.warning("dropped a cited source whose link is not http(s) (%s)", scheme)
+    return ok
+
+
+def safe_links(event: ThreadStreamEvent) -> ThreadStreamEvent | None:
+    """`event` without citations of non-http(s) links (None: the event only added one)."""
+    update = event.update if isinstance(event, ThreadItemUpdatedEvent) else None
+    if isinstance(update, AssistantMessageContentPartAnnotationAdded):
+        return event if linkable(update.annotation.source) else None
+    item = (
+        event.item
+        if isinstance(event, ThreadItemAddedEvent | ThreadItemDoneEvent | ThreadItemReplacedEvent)
+        else None
+    )
+    if isinstance(item, AssistantMessageItem):
+        for part in item.content:
+            if any(isinstance(a.source, URLSource) for a in part.annotations):
+                part.annotations = [a for a in part.annotations if linkable(a.source)]
+    return event

@@ -21,6 +21,9 @@ logger = logging.getLogger(__name__)
 
 UNUSABLE = "__unusable_arguments__"  # the key of the object standing in for unusable arguments
 TOO_DEEP = "nested too deeply"
+MAX_SHOWN_ERRORS = 5
+MAX_LOC_CHARS = 100
+"""A call with thousands of wrong elements: the first few problems, then "and N more"."""
 
 
 def structural_problem(arguments: str) -> tuple[str | None, Any]:
@@ -76,10 +79,14 @@ def field_problems(tool_name: str, parsed: Any) -> str:
         try:
             arguments_model(function).model_validate(parsed)
         except ValidationError as exc:
-            return "; ".join(
-                f"{'.'.join(str(part) for part in error['loc']) or 'arguments'}: {error['msg']}"
-                for error in exc.errors(include_url=False, include_input=False)
+            errors = exc.errors(include_url=False, include_input=False)
+            shown = "; ".join(
+                f"{'.'.join(str(part) for part in error['loc'])[:MAX_LOC_CHARS] or 'arguments'}: "
+                f"{error['msg'][:MAX_LOC_CHARS]}"
+                for error in errors[:MAX_SHOWN_ERRORS]
             )
+            more = len(errors) - MAX_SHOWN_ERRORS
+            return f"{shown}; and {more} more" if more > 0 else shown
     return "they do not match its parameters"
 
 

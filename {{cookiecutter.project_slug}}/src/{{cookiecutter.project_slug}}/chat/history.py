@@ -58,6 +58,7 @@ def json_size(value: Any) -> int:
 
 
 DEFAULT_MAX_INPUT_BYTES = 20 * 1024 * 1024
+DEFAULT_TAG_CHARS = 20_000
 
 
 class HistoryConverter(ThreadItemConverter):
@@ -70,14 +71,19 @@ class HistoryConverter(ThreadItemConverter):
         max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES,
         images: ImageContents | None = None,
         entities: EntityScope | None = None,
+        tag_chars: int = DEFAULT_TAG_CHARS,
     ) -> None:
         self.contents = contents
         self.context = context
         self.max_input_bytes = max_input_bytes
         self.images = images
         self.entities = entities
+        self.tag_chars = tag_chars
         self._tags: dict[tuple[str, str], str | None] = {}
         """What each tagged entity (type, id) became: looked up once per turn."""
+        self._newest: UserMessageItem | None = None
+        self._tag_state: tuple[bool, int, set[tuple[str, str]]] = (True, tag_chars, set())
+        """The message being converted: whether it is the newest, its room left, what it showed."""
         self._planned: dict[int, bytes | str] = {}
         """Bytes (inline) or a note per attachment or image object (an id may recur)."""
         self._last: ThreadItem | None = None
@@ -91,6 +97,7 @@ class HistoryConverter(ThreadItemConverter):
         """The items as model input within the budget: the oldest out, then files as notes."""
         items = list(thread_items) if isinstance(thread_items, Sequence) else [thread_items]
         self._last = items[-1] if items else None
+        self._newest = next((i for i in reversed(items) if isinstance(i, UserMessageItem)), None)
         self.withheld = self._planner.withheld = []
         try:
             self._planned = {}  # every file a note: what the conversation costs without them
@@ -112,7 +119,7 @@ class HistoryConverter(ThreadItemConverter):
             await self._fit(items, converted, sizes)
             return [part for parts in converted for part in parts]
         finally:
-            self._planned, self._last = {}, None
+            self._planned, self._last, self._newest = {}, None, None
 
     async def _convert(self, item: ThreadItem) -> list[TResponseInputItem]:
         try:
@@ -158,6 +165,9 @@ class HistoryConverter(ThreadItemConverter):
                 part.text for part in item.content if isinstance(part, UserMessageTextContent)
             )
             return EasyInputMessageParam(type="message", role="user", content=text)
+        typed = sum(len(p.text) for p in item.content if isinstance(p, UserMessageTextContent))
+        newest = self._newest is None or item is self._newest
+        self._tag_state = (newest, self.tag_chars - typed, set())
         # items are converted one at a time: "last" is the last of the whole history
         last = self._last is None or item is self._last
         return await super().user_message_to_input(item, last)
@@ -223,15 +233,34 @@ class HistoryConverter(ThreadItemConverter):
 
     async def tag_to_message_content(self, tag: UserMessageTagContent) -> ResponseInputContentParam:
         """The tagged entity as the server finds it for this user, or the tag's text alone (the
-        client-sent `data` never reaches the model)."""
+        client-sent `data` never reaches the model): once per entity, in the newest message
+        only, within its room; otherwise a short reference."""
         type_ = tag.data.get("type")
         key = (str(type_), tag.id)
+        newest, room, shown = self._tag_state
+        if not newest:
+            return tag_reference(tag, "tagged in an earlier message")
+        if key in shown:
+            return tag_reference(tag, "the same as above")
         if key not in self._tags:
             found = None
             if self.entities is not None:
                 found = await resolve_entity(self.entities, type_, tag.id)
             self._tags[key] = found
-        return ResponseInputTextParam(type="input_text", text=self._tags[key] or f"@{tag.text}")
+        resolved = self._tags[key]
+        if resolved is None:
+            return tag_reference(tag)
+        if len(resolved) > room:
+            return tag_reference(tag, "not expanded: this message's tags are over its budget")
+        shown.add(key)
+        self._tag_state = (newest, room - len(resolved), shown)
+        return ResponseInputTextParam(type="input_text", text=resolved)
+
+
+def tag_reference(tag: UserMessageTagContent, why: str = "") -> ResponseInputTextParam:
+    """A tag as its text alone (`@text`), with why it is not expanded."""
+    text = f"@{tag.text} ({why})" if why else f"@{tag.text}"
+    return ResponseInputTextParam(type="input_text", text=text)
 
 
 def converter_for(
@@ -239,11 +268,12 @@ def converter_for(
     context: RequestContext,
     max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES,
     images: ImageContents | None = None,
+    tag_chars: int = DEFAULT_TAG_CHARS,
 ) -> HistoryConverter:
     """The history converter for this request (it reads files, images and tags as the user)."""
     contents = store if isinstance(store, AttachmentContents) else None
     entities = EntityScope(store, context) if isinstance(store, PostgresStore) else None
-    return HistoryConverter(contents, context, max_input_bytes, images, entities)
+    return HistoryConverter(contents, context, max_input_bytes, images, entities, tag_chars)
 
 
 async def load_history(

@@ -29,7 +29,7 @@ from ..agent.composer import picked_model, picked_tool
 from ..agent.guardrails import TRIPPED, tripwire_error
 from ..agent.hosted import PARTIAL_IMAGES
 from ..agent.services import AppContext, Services
-from ..agent.sources import attach
+from ..agent.sources import attach, safe_links
 from ..agent.tool_errors import tool_error_formatter
 from ..compat.chatkit_agents import annotation_safe
 from ..context import RequestContext
@@ -110,7 +110,9 @@ async def respond(
         agent_context = AppContext(
             thread=thread, store=store, request_context=context, services=services, cited=turn.cited
         )
-        converter = converter_for(store, context, settings.max_model_input_bytes, images)
+        converter = converter_for(
+            store, context, settings.max_model_input_bytes, images, settings.max_message_chars
+        )
         agent_input = await converter.to_agent_input(history)
         if input_user_message is not None and converter.withheld:
             sent = len(input_user_message.attachments)
@@ -135,7 +137,9 @@ async def respond(
             converter=stream_converter(settings, images, thread, context),
         )
         try:
-            async for event in with_store_ids(stream, new_id):
+            async for streamed in with_store_ids(stream, new_id):
+                if (event := safe_links(streamed)) is None:
+                    continue
                 partial.see(event)
                 if (
                     turn.cited

@@ -24,7 +24,7 @@ from pydantic import BaseModel
 
 from ..agent.actions import ActionCall, parse_action
 from ..agent.services import Services
-from ..compat.chatkit_server import process_parsed
+from ..compat.chatkit_server import process_parsed, quiet_deleted_threads
 from ..context import RequestContext
 from ..ops.limits import Bucket, LeaseLimits, admit
 from ..ops.usage import record_transcription
@@ -59,6 +59,7 @@ class ChatServer(ChatKitServer[RequestContext]):
         self.services = services
         self.metrics = metrics  # METRICS=true: each turn timed and its tokens counted
         self._saving: set[asyncio.Task[None]] = set()
+        quiet_deleted_threads()
 
     async def process_turn(
         self, context: TurnContext, limits: LeaseLimits | None, bucket: Bucket | None

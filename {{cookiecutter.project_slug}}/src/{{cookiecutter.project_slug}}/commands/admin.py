@@ -12,7 +12,7 @@ import psycopg
 
 from ..dev.embedded import EmbeddedPostgresMissing, resolve_database_url
 from ..settings import EMBEDDED, Settings
-from ..store.db import redact_secrets, redact_url
+from ..store.db import redact_secrets
 
 PACKAGE = __name__.split(".")[0]
 
@@ -20,7 +20,7 @@ PACKAGE = __name__.split(".")[0]
 def describe_database(settings: Settings) -> str:
     if settings.database_url == EMBEDDED:
         return f"embedded PostgreSQL in {settings.embedded_data_dir.name}/ (development only)"
-    return redact_url(settings.database_url)
+    return redact_secrets(settings.database_url, settings.database_url)
 
 
 def one_line(exc: BaseException, url: str) -> str:

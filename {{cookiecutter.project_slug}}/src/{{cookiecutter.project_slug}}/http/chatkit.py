@@ -10,6 +10,7 @@ from typing import Annotated
 
 from chatkit.errors import ErrorCode
 from chatkit.server import StreamingResult
+from chatkit.store import NotFoundError
 from chatkit.types import ErrorEvent
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -39,6 +40,9 @@ async def guard_stream(stream: StreamingResult) -> AsyncGenerator[bytes, None]:
     try:
         async for chunk in events:
             yield chunk
+    except NotFoundError:
+        # its thread was deleted: the SDK sent an error event, its log line is INFO (compat)
+        return
     except Exception as exc:
         if is_outage(exc):  # the outage has its own log lines (store/health.py)
             logger.debug("stream failed: the database is unreachable")
@@ -87,6 +91,8 @@ async def chatkit_endpoint(
     server: ChatServer = request.app.state.server
     parsed = await parse_request(request, settings, body_limit_for(settings))
     kind = request_type(parsed.type)
+    if kind.tags is not None:
+        kind.tags(parsed, settings)  # tags first: each may cost the model a block
     if kind.sizes is not None:
         kind.sizes(parsed, settings)
     if kind.options is not None:
@@ -94,7 +100,7 @@ async def chatkit_endpoint(
     turn = Turn(parsed)
     if kind.targets is not None:
         turn.action = await kind.targets(parsed, server.store, context)
-    limits = kind.lease_limits(settings, turn.action)
+    limits = kind.lease_limits(settings, parsed, turn.action)
     bucket = kind.rate(settings) if kind.rate is not None and limits is None else None
     try:
         result = await server.process_turn(TurnContext.of(context, turn), limits, bucket)

@@ -26,15 +26,18 @@ from pydantic import BaseModel
 
 from ..agent.actions import CheckedAction
 from ..context import RequestContext
-from ..ops.limits import Bucket, LeaseLimits
+from ..ops.limits import Bucket, Estimate, LeaseLimits
+from ..ops.usage import request_chars
 from ..settings import Settings
 from ..store import PostgresStore
 from . import checks, requests
 
 Sizes = Callable[[Any, Settings], None]
 Options = Callable[[Any, Settings], None]
+Tags = Callable[[Any, Settings], None]
 Targets = Callable[[Any, PostgresStore, RequestContext], Awaitable[CheckedAction | None]]
 Rate = Callable[[Settings], Bucket]
+Exclusive = Callable[[Any], str]
 
 
 def messages(settings: Settings) -> Bucket:
@@ -57,12 +60,18 @@ def default_body(settings: Settings) -> int:
     return settings.max_request_bytes
 
 
+def retried_item(request: ThreadsRetryAfterItemReq) -> str:
+    """The lease-id prefix of a retry of this item: one at a time (409 retry_running)."""
+    return f"retry.{request.params.thread_id}.{request.params.item_id}."
+
+
 @dataclass(frozen=True, slots=True)
 class RequestType:
     """What one request type needs before the ChatKit server runs it (docs/design_decisions.md,
     "One table of request types"); `runs_model` None: as its action says."""
 
     sizes: Sizes | None = None
+    tags: Tags | None = None
     options: Options | None = None
     targets: Targets | None = None
     rate: Rate | None = None
@@ -70,9 +79,12 @@ class RequestType:
     streams: bool = False
     runs_model: bool | None = False
     body_limit: Callable[[Settings], int] = default_body
+    exclusive: Exclusive | None = None
 
-    def lease_limits(self, settings: Settings, action: CheckedAction | None) -> LeaseLimits | None:
-        """The limits of its turn (None: it takes no turn)."""
+    def lease_limits(
+        self, settings: Settings, request: Any, action: CheckedAction | None
+    ) -> LeaseLimits | None:
+        """The limits of its turn (None: it takes no turn), the budget's estimate inputs."""
         if not self.turn:
             return None
         runs_model = (
@@ -84,11 +96,19 @@ class RequestType:
             bucket=(self.rate or unrated)(settings),
             max_streams=settings.max_concurrent_streams_per_user if self.streams else 0,
             budget=settings.user_daily_tokens if runs_model else 0,
+            estimate=Estimate(
+                thread=getattr(request.params, "thread_id", None),
+                request_chars=request_chars(request, settings),
+                history=settings.history_items,
+                max_input=settings.max_model_input_bytes,
+            ),
+            exclusive=self.exclusive(request) if self.exclusive else None,
         )
 
 
 MESSAGE = RequestType(
     sizes=requests.message_sizes,
+    tags=requests.message_tags,
     options=checks.message_options,
     targets=checks.message_targets,
     rate=messages,
@@ -108,7 +128,12 @@ REQUEST_TYPES: dict[str, RequestType] = {
     "threads.create": MESSAGE,
     "threads.add_user_message": MESSAGE,
     "threads.retry_after_item": RequestType(
-        targets=checks.retry_target, rate=messages, turn=True, streams=True, runs_model=True
+        targets=checks.retry_target,
+        rate=messages,
+        turn=True,
+        streams=True,
+        runs_model=True,
+        exclusive=retried_item,
     ),
     "threads.add_structured_input": RequestType(
         sizes=requests.answers_sizes,

@@ -28,6 +28,7 @@ from fastapi import Request
 from pydantic import TypeAdapter, ValidationError
 from starlette.requests import ClientDisconnect
 
+from ..agent.entity_types import check_tags
 from ..chat.dictation import check_audio
 from ..errors import MAX_EXCERPT_CHARS, AppError
 from ..settings import Settings
@@ -174,6 +175,10 @@ def message_sizes(request: ThreadsCreateReq | ThreadsAddUserMessageReq, settings
             f"message text over {settings.max_message_chars} characters",
             code="message_too_long",
         )
+
+
+def message_tags(request: ThreadsCreateReq | ThreadsAddUserMessageReq, settings: Settings) -> None:
+    check_tags(request.params.input.content, settings.max_tags_per_message)
 
 
 def answers_sizes(request: ThreadsAddStructuredInputReq, settings: Settings) -> None:

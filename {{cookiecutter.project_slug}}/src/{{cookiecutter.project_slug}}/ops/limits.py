@@ -11,16 +11,16 @@ import time
 import uuid
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 from psycopg_pool import PoolTimeout
 
 from ..errors import AppError
 from ..store.health import is_outage
-from ..store.limit_rows import finish_lease, renew_lease, take_limits
+from ..store.limit_rows import finish_lease, like_prefix, renew_lease, take_limits
 from ..store.postgres import PostgresStore
-from .usage import Meter
+from .usage import CHARS_PER_TOKEN, Meter
 
 logger = logging.getLogger(__name__)
 
@@ -40,12 +40,26 @@ class Bucket:
 
 
 @dataclass(frozen=True, slots=True)
+class Estimate:
+    """What the budget reserves for a turn: its thread's newest `history` items and the
+    request's own characters, within `max_input` (estimated in the statement, ESTIMATE)."""
+
+    thread: str | None
+    request_chars: int
+    history: int
+    max_input: int
+
+
+@dataclass(frozen=True, slots=True)
 class LeaseLimits:
-    """A request's bucket, concurrent streams (0: any) and daily token budget (0: none)."""
+    """A request's bucket, concurrent streams (0: any) and daily token budget (0: none); its
+    budget estimate, and `exclusive`: a lease-id prefix one lease at a time may hold."""
 
     bucket: Bucket
     max_streams: int
     budget: int
+    estimate: Estimate = Estimate(None, 0, 0, 0)
+    exclusive: str | None = None
 
 
 @dataclass(slots=True)
@@ -124,12 +138,25 @@ async def admit(
     bucket = limits.bucket if limits is not None else bucket
     lease = Lease(store, user_id, meter) if limits is not None else None
     max_streams, budget = (limits.max_streams, limits.budget) if limits else (0, 0)
-    if bucket is None or not (bucket.per_minute or max_streams or budget):
+    exclusive = limits.exclusive if limits else None
+    if lease is not None and exclusive is not None:  # one retry of an item at a time
+        lease.lease_id = exclusive + lease.lease_id
+    elif bucket is None or not (bucket.per_minute or max_streams or budget):
         return lease
+    if bucket is None:  # an exclusive lease comes with its limits' bucket
+        return lease
+    estimate = limits.estimate if limits else Estimate(None, 0, 0, 0)
     params = {
         "user": user_id,
         "lease": lease.lease_id if lease else "",
         "lease_seconds": LEASE_SECONDS,
+        "renew_gap": LEASE_SECONDS - RENEW_SECONDS,
+        "exclusive": like_prefix(exclusive) if exclusive else None,
+        "thread": estimate.thread,
+        "history": estimate.history,
+        "request_chars": estimate.request_chars,
+        "max_input": estimate.max_input,
+        "chars_per_token": CHARS_PER_TOKEN,
         "kind": bucket.kind,
         "per_minute": bucket.per_minute,
         "cost": bucket.cost,
@@ -143,12 +170,24 @@ async def admit(
         if not granted:
             raise rate_limited(bucket, allowance)
         return None
-    granted, allowance, spent, reserved, soonest = row
+    granted, allowance, spent, reserved, estimated, busy, soonest = row
+    if busy and not granted:
+        message = "this item is already being retried; wait for that answer to end"
+        raise AppError(message, status=409, code="retry_running")
     if not granted:
-        raise refusal(bucket, max_streams, budget, allowance, spent, reserved, soonest)
+        used = Used(spent, reserved, estimated)
+        raise refusal(bucket, max_streams, budget, allowance, used, soonest)
     lease.leased = True
     lease.meter.tokens_before, lease.meter.daily_budget = int(spent), budget
     return lease
+
+
+class Used(NamedTuple):
+    """The day's tokens: spent, held by running answers, this request's estimate."""
+
+    spent: int
+    reserved: float
+    estimate: float
 
 
 def refusal(
@@ -156,11 +195,11 @@ def refusal(
     max_streams: int,
     budget: int,
     allowance: float,
-    spent: int,
-    reserved: float,
+    used: Used,
     soonest: float | None,
 ) -> AppError:
     """Why a lease was refused: the day's budget, the rate or the concurrent streams (429)."""
+    spent, reserved, estimate = used
     if budget and spent >= budget:
         return too_many(
             f"daily token budget used ({spent:,} of {budget:,} tokens); it renews at midnight UTC",
@@ -168,12 +207,13 @@ def refusal(
             seconds_to_utc_midnight(),
         )
     until_a_lease_ends = math.ceil(soonest or 1)
-    if budget and spent + reserved >= budget:
+    if budget and spent + reserved + estimate >= budget:
+        held = f", about {round(reserved):,} more held by answers still running" if reserved else ""
         return too_many(
-            f"daily token budget nearly used ({spent:,} of {budget:,} tokens, about "
-            f"{round(reserved):,} more held by your answers still running)",
+            f"daily token budget nearly used ({spent:,} of {budget:,} tokens{held}); this "
+            f"message needs about {round(estimate):,}",
             "daily_budget_exceeded",
-            until_a_lease_ends,
+            until_a_lease_ends if reserved else seconds_to_utc_midnight(),
         )
     if bucket.per_minute and allowance < bucket.cost:
         return rate_limited(bucket, allowance)

@@ -7,8 +7,9 @@ import re
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote
 
+import psycopg
 from psycopg import AsyncConnection
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import TupleRow
@@ -20,9 +21,11 @@ CONNECT_TIMEOUT_SECONDS = 10
 RECONNECT_TIMEOUT_SECONDS = 300.0
 """How long the pool retries one connection (with backoff); then DatabaseHealth's probes do."""
 
-# `scheme://user:password@host`: up to the last `@` counts as password.
-_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)\S+?@(?=[^@\s]*(?:\s|$))")
-_PARAM_PASSWORD = re.compile(r"(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^&\s]+)")
+# `scheme://user:password@host`: up to the `@` before the host (a password may hold spaces).
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:).+?@(?=[^@\s]*(?:[\s)'\"\]]|$))")
+# `key=value` (conninfo or query): a value quoted, or up to `&` or a space.
+_KEY_VALUE = re.compile(r"([\w.%-]+)(\s*=\s*)('(?:[^'\\]|\\.)*'?|[^\s&']*)")
+MIN_REPLACED_SECRET = 4  # shorter ones are masked only where they stand as a password
 
 Pool = AsyncConnectionPool[AsyncConnection[TupleRow]]
 
@@ -138,18 +141,46 @@ async def schema_status(conninfo: str) -> SchemaStatus:
     )
 
 
+def is_secret_key(name: str) -> bool:
+    """A parameter that holds a password (libpq decodes `pass%77ord` to `password`)."""
+    return "pass" in unquote(name).lower()
+
+
 def redact_url(url: str) -> str:
-    redacted = _URL_PASSWORD.sub(r"\1***@", url)
-    return _PARAM_PASSWORD.sub(r"\1***", redacted)
+    """`url` (or any text) with every password-shaped part masked: a URL's userinfo, and the
+    value of each `key=value` whose key names a password (quoted, percent-encoded or not)."""
+
+    def mask(match: re.Match[str]) -> str:
+        key, equals, _value = match.groups()
+        return f"{key}{equals}***" if is_secret_key(key) else match.group(0)
+
+    return _KEY_VALUE.sub(mask, _URL_PASSWORD.sub(r"\1***@", url))
+
+
+def url_secrets(url: str) -> set[str]:
+    """Every form the passwords of `url` may take in a message: as libpq reads them, as
+    written, percent-decoded, and each word of one (a message may quote a piece of it)."""
+    found: set[str] = set()
+    try:
+        parsed = conninfo_to_dict(url)
+        found.update(str(v) for k, v in parsed.items() if is_secret_key(k) and v)
+    except (psycopg.Error, ValueError):
+        pass
+    userinfo = re.match(r"[a-z][\w+.-]*://([^/]*)@", url, re.IGNORECASE | re.DOTALL)
+    if userinfo and ":" in userinfo.group(1):
+        found.add(userinfo.group(1).split(":", 1)[1])
+    for part in re.split(r"[?&\s]+(?=[\w.%-]+\s*=)", url):
+        key, equals, value = part.partition("=")
+        if equals and is_secret_key(key.strip()):
+            found.add(value.strip().strip("'"))
+    forms = {form for secret in found for form in (secret, unquote(secret), quote(secret))}
+    forms |= {word for form in set(forms) for word in form.split()}
+    return {form for form in forms if len(form) >= MIN_REPLACED_SECRET}
 
 
 def redact_secrets(text: str, url: str) -> str:
+    """`text` (a message about `url`) with every form of the URL's passwords masked."""
     text = redact_url(text)
-    try:
-        password = urlsplit(url).password
-    except ValueError:
-        password = None
-    for secret in {password, unquote(password or "")}:
-        if secret:
-            text = text.replace(secret, "***")
+    for secret in sorted(url_secrets(url), key=len, reverse=True):
+        text = text.replace(secret, "***")
     return text

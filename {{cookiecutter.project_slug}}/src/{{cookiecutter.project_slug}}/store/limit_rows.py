@@ -16,6 +16,19 @@ REFILL = """least(%(per_minute)s::float8, COALESCE(
 SPENT = """SELECT COALESCE(max(tokens), 0) FROM daily_usage
 WHERE user_id = %(user)s::text AND day = (now() AT TIME ZONE 'UTC')::date"""
 
+# This request's input tokens: its thread's newest items' text and its own, within the cap
+# (docs/design_decisions.md, "The daily budget reserves this request").
+ESTIMATE = """CASE WHEN %(budget)s::bigint = 0 THEN 0 ELSE (
+SELECT ceil(least(%(max_input)s::float8, %(request_chars)s::float8 + COALESCE(sum(
+    CASE WHEN i.payload->>'type' IN ('user_message', 'assistant_message')
+         THEN COALESCE(length(i.payload->>'quoted_text'), 0) + (
+              SELECT COALESCE(sum(length(c->>'text')), 0)
+              FROM jsonb_array_elements(CASE WHEN jsonb_typeof(i.payload->'content') = 'array'
+                                             THEN i.payload->'content' END) AS c)
+         ELSE octet_length(i.payload::text) END), 0)) / %(chars_per_token)s::float8)
+FROM (SELECT payload FROM thread_items WHERE thread_id = %(thread)s::text
+      ORDER BY created_at DESC, seq DESC LIMIT %(history)s) AS i) END"""
+
 # A user's first limited request makes their row; the statements below then find it.
 ENSURE_ROW = """
 INSERT INTO user_limits (user_id, allowance, checked_at) VALUES (%(user)s::text, 0, now())
@@ -31,7 +44,7 @@ SET (leases, reserved, buckets) = (
                 THEN d.live || jsonb_build_object(%(lease)s::text, d.at + %(lease_seconds)s::float8)
                 ELSE d.live END,
            CASE WHEN d.ok AND %(reserve)s::boolean
-                THEN d.held || jsonb_build_object(%(lease)s::text, l.turn_tokens)
+                THEN d.held || jsonb_build_object(%(lease)s::text, d.estimate)
                 ELSE d.held END,
            CASE WHEN %(per_minute)s::float8 = 0 THEN l.buckets
                 ELSE l.buckets || jsonb_build_object(%(kind)s::text, jsonb_build_object(
@@ -41,11 +54,16 @@ SET (leases, reserved, buckets) = (
         SELECT s.*,
                (%(per_minute)s::float8 = 0 OR s.allowance >= %(cost)s::float8)
                AND (%(max_streams)s::integer = 0 OR s.streams < %(max_streams)s::integer)
-               AND (%(budget)s::bigint = 0 OR s.spent + s.reserving < %(budget)s::bigint) AS ok
+               AND (%(budget)s::bigint = 0
+                    OR s.spent + s.reserving + s.estimate < %(budget)s::bigint)
+               AND NOT s.busy AS ok
         FROM (
             SELECT extract(epoch FROM now())::float8 AS at, {REFILL} AS allowance,
                    live.leases AS live, live.streams, held.reserved AS held,
-                   held.tokens AS reserving, ({SPENT}) AS spent
+                   held.tokens AS reserving, ({SPENT}) AS spent, ({ESTIMATE}) AS estimate,
+                   (%(exclusive)s::text IS NOT NULL AND EXISTS (
+                       SELECT 1 FROM jsonb_object_keys(live.leases) AS k
+                       WHERE k LIKE %(exclusive)s::text)) AS busy
             FROM (
                 SELECT COALESCE(jsonb_object_agg(e.key, e.value), jsonb_build_object()) AS leases,
                        count(*) AS streams
@@ -66,7 +84,14 @@ RETURNING l.leases ? %(lease)s::text,
           COALESCE((l.buckets -> %(kind)s::text ->> 'allowance')::float8, 0),
           ({SPENT}),
           (SELECT COALESCE(sum(value::float8), 0) FROM jsonb_each(l.reserved)),
-          (SELECT min(value::float8) FROM jsonb_each(l.leases)) - extract(epoch FROM now())
+          ({ESTIMATE}),
+          (%(exclusive)s::text IS NOT NULL AND EXISTS (
+              SELECT 1 FROM jsonb_object_keys(l.leases) AS k
+              WHERE k LIKE %(exclusive)s::text AND k <> %(lease)s::text)),
+          (SELECT min(CASE WHEN e.left > %(renew_gap)s::float8
+                           THEN e.left - %(renew_gap)s::float8 ELSE e.left END)
+           FROM (SELECT value::float8 - extract(epoch FROM now()) AS left
+                 FROM jsonb_each(l.leases)) AS e)
 """  # noqa: S608 (built from the constants above)
 
 # A request that holds no lease (it streams nothing): spend from its bucket, or not.
@@ -91,16 +116,13 @@ WHERE user_id = %(user)s::text AND leases ? %(lease)s::text
 RETURNING 1
 """
 
-# When the stream ends: release the lease and reservation, update the turn estimate, write
+# When the stream ends: release the lease and its reservation (settled by the real usage), write
 # one keyed `usage` row per model call (safe to repeat) and add the tokens to the day.
 FINISH_TURN = """
 WITH released AS (
     UPDATE user_limits
     SET leases = leases - %(lease)s::text,
-        reserved = reserved - %(lease)s::text,
-        turn_tokens = CASE WHEN reserved ? %(lease)s::text
-                           THEN greatest(%(tokens)s::float8, turn_tokens / 2)
-                           ELSE turn_tokens END
+        reserved = reserved - %(lease)s::text
     WHERE user_id = %(user)s::text AND leases ? %(lease)s::text
 ),
 recorded AS (
@@ -132,8 +154,8 @@ async def _for_user(store: PostgresStore, statement: str, params: dict[str, Any]
 
 
 async def take_limits(store: PostgresStore, params: dict[str, Any], *, lease: bool) -> Any:
-    """START_TURN's row (granted, allowance, spent, reserved, seconds to the first lease end)
-    when taking a `lease`, else TAKE_TOKEN's (granted, allowance)."""
+    """START_TURN's row (granted, allowance, spent, reserved, estimate, busy, seconds to the
+    soonest lease renewal or end) when taking a `lease`, else TAKE_TOKEN's (granted, allowance)."""
     return await _for_user(store, START_TURN if lease else TAKE_TOKEN, params)
 
 
@@ -144,3 +166,8 @@ async def renew_lease(store: PostgresStore, params: dict[str, Any]) -> None:
 async def finish_lease(store: PostgresStore, params: dict[str, Any]) -> None:
     """Release the lease, record the calls in `usage` and add them to the day (safe to repeat)."""
     await store.execute(FINISH_TURN, params)
+
+
+def like_prefix(text: str) -> str:
+    """A LIKE pattern for what starts with `text`, its wildcards taken literally."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"

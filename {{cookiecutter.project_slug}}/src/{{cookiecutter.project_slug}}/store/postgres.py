@@ -28,7 +28,7 @@ from ..context import RequestContext
 from ..errors import AppError
 from ..settings import EMBEDDED
 from . import queries as q
-from .db import Pool, connect, create_pool, redact_secrets, redact_url
+from .db import Pool, connect, create_pool, redact_secrets
 from .health import DatabaseHealth, is_outage
 from .pages import checked_order, newest_cached, page_size, readable_items, timestamp, to_page
 
@@ -92,7 +92,7 @@ class PostgresStore(Store[RequestContext]):
         self._conninfo = database_url
         self._open_lock = asyncio.Lock()
         embedded = "embedded PostgreSQL (development)"
-        where = embedded if database_url == EMBEDDED else redact_url(database_url)
+        where = embedded if database_url == EMBEDDED else redact_secrets(database_url, database_url)
         self.health = DatabaseHealth(
             where, self._probe, self._replace_pool, lambda text: redact_secrets(text, database_url)
         )
