@@ -238,6 +238,10 @@ def run(args: argparse.Namespace) -> int:
 
         get_settings()  # fail fast, with a clear message, on bad configuration
         problem = missing_package(get_settings()) or unsafe_to_serve(get_settings(), args.host)
+        if problem is None:
+            from .ops.storage_commands import storage_problem
+
+            problem = storage_problem(get_settings())
         if problem is not None:
             print(f"error: {problem}", file=sys.stderr)
             return 2
@@ -288,6 +292,6 @@ def run(args: argparse.Namespace) -> int:
         from .chat.feedback import export_command
 
         return asyncio.run(export_command(get_settings(), args.since))
-    if args.command in ("threads", "users"):
+    if args.command in ("threads", "users", "attachments"):
         return run_data_command(args)
     raise AssertionError(f"unknown command {args.command}")

@@ -25,11 +25,13 @@ from .http.chatkit import router as api_router
 from .http.entities import router as entities_router
 from .http.images import install_image_routes
 from .http.middleware import RequestLogMiddleware
+from .http.upload_limits import UploadLimits
 from .ops.gc_tuning import freeze_long_lived_objects
 from .ops.logs import configure_logging
 from .settings import EMBEDDED, Settings, describe_invalid, get_settings
 from .store import PostgresStore
 from .store.attachments import PostgresAttachmentStore
+from .store.blob_storage import StorageUnavailable, check_storage, open_blob_storage
 from .store.images import GeneratedImageStore
 
 logger = logging.getLogger(__name__)
@@ -50,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         timeout=settings.db_pool_timeout,
         embedded_data_dir=settings.embedded_data_dir,
     )
+    store.blobs = open_blob_storage(settings)  # None: bytes in PostgreSQL
     gateway = ModelGateway(settings)
     attachments = PostgresAttachmentStore(store, settings)
     store.prepare_attachment = attachments.prepare  # fresh preview links on every read
@@ -65,6 +68,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             logger.error("%s", exc)
         except Exception as exc:  # store.health has said so; /health answers 503 until it is back
             logger.debug("database not reachable at startup: %s", type(exc).__name__)
+        if store.blobs is not None:
+            try:
+                await check_storage(store.blobs)
+            except StorageUnavailable as exc:  # one line; uploads fail until it is fixed
+                logger.error("%s", exc)
         freeze_long_lived_objects()
         yield
         await gateway.close()
@@ -95,7 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(api_router)
     app.include_router(entities_router)
-    install_attachment_routes(app, attachments)
+    install_attachment_routes(app, attachments, UploadLimits(store, settings))
     install_image_routes(app, images)
     if settings.serves_chat_page:
         from .dev.page import install_chat_page

@@ -15,6 +15,7 @@ from typing import Any
 
 import psycopg
 from chatkit.types import (
+    AttachmentsCreateReq,
     ChatKitReq,
     InputTranscribeReq,
     ThreadsAddUserMessageReq,
@@ -316,10 +317,14 @@ async def start_turn(
 async def check_transcription(
     request: ChatKitReq, store: PostgresStore, context: RequestContext, settings: Settings
 ) -> None:
-    """Take one of the user's transcriptions this minute (input.transcribe), or AppError 429."""
+    """Take one of the user's transcriptions this minute (input.transcribe), or of their
+    uploads (attachments.create: the upload it prepares), or AppError 429."""
     if isinstance(request, InputTranscribeReq):
         per_minute = settings.rate_limit_transcriptions_per_minute
         await take_token(store, context.user.id, Bucket("transcriptions", per_minute))
+    elif isinstance(request, AttachmentsCreateReq):
+        per_minute = settings.rate_limit_uploads_per_minute
+        await take_token(store, context.user.id, Bucket("uploads", per_minute))
 
 
 async def take_token(store: PostgresStore, user_id: str, bucket: Bucket) -> None:

@@ -7,6 +7,7 @@ import json
 
 from ..settings import Settings
 from ..store.db import admin_command, connect
+from .storage_commands import remove_objects
 
 PRUNE_BATCH = """
 DELETE FROM attachments
@@ -68,13 +69,18 @@ async def prune_command(settings: Settings, as_json: bool = False) -> int:
     async def prune(conninfo: str) -> int:
         orphans = await prune_orphans(conninfo, hours)
         threads = await prune_expired_threads(conninfo, days) if days else 0
+        # Their objects, any a delete left queued, and objects with no row (the sweep).
+        deleted, swept = await remove_objects(settings, conninfo, sweep=True)
         if as_json:
-            counts = {"attachments": orphans, "threads": threads}
+            counts = {"attachments": orphans, "threads": threads, "objects": deleted + swept}
+            counts |= {"unreferenced_objects": swept}
             print(json.dumps({"removed": counts, "orphan_hours": hours, "retention_days": days}))
             return 0
         print(f"removed {orphans} unattached attachments older than {hours} hours")
         if days:
             print(f"removed {threads} threads with nothing new for {days} days")
+        if settings.s3_bucket_prefix is not None:
+            print(f"removed {deleted} objects of deleted rows and {swept} objects with no row")
         return 0
 
     return await admin_command(settings, "prune", "no attachment threads", prune)

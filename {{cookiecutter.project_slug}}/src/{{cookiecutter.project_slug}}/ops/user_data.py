@@ -21,6 +21,7 @@ from psycopg.rows import TupleRow
 
 from ..settings import Settings
 from ..store.db import admin_command, connect
+from .storage_commands import remove_objects
 
 Conn = AsyncConnection[TupleRow]
 
@@ -149,6 +150,7 @@ async def delete_command(settings: Settings, user_id: str, yes: bool, as_json: b
                 print("not confirmed: nothing deleted", file=sys.stderr)
                 return 1
         removed = await delete_user(conninfo, user_id)
+        await remove_objects(settings, conninfo, sweep=False)  # the user's files in a bucket
         if as_json:
             print(json.dumps({"user_id": user_id, "deleted": removed}))
         elif any(removed.values()):

@@ -27,6 +27,7 @@ from ..context import (
 )
 from ..errors import AppError
 from ..settings import Settings
+from .blob_storage import attachment_key
 from .postgres import PostgresStore
 
 UPLOAD_TOKEN_TTL_SECONDS = 3600
@@ -210,6 +211,11 @@ class PostgresAttachmentStore(AttachmentStore[RequestContext]):
         if not _MIME_TYPE.fullmatch(attachment.mime_type):
             attachment.mime_type = safe_mime_type(attachment.mime_type)
         if isinstance(attachment, ImageAttachment):
+            if self.store.blobs is not None:  # a link to the bucket itself
+                ttl = self.settings.attachment_link_ttl_seconds
+                link = self.store.blobs.presign(attachment_key(attachment.id), ttl)
+                attachment.preview_url = AnyUrl(link)
+                return
             attachment.preview_url = preview_url(
                 self.settings, context, attachment.id, str(attachment.preview_url)
             )
@@ -235,4 +241,5 @@ class PostgresAttachmentStore(AttachmentStore[RequestContext]):
         )
 
     async def delete_attachment(self, attachment_id: str, context: RequestContext) -> None:
-        """Nothing to do here: deleting the metadata (the SDK does it next) deletes the bytes."""
+        """Nothing to do here: deleting the metadata (the SDK does it next) deletes the bytes
+        (in a bucket: through the queue of objects to delete, store/blob_storage.py)."""
