@@ -1,3 +1,3 @@
 """Shared fixtures: a real PostgreSQL (support/db.py), the app and a fake model (support/app.py)."""
 
-pytest_plugins = ["tests.support.db", "tests.support.app"]
+pytest_plugins = ["tests.support.db", "tests.support.app", "tests.support.s3"]

@@ -72,8 +72,9 @@ async def prune_command(settings: Settings, as_json: bool = False) -> int:
         # Their objects, any a delete left queued, and objects with no row (the sweep).
         deleted, swept = await remove_objects(settings, conninfo, sweep=True)
         if as_json:
-            counts = {"attachments": orphans, "threads": threads, "objects": deleted + swept}
-            counts |= {"unreferenced_objects": swept}
+            counts = {"attachments": orphans, "threads": threads}
+            if settings.s3_bucket_prefix is not None:
+                counts |= {"objects": deleted, "unreferenced_objects": swept}
             print(json.dumps({"removed": counts, "orphan_hours": hours, "retention_days": days}))
             return 0
         print(f"removed {orphans} unattached attachments older than {hours} hours")

@@ -139,12 +139,14 @@ async def drain_deletions(conn: psycopg.AsyncConnection[Any], blobs: BlobStorage
         removed += len(keys)
 
 
-async def sweep_objects(conn: psycopg.AsyncConnection[Any], blobs: BlobStorage) -> int:
-    """Delete objects no row names that are older than a day (a crash between an upload and
+async def sweep_objects(
+    conn: psycopg.AsyncConnection[Any], blobs: BlobStorage, age: timedelta = SWEEP_AGE
+) -> int:
+    """Delete objects no row names that are older than `age` (a crash between an upload and
     its row); how many."""
     removed = 0
     for folder in (ATTACHMENTS_FOLDER, IMAGES_FOLDER):
-        async for keys in blobs.older_than(folder, SWEEP_AGE):
+        async for keys in blobs.older_than(folder, age):
             if not keys:
                 continue
             rows = await (await conn.execute(UNNAMED_KEYS, {"keys": keys})).fetchall()

@@ -6,9 +6,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import obstore
-from obstore.store import S3Config, S3Store
+from obstore.store import S3Store
+
+if TYPE_CHECKING:  # a TypedDict of the stubs only
+    from obstore.store import S3Config
 
 PART_BYTES = 5 * 1024 * 1024
 """S3's smallest part (but the last): an upload holds about one part while sending another."""

@@ -9,9 +9,7 @@ ALTER TABLE attachments
 
 UPDATE attachments AS a SET size = octet_length(c.content)
 FROM attachment_contents AS c WHERE c.attachment_id = a.id;
-
--- The quota sums a user's sizes.
-CREATE INDEX attachments_user_idx ON attachments (user_id);
+-- The quota sums a user's sizes (by attachments_user_idx of 0007).
 
 ALTER TABLE generated_images
     ADD COLUMN object_key text,
