@@ -88,8 +88,8 @@ class UploadLimits:
         if not (most or quota):
             yield
             return
-        # The quota counts the file, not the multipart wrapping around it.
-        reserved = max(0, size - MULTIPART_OVERHEAD_BYTES)
+        # The body's length: the file and a few hundred bytes of multipart wrapping.
+        reserved = size
         lease = uuid.uuid4().hex
         params = {
             "user": user_id,
