@@ -35,7 +35,7 @@ async def receive_into_bucket(
 ) -> Attachment:
     """Stream the request's file into the bucket: a new attachment (direct upload) or the
     bytes of `attachment` (two-phase); the attachment, saved, with no upload left to do."""
-    store, settings = attachments.store, attachments.settings
+    store, settings, direct = attachments.store, attachments.settings, attachment is None
     assert store.blobs is not None
     stream = UploadStream(request, settings.max_attachment_bytes)
     found = await stream.start()
@@ -58,6 +58,8 @@ async def receive_into_bucket(
     except BaseException:
         # No object was made (the multipart upload is aborted); the claim's key is queued.
         await store.execute(UNCLAIM_OBJECT, params)
+        if direct:  # nobody holds its id: no row either
+            await store.delete_attachment(attachment.id, context)
         await drain_quietly(store.blobs, store.open_pool)
         raise
     if not await store.execute(SET_SIZE, params | {"size": size}):

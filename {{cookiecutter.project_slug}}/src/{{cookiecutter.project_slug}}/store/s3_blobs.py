@@ -37,7 +37,14 @@ class S3Blobs:
             bucket,
             prefix=prefix or None,
             config=config,
-            client_options={"allow_http": bool(endpoint_url and endpoint_url.startswith("http:"))},
+            client_options={
+                "allow_http": bool(endpoint_url and endpoint_url.startswith("http:")),
+                "connect_timeout": "5s",
+                "timeout": "120s",  # one request: a part, a read, a delete
+            },
+            # A few quick retries, not obstore's default of ten over three minutes: a
+            # request (and the start-up check) fails within seconds when the service is down.
+            retry_config={"max_retries": 3, "retry_timeout": timedelta(seconds=20)},
         )
 
     def where(self) -> str:
