@@ -228,20 +228,14 @@ class Settings(BaseSettings):
     """`db prune` deletes attachments never sent in a message once they are this old."""
     retention_days: int = Field(default=0, ge=0)
     """`db prune` deletes threads with no new item for this many days; 0: keep forever."""
-    attachment_storage: str = "postgres"
-    """Where attachment and generated image bytes live: `postgres` or `s3://BUCKET/PREFIX`."""
+    # Files (README "Files in object storage", "Limits and usage"): s3://BUCKET/PREFIX, never keys.
+    attachment_storage: str = Field(default="postgres", pattern=r"^(postgres|s3://[\w.-]+(/[^?#@]*)?)$")
     s3_endpoint_url: str | None = None
-    """The S3-compatible service (R2, GCS, MinIO, SeaweedFS); unset: AWS S3."""
     s3_region: str | None = None
-    """The bucket's region (AWS); `auto` for R2; unset: AWS_REGION or us-east-1."""
     max_uploads_in_flight_per_user: int = Field(default=2, ge=0)
-    """Uploads one user may be sending at once (all instances); 0: no limit."""
     max_upload_bytes_in_flight: int = Field(default=256 * 1024 * 1024, ge=0)
-    """Bytes this instance may be receiving in uploads at once (503 beyond); 0: no limit."""
     user_storage_bytes: int = Field(default=1024 * 1024 * 1024, ge=0)
-    """Attachment bytes one user may keep (413 beyond); 0: no quota."""
     rate_limit_uploads_per_minute: int = Field(default=30, ge=0)
-    """Uploads (and two-phase attachment creations) per user per minute; 0: no limit."""
     chat_page: bool = {{ "True" if cookiecutter.chat_page else "False" }}
     chatkit_domain_key: str = "domain_pk_localhost_dev"
     log_level: str = "INFO"
@@ -264,28 +258,6 @@ class Settings(BaseSettings):
                 f"{weakness} (generate one with: {KEYGEN_COMMAND})"
             )
         return value
-
-    @field_validator("attachment_storage")
-    @classmethod
-    def _check_attachment_storage(cls, value: str) -> str:
-        value = value.strip()
-        if value == "postgres":
-            return value
-        parts = urlsplit(value)
-        if parts.scheme != "s3" or not parts.hostname or parts.query or "@" in parts.netloc:
-            raise ValueError(
-                "ATTACHMENT_STORAGE must be 'postgres' or s3://BUCKET/PREFIX (credentials come "
-                "from the AWS variables, never the URL)"
-            )
-        return value
-
-    @property
-    def s3_bucket_prefix(self) -> tuple[str, str] | None:
-        """(bucket, prefix) when ATTACHMENT_STORAGE is s3://..., else None."""
-        if self.attachment_storage == "postgres":
-            return None
-        parts = urlsplit(self.attachment_storage)
-        return parts.netloc, parts.path.strip("/")
 
     @field_validator("public_url")
     @classmethod
@@ -386,8 +358,6 @@ class Settings(BaseSettings):
         "otel_exporter_otlp_endpoint",
         "reasoning_effort",
         "reasoning_summary",
-        "s3_endpoint_url",
-        "s3_region",
         mode="before",
     )
     @classmethod

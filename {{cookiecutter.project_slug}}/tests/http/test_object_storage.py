@@ -18,7 +18,7 @@ from pydantic import SecretStr
 
 from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient, user_input
 from {{ cookiecutter.project_slug }}.settings import Settings
-from {{ cookiecutter.project_slug }}.store.blob_storage import open_blob_storage, sweep_objects
+from {{ cookiecutter.project_slug }}.store.blob_storage import bucket_and_prefix, open_blob_storage, sweep_objects
 from {{ cookiecutter.project_slug }}.store.db import connect
 from tests.support.app import AppServer, bearer
 from tests.support.chatkit import PNG, create_two_phase, last_user_parts, rows, upload
@@ -338,16 +338,9 @@ async def test_attachments_move_both_ways_and_twice(
     assert got.content == data
 
 
-def test_settings_name_the_bucket() -> None:
-    settings = Settings(
-        _env_file=None,
-        auth_secret=SecretStr("x" * 5 + uuid.uuid4().hex),
-        attachment_storage="s3://b/p/q",
-    )  # type: ignore[call-arg]
-    assert settings.s3_bucket_prefix == ("b", "p/q")
+def test_settings_name_the_bucket_and_never_a_key() -> None:
+    secret = SecretStr("x" * 5 + uuid.uuid4().hex)
+    settings = Settings(_env_file=None, auth_secret=secret, attachment_storage="s3://b/p/q")  # type: ignore[call-arg]
+    assert bucket_and_prefix(settings) == ("b", "p/q")
     with pytest.raises(ValueError):
-        Settings(
-            _env_file=None,
-            auth_secret=SecretStr("x" * 5 + uuid.uuid4().hex),
-            attachment_storage="s3://key:secret@b/p",
-        )  # type: ignore[call-arg]
+        Settings(_env_file=None, auth_secret=secret, attachment_storage="s3://key:secret@b/p")  # type: ignore[call-arg]

@@ -73,14 +73,14 @@ async def prune_command(settings: Settings, as_json: bool = False) -> int:
         deleted, swept = await remove_objects(settings, conninfo, sweep=True)
         if as_json:
             counts = {"attachments": orphans, "threads": threads}
-            if settings.s3_bucket_prefix is not None:
+            if settings.attachment_storage != "postgres":
                 counts |= {"objects": deleted, "unreferenced_objects": swept}
             print(json.dumps({"removed": counts, "orphan_hours": hours, "retention_days": days}))
             return 0
         print(f"removed {orphans} unattached attachments older than {hours} hours")
         if days:
             print(f"removed {threads} threads with nothing new for {days} days")
-        if settings.s3_bucket_prefix is not None:
+        if settings.attachment_storage != "postgres":
             print(f"removed {deleted} objects of deleted rows and {swept} objects with no row")
         return 0
 

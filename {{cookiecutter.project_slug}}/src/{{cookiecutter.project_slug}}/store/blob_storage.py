@@ -53,7 +53,7 @@ class StorageUnavailable(RuntimeError):
 def open_blob_storage(settings: Settings) -> BlobStorage | None:
     """The configured bucket (None: bytes in PostgreSQL); StorageUnavailable without the
     `s3` extra."""
-    where = settings.s3_bucket_prefix
+    where = bucket_and_prefix(settings)
     if where is None:
         return None
     try:
@@ -62,7 +62,15 @@ def open_blob_storage(settings: Settings) -> BlobStorage | None:
         raise StorageUnavailable(
             "ATTACHMENT_STORAGE=s3://... needs the s3 extra: pip install '.[s3]'"
         ) from None
-    return S3Blobs(where[0], where[1], settings.s3_endpoint_url, settings.s3_region)
+    return S3Blobs(where[0], where[1], settings.s3_endpoint_url or None, settings.s3_region or None)
+
+
+def bucket_and_prefix(settings: Settings) -> tuple[str, str] | None:
+    """(bucket, prefix) of ATTACHMENT_STORAGE=s3://BUCKET/PREFIX; None for postgres."""
+    if settings.attachment_storage == "postgres":
+        return None
+    bucket, _, prefix = settings.attachment_storage.removeprefix("s3://").partition("/")
+    return bucket, prefix.strip("/")
 
 
 async def check_storage(blobs: BlobStorage) -> None:
