@@ -1,6 +1,5 @@
-"""An upload passed on to the bucket as it arrives (ATTACHMENT_STORAGE=s3://...): the attachment
-claims its key, the body streams as a multipart upload, and any failure aborts it and gives the
-claim back, so a refused or abandoned upload leaves no object (docs: "Object storage")."""
+"""An upload streamed into the bucket as it arrives: a failure aborts the multipart upload and
+gives the key's claim back, so a refused or abandoned upload leaves no object behind."""
 
 from __future__ import annotations
 

@@ -46,8 +46,7 @@ class UploadLimits:
 
     def __init__(self, store: PostgresStore, settings: Settings) -> None:
         self.store, self.settings = store, settings
-        self.receiving = 0
-        """Bytes reserved by the uploads this instance is receiving now."""
+        self.receiving = 0  # bytes reserved by the uploads this instance receives now
 
     async def count_upload(self, user_id: str) -> None:
         """Spend one of the user's RATE_LIMIT_UPLOADS_PER_MINUTE (429 beyond)."""

@@ -74,8 +74,7 @@ def bucket_and_prefix(settings: Settings) -> tuple[str, str] | None:
 
 
 async def check_storage(blobs: BlobStorage) -> None:
-    """Write, read and delete under the prefix; StorageUnavailable naming what failed (the
-    error's kind and the bucket only: messages may quote a request's headers)."""
+    """Write, read and delete under the prefix; StorageUnavailable naming what failed."""
     try:
         await blobs.check()
     except Exception as exc:
@@ -101,8 +100,7 @@ def disposition(mime_type: str) -> str:
     return "inline" if mime_type.startswith("image/") else "attachment"
 
 
-# An upload claims its key before sending (one upload per attachment, even two at once); an
-# attachment with bytes in PostgreSQL already has none to claim.
+# An upload claims its key before sending: one upload per attachment, even two at once.
 CLAIM_OBJECT = """
 UPDATE attachments AS a SET object_key = %(key)s
 WHERE a.id = %(id)s AND a.user_id = %(user)s AND a.object_key IS NULL
@@ -165,8 +163,7 @@ async def sweep_objects(
 
 
 async def drain_quietly(blobs: BlobStorage | None, open_pool: Callable[[], Awaitable[Any]]) -> None:
-    """`drain_deletions` on a pool connection after a delete (with a bucket); a failure is
-    logged and the keys stay queued for the next delete or `db prune`."""
+    """`drain_deletions` after a delete; a failure leaves the keys queued (logged)."""
     if blobs is None:
         return
     try:

@@ -1,6 +1,5 @@
-"""`attachments move`: bytes from PostgreSQL to the bucket or back, one file at a time (one in
-memory), each row switched in one statement after its copy is made: stopped anywhere, run again,
-it picks up where it was; run twice, the second finds nothing to do."""
+"""`attachments move`: bytes from PostgreSQL to the bucket or back, one file at a time, each row
+switched after its copy is made: it resumes where it stopped, and a second run does nothing."""
 
 from __future__ import annotations
 

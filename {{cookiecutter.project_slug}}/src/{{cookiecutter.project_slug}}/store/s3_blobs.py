@@ -31,8 +31,7 @@ class S3Blobs:
             config["endpoint"] = endpoint_url
         if region:
             config["region"] = region
-        # Credentials: obstore reads AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
-        # AWS_SESSION_TOKEN, web identity (EKS), ECS task roles and instance metadata itself.
+        # Credentials: the AWS variables, web identity, ECS roles, instance metadata (obstore).
         self.store = S3Store(
             bucket,
             prefix=prefix or None,
@@ -42,8 +41,7 @@ class S3Blobs:
                 "connect_timeout": "5s",
                 "timeout": "120s",  # one request: a part, a read, a delete
             },
-            # A few quick retries, not obstore's default of ten over three minutes: a
-            # request (and the start-up check) fails within seconds when the service is down.
+            # Not obstore's default of ten retries over 3 minutes: a service down fails fast.
             retry_config={"max_retries": 3, "retry_timeout": timedelta(seconds=20)},
         )
 

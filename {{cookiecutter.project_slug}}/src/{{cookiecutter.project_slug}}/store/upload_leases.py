@@ -16,9 +16,8 @@ _NOW = "extract(epoch FROM now())::float8"
 STORED = "(SELECT COALESCE(sum(size), 0) FROM attachments WHERE user_id = %(user)s::text)"
 _LIVE = f"FROM jsonb_each(l.uploads) AS e WHERE (e.value ->> 0)::float8 > {_NOW}"
 
-# Decide and take the lease in one UPDATE of the user's row (as START_TURN in ops/limits.py):
-# concurrent uploads of one user queue on the row lock and each sees the others' leases.
-# A lease is `[expiry, bytes reserved]`; the quota counts the bytes kept plus those reserved.
+# One UPDATE of the user's row decides and takes the lease `[expiry, bytes]` (as START_TURN):
+# concurrent uploads queue on the row lock; the quota counts bytes kept plus those reserved.
 TAKE_UPLOAD = f"""
 UPDATE user_limits AS l
 SET uploads = (
