@@ -30,6 +30,7 @@ EMBEDDED = "embedded"
 PLACEHOLDER_SECRETS = frozenset(
     {"", "change-me", "changeme", "secret", "your-secret", "please-change-me", "auth-secret"}
 )
+STORAGE_PATTERN = r"^(postgres|s3://[\w.-]+(/[^?#@]*)?)$"
 MIN_SECRET_LENGTH = 32
 MIN_SECRET_DISTINCT = 10
 PLACEHOLDER_WORDS = (
@@ -228,8 +229,8 @@ class Settings(BaseSettings):
     """`db prune` deletes attachments never sent in a message once they are this old."""
     retention_days: int = Field(default=0, ge=0)
     """`db prune` deletes threads with no new item for this many days; 0: keep forever."""
-    # Files (README "Files in object storage", "Limits and usage"): s3://BUCKET/PREFIX, never keys.
-    attachment_storage: str = Field(default="postgres", pattern=r"^(postgres|s3://[\w.-]+(/[^?#@]*)?)$")
+    # Files (README "Files in object storage", "Limits and usage"); s3://BUCKET/PREFIX, no keys.
+    attachment_storage: str = Field(default="postgres", pattern=STORAGE_PATTERN)
     s3_endpoint_url: str | None = None
     s3_region: str | None = None
     max_uploads_in_flight_per_user: int = Field(default=2, ge=0)
