@@ -21,7 +21,14 @@ from {{ cookiecutter.project_slug }}.settings import Settings
 from {{ cookiecutter.project_slug }}.store.blob_storage import bucket_and_prefix, open_blob_storage, sweep_objects
 from {{ cookiecutter.project_slug }}.store.db import connect
 from tests.support.app import AppServer, bearer
-from tests.support.chatkit import PNG, create_two_phase, last_user_parts, rows, upload
+from tests.support.chatkit import (
+    PNG,
+    create_two_phase,
+    last_user_parts,
+    rows,
+    streamed_requests,
+    upload,
+)
 from tests.support.commands import run_cli
 from tests.support.fake_openai import FakeModel
 from tests.support.s3 import S3Server
@@ -241,6 +248,12 @@ async def test_every_delete_removes_the_objects(
     # users delete
     other = client(s3_app)
     fourth = await uploaded(other)
+    exported = await asyncio.to_thread(
+        run_cli_with, tmp_path, database_url, env_storage, "users", "export", user_id_of(other)
+    )
+    assert exported.returncode == 0, exported.stderr
+    files = json.loads(exported.stdout)["attachments"]
+    assert [base64.b64decode(f["content_base64"]) for f in files] == [b"bytes"]  # from the bucket
     deleted = await asyncio.to_thread(
         run_cli_with,
         tmp_path,
@@ -344,3 +357,38 @@ def test_settings_name_the_bucket_and_never_a_key() -> None:
     assert bucket_and_prefix(settings) == ("b", "p/q")
     with pytest.raises(ValueError):
         Settings(_env_file=None, auth_secret=secret, attachment_storage="s3://key:secret@b/p")  # type: ignore[call-arg]
+
+
+async def test_generated_images_go_to_the_bucket_and_leave_with_their_thread(
+    app_factory: Callable[..., AppServer],
+    s3_storage: S3Server,
+    fake_model: FakeModel,
+    database_url: str,
+) -> None:
+    app = app_factory(
+        attachment_storage=s3_storage.storage("images"),
+        s3_endpoint_url=s3_storage.endpoint,
+        image_generation=True,
+    )
+    user = client(app)
+    events = await user.send("draw a cat @tool image_generation")
+    assert not [e for e in events if e["type"] == "error"], events
+    (done,) = [
+        e["item"]
+        for e in events
+        if e["type"] == "thread.item.done" and e["item"]["type"] == "generated_image"
+    ]
+    image_id = done["image"]["url"].partition("/images/")[2].partition("?")[0]
+    stored = await rows(
+        database_url, "SELECT content, object_key FROM generated_images WHERE id = %s", image_id
+    )
+    assert stored == [(None, f"images/{image_id}")]
+    async with httpx.AsyncClient() as http:
+        served = await http.get(done["image"]["url"], follow_redirects=True)
+    assert served.status_code == 200 and served.content[:4] == b"\x89PNG"
+    # A later turn sends it to the model, read from the bucket.
+    thread_id = next(e["thread"]["id"] for e in events if e["type"] == "thread.created")
+    await user.send("and now?", thread_id=thread_id)
+    assert base64.b64encode(served.content).decode() in json.dumps(streamed_requests(fake_model)[-1])
+    await user.request("threads.delete", {"thread_id": thread_id})
+    assert not await has_object(app, f"images/{image_id}")

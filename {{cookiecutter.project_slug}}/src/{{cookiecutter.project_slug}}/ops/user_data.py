@@ -21,6 +21,7 @@ from psycopg.rows import TupleRow
 
 from ..settings import Settings
 from ..store.db import admin_command, connect
+from ..store.blob_storage import BlobStorage, open_blob_storage
 from .storage_commands import remove_objects
 
 Conn = AsyncConnection[TupleRow]
@@ -184,7 +185,7 @@ WHERE t.user_id = %(user)s
 ORDER BY t.created_at, t.seq, i.created_at, i.seq
 """
 ATTACHMENTS = """
-SELECT a.payload::text, a.thread_id, a.created_at, c.content
+SELECT a.payload::text, a.thread_id, a.created_at, c.content, a.object_key
 FROM attachments AS a LEFT JOIN attachment_contents AS c ON c.attachment_id = a.id
 WHERE a.user_id = %(user)s ORDER BY a.created_at, a.id
 """
@@ -233,7 +234,12 @@ class Writer:
 
 
 async def export_user(
-    conninfo: str, user_id: str, out: IO[bytes], *, fetch_size: int = FETCH_SIZE
+    conninfo: str,
+    user_id: str,
+    out: IO[bytes],
+    *,
+    fetch_size: int = FETCH_SIZE,
+    blobs: BlobStorage | None = None,
 ) -> dict[str, int]:
     """Write the user's data to `out` as one JSON document, a row at a time, from one
     REPEATABLE READ snapshot (threads and items from two cursors, merged); counts per table."""
@@ -256,9 +262,11 @@ async def export_user(
                 w.put("]}")
         w.put('],\n"attachments": [')
         w.counts |= {"attachments": 0, "attachment_contents": 0}
-        async for payload, thread_id, created_at, content in rows_of(
+        async for payload, thread_id, created_at, content, key in rows_of(
             conn, "export_attachments", ATTACHMENTS, user_id, 1
         ):
+            if content is None and key is not None and blobs is not None:  # in the bucket
+                content = await blobs.get(key)
             size = len(content) if content is not None else None
             head = json.dumps({"thread_id": thread_id, "created_at": created_at.isoformat()})
             encoded = json.dumps(base64.b64encode(content).decode() if size is not None else None)
@@ -281,13 +289,15 @@ async def export_command(settings: Settings, user_id: str, out_path: Path | None
     """`users export`: the document on stdout or in `out_path` (0600, complete or absent);
     what was exported on stderr. Exit 0 done, 1 failed."""
 
+    blobs = open_blob_storage(settings)  # files in a bucket are exported too
+
     async def export(conninfo: str) -> int:
         try:
             if out_path is None:
-                counts = await export_user(conninfo, user_id, sys.stdout.buffer)
+                counts = await export_user(conninfo, user_id, sys.stdout.buffer, blobs=blobs)
                 sys.stdout.buffer.flush()
             else:
-                counts = await export_to_file(conninfo, user_id, out_path)
+                counts = await export_to_file(conninfo, user_id, out_path, blobs)
         except OSError as exc:
             print(f"error: cannot write {out_path or 'stdout'}: {exc.strerror}", file=sys.stderr)
             return 1
@@ -298,12 +308,14 @@ async def export_command(settings: Settings, user_id: str, out_path: Path | None
     return await _guarded(settings, "users export", export)
 
 
-async def export_to_file(conninfo: str, user_id: str, path: Path) -> dict[str, int]:
+async def export_to_file(
+    conninfo: str, user_id: str, path: Path, blobs: BlobStorage | None = None
+) -> dict[str, int]:
     """Export into a private temporary file beside `path`, renamed once complete."""
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as out:
-            counts = await export_user(conninfo, user_id, out)
+            counts = await export_user(conninfo, user_id, out, blobs=blobs)
         os.replace(temporary, path)
     except BaseException:
         with suppress(FileNotFoundError):
