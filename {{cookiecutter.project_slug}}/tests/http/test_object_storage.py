@@ -389,6 +389,8 @@ async def test_generated_images_go_to_the_bucket_and_leave_with_their_thread(
     # A later turn sends it to the model, read from the bucket.
     thread_id = next(e["thread"]["id"] for e in events if e["type"] == "thread.created")
     await user.send("and now?", thread_id=thread_id)
-    assert base64.b64encode(served.content).decode() in json.dumps(streamed_requests(fake_model)[-1])
+    assert base64.b64encode(served.content).decode() in json.dumps(
+        streamed_requests(fake_model)[-1]
+    )
     await user.request("threads.delete", {"thread_id": thread_id})
     assert not await has_object(app, f"images/{image_id}")

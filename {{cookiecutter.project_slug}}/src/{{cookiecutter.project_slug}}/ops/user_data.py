@@ -20,8 +20,8 @@ from psycopg import AsyncConnection, sql
 from psycopg.rows import TupleRow
 
 from ..settings import Settings
-from ..store.db import admin_command, connect
 from ..store.blob_storage import BlobStorage, open_blob_storage
+from ..store.db import admin_command, connect
 from .storage_commands import remove_objects
 
 Conn = AsyncConnection[TupleRow]
