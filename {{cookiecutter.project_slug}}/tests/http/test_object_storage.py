@@ -394,3 +394,19 @@ async def test_generated_images_go_to_the_bucket_and_leave_with_their_thread(
     )
     await user.request("threads.delete", {"thread_id": thread_id})
     assert not await has_object(app, f"images/{image_id}")
+
+
+def test_serve_says_in_one_line_when_the_bucket_cannot_be_used(
+    database_url: str, tmp_path: Path
+) -> None:
+    secret = "do-not-print-this-secret-value"
+    env = {
+        "ATTACHMENT_STORAGE": "s3://nowhere/prefix",
+        "S3_ENDPOINT_URL": "http://127.0.0.1:9",  # nothing listens on the discard port
+        "AWS_SECRET_ACCESS_KEY": secret,
+    }
+    done = run_cli_with(tmp_path, database_url, env, "serve", "--port", "0")
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: attachment storage s3://nowhere/prefix")
+    assert secret not in done.stderr + done.stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from typing import Any, Literal
 
@@ -20,6 +21,14 @@ from ..store.blob_storage import (
 from ..store.db import admin_command, connect
 from ..store.object_moves import move_all
 from ..store.upload_leases import user_storage
+
+
+def exit_if_unusable(problem: str | None) -> None:
+    """Print the bucket's problem and end the process at once, if there is one: obstore's
+    runtime can abort the interpreter's shutdown after a failed request (0.12)."""
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr, flush=True)
+        os._exit(2)
 
 
 def storage_problem(settings: Settings) -> str | None:
@@ -65,8 +74,7 @@ async def move_command(
         blobs = move_blobs(settings)
         await check_storage(blobs)
     except StorageUnavailable as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        exit_if_unusable(str(exc))
 
     async def move(conninfo: str) -> int:
         async with await connect(conninfo) as conn:

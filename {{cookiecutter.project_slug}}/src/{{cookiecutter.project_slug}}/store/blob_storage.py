@@ -79,7 +79,8 @@ async def check_storage(blobs: BlobStorage) -> None:
         await blobs.check()
     except Exception as exc:
         reason = type(exc).__name__
-        hint = str(exc).splitlines()[0][:160] if str(exc) else ""
+        hint = str(exc).splitlines()[0] if str(exc) else ""
+        hint = hint if len(hint) <= 160 else hint[:159] + "…"
         if "credential" in hint.lower() or "secret" in hint.lower() or "signature" in hint.lower():
             hint = "check the AWS credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)"
         raise StorageUnavailable(
