@@ -7,20 +7,14 @@ import asyncio
 import base64
 import json
 import socket
-import uuid
 from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-from pydantic import SecretStr
 
 from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient, user_input
-from {{ cookiecutter.project_slug }}.settings import Settings
-from {{ cookiecutter.project_slug }}.store.blob_storage import bucket_and_prefix, open_blob_storage, sweep_objects
-from {{ cookiecutter.project_slug }}.store.db import connect
-from tests.support.app import AppServer, bearer
+from tests.support.app import AppServer
 from tests.support.chatkit import (
     PNG,
     create_two_phase,
@@ -29,35 +23,16 @@ from tests.support.chatkit import (
     streamed_requests,
     upload,
 )
-from tests.support.commands import run_cli
 from tests.support.fake_openai import FakeModel
-from tests.support.s3 import S3Server
+from tests.support.s3 import S3Server, has_object, run_cli_with, s3_client, user_id_of
 
 pytestmark = pytest.mark.usefixtures("s3_storage")
-
-
-@pytest.fixture
-def s3_app(app_factory: Callable[..., AppServer], s3_storage: S3Server) -> AppServer:
-    return app_factory(
-        attachment_storage=s3_storage.storage("app"), s3_endpoint_url=s3_storage.endpoint
-    )
-
-
-def client(app: AppServer, user_id: str | None = None) -> ChatKitClient:
-    user_id = user_id or f"user-{uuid.uuid4().hex}"
-    return ChatKitClient(app.url, app.token(user_id))
-
-
-async def has_object(app: AppServer, key: str) -> bool:
-    blobs = open_blob_storage(app.settings)
-    assert blobs is not None
-    return await blobs.exists(key)
 
 
 async def test_both_uploads_land_in_the_bucket_and_reach_the_model(
     s3_app: AppServer, fake_model: FakeModel, database_url: str
 ) -> None:
-    user = client(s3_app)
+    user = s3_client(s3_app)
     direct = await upload(
         f"{s3_app.url}/attachments",
         "notes.txt",
@@ -119,7 +94,7 @@ async def test_too_large_is_refused_while_reading_and_leaves_nothing(
         s3_endpoint_url=s3_storage.endpoint,
         max_attachment_bytes=6 * 1024 * 1024,
     )
-    user = client(app)
+    user = s3_client(app)
 
     async def body() -> AsyncIterator[bytes]:
         for _ in range(12):  # 12 MiB, past the 6 MiB limit (past one 5 MiB part too)
@@ -153,17 +128,10 @@ async def test_too_large_is_refused_while_reading_and_leaves_nothing(
     assert s3_storage.multipart_uploads() == []
 
 
-def user_id_of(user: ChatKitClient) -> str:
-    import jwt
-
-    token = user.headers["Authorization"].removeprefix("Bearer ")
-    return str(jwt.decode(token, options={"verify_signature": False})["sub"])
-
-
 async def test_a_client_gone_mid_upload_leaves_no_multipart_upload(
     s3_app: AppServer, s3_storage: S3Server
 ) -> None:
-    user = client(s3_app)
+    user = s3_client(s3_app)
     host, port = s3_app.url.removeprefix("http://").split(":")
     boundary = "gone"
     head = (
@@ -212,7 +180,7 @@ async def test_every_delete_removes_the_objects(
         assert response.status_code == 200, response.text
         return str(response.json()["id"])
 
-    user = client(s3_app)
+    user = s3_client(s3_app)
     # attachments.delete
     first = await uploaded(user)
     await user.request("attachments.delete", {"attachment_id": first})
@@ -246,7 +214,7 @@ async def test_every_delete_removes_the_objects(
     assert json.loads(pruned.stdout)["removed"]["objects"] >= 1
     assert not await has_object(s3_app, f"attachments/{third}")
     # users delete
-    other = client(s3_app)
+    other = s3_client(s3_app)
     fourth = await uploaded(other)
     exported = await asyncio.to_thread(
         run_cli_with, tmp_path, database_url, env_storage, "users", "export", user_id_of(other)
@@ -269,96 +237,6 @@ async def test_every_delete_removes_the_objects(
     assert await rows(database_url, "SELECT count(*) FROM object_deletions") == [(0,)]
 
 
-def run_cli_with(tmp_path: Path, database_url: str, env: dict[str, str], *args: str):  # type: ignore[no-untyped-def]
-    import os
-
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        return run_cli(tmp_path, database_url, *args)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-async def test_the_sweep_removes_objects_no_row_names(s3_app: AppServer, database_url: str) -> None:
-    blobs = open_blob_storage(s3_app.settings)
-    assert blobs is not None
-    stray = f"attachments/att_stray_{uuid.uuid4().hex}"
-    await blobs.put(stray, b"left by a crash", "text/plain")
-    kept_user = client(s3_app)
-    kept = await upload(
-        f"{s3_app.url}/attachments", "k.txt", "text/plain", b"kept", headers=kept_user.headers
-    )
-    async with await connect(database_url) as conn:
-        assert await sweep_objects(conn, blobs) == 0  # younger than a day: maybe still uploading
-        assert await sweep_objects(conn, blobs, age=timedelta(0)) >= 1
-    assert not await blobs.exists(stray)
-    assert await blobs.exists(f"attachments/{kept.json()['id']}")
-
-
-async def test_attachments_move_both_ways_and_twice(
-    app_factory: Callable[..., AppServer], s3_storage: S3Server, database_url: str, tmp_path: Path
-) -> None:
-    postgres_app = app_factory()
-    user = client(postgres_app)
-    data = b"moved " * 1000
-    made = await upload(
-        f"{postgres_app.url}/attachments", "m.txt", "text/plain", data, headers=user.headers
-    )
-    attachment_id = made.json()["id"]
-    env = {
-        "ATTACHMENT_STORAGE": s3_storage.storage(f"move-{uuid.uuid4().hex[:6]}"),
-        "S3_ENDPOINT_URL": s3_storage.endpoint,
-    }
-
-    def move(to: str) -> dict[str, object]:
-        done = run_cli_with(
-            tmp_path, database_url, env, "attachments", "move", "--to", to, "--json"
-        )
-        assert done.returncode == 0, done.stderr
-        return dict(json.loads(done.stdout))
-
-    first = await asyncio.to_thread(move, "s3")
-    assert first["moved"]["attachments"] >= 1  # type: ignore[index]
-    assert (await asyncio.to_thread(move, "s3"))["moved"] == {"attachments": 0, "images": 0}
-    key = await rows(
-        database_url, "SELECT object_key FROM attachments WHERE id = %s", attachment_id
-    )
-    assert key == [(f"attachments/{attachment_id}",)]
-    s3_app = app_factory(
-        attachment_storage=env["ATTACHMENT_STORAGE"], s3_endpoint_url=s3_storage.endpoint
-    )
-    async with httpx.AsyncClient() as http:
-        got = await http.get(
-            f"{s3_app.url}/attachments/{attachment_id}/content",
-            headers=bearer(s3_app.token(user_id_of(user))),
-            follow_redirects=True,
-        )
-    assert got.content == data
-
-    back = await asyncio.to_thread(move, "postgres")
-    assert back["moved"]["attachments"] >= 1  # type: ignore[index]
-    assert (await asyncio.to_thread(move, "postgres"))["moved"] == {"attachments": 0, "images": 0}
-    assert not await has_object(s3_app, f"attachments/{attachment_id}")
-    async with httpx.AsyncClient() as http:
-        got = await http.get(
-            f"{postgres_app.url}/attachments/{attachment_id}/content", headers=user.headers
-        )
-    assert got.content == data
-
-
-def test_settings_name_the_bucket_and_never_a_key() -> None:
-    secret = SecretStr("x" * 5 + uuid.uuid4().hex)
-    settings = Settings(_env_file=None, auth_secret=secret, attachment_storage="s3://b/p/q")  # type: ignore[call-arg]
-    assert bucket_and_prefix(settings) == ("b", "p/q")
-    with pytest.raises(ValueError):
-        Settings(_env_file=None, auth_secret=secret, attachment_storage="s3://key:secret@b/p")  # type: ignore[call-arg]
-
-
 async def test_generated_images_go_to_the_bucket_and_leave_with_their_thread(
     app_factory: Callable[..., AppServer],
     s3_storage: S3Server,
@@ -370,7 +248,7 @@ async def test_generated_images_go_to_the_bucket_and_leave_with_their_thread(
         s3_endpoint_url=s3_storage.endpoint,
         image_generation=True,
     )
-    user = client(app)
+    user = s3_client(app)
     events = await user.send("draw a cat @tool image_generation")
     assert not [e for e in events if e["type"] == "error"], events
     (done,) = [
@@ -394,19 +272,3 @@ async def test_generated_images_go_to_the_bucket_and_leave_with_their_thread(
     )
     await user.request("threads.delete", {"thread_id": thread_id})
     assert not await has_object(app, f"images/{image_id}")
-
-
-def test_serve_says_in_one_line_when_the_bucket_cannot_be_used(
-    database_url: str, tmp_path: Path
-) -> None:
-    secret = "do-not-print-this-secret-value"
-    env = {
-        "ATTACHMENT_STORAGE": "s3://nowhere/prefix",
-        "S3_ENDPOINT_URL": "http://127.0.0.1:9",  # nothing listens on the discard port
-        "AWS_SECRET_ACCESS_KEY": secret,
-    }
-    done = run_cli_with(tmp_path, database_url, env, "serve", "--port", "0")
-    assert done.returncode == 2, done.stderr
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: attachment storage s3://nowhere/prefix")
-    assert secret not in done.stderr + done.stdout

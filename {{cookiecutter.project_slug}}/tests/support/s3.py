@@ -18,12 +18,18 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import jwt
 import pytest
+
+from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient
+from {{ cookiecutter.project_slug }}.store.blob_storage import open_blob_storage
+from tests.support.app import AppServer
+from tests.support.commands import run_cli
 
 BUCKET = "test-bucket"
 ACCESS_KEY = "test-access-key"
@@ -150,3 +156,42 @@ def s3_storage(s3_server: S3Server) -> Iterator[S3Server]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+@pytest.fixture
+def s3_app(app_factory: Callable[..., AppServer], s3_storage: S3Server) -> AppServer:
+    return app_factory(
+        attachment_storage=s3_storage.storage("app"), s3_endpoint_url=s3_storage.endpoint
+    )
+
+
+def s3_client(app: AppServer, user_id: str | None = None) -> ChatKitClient:
+    user_id = user_id or f"user-{uuid.uuid4().hex}"
+    return ChatKitClient(app.url, app.token(user_id))
+
+
+async def has_object(app: AppServer, key: str) -> bool:
+    blobs = open_blob_storage(app.settings)
+    assert blobs is not None
+    return await blobs.exists(key)
+
+
+def user_id_of(user: ChatKitClient) -> str:
+    token = user.headers["Authorization"].removeprefix("Bearer ")
+    return str(jwt.decode(token, options={"verify_signature": False})["sub"])
+
+
+def run_cli_with(
+    tmp_path: Path, database_url: str, env: dict[str, str], *args: str
+) -> subprocess.CompletedProcess[str]:
+    """`run_cli` with these variables set too (ATTACHMENT_STORAGE, ...)."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        return run_cli(tmp_path, database_url, *args)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
