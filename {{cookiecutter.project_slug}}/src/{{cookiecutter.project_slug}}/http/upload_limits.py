@@ -28,8 +28,7 @@ from .uploads import MULTIPART_OVERHEAD_BYTES
 
 logger = logging.getLogger(__name__)
 
-INSTANCE_RETRY_SECONDS = 2
-"""What a refusal for this instance's byte cap asks clients to wait: uploads end quickly."""
+INSTANCE_RETRY_SECONDS = 2  # what a refusal for this instance's byte cap asks clients to wait
 MAX_RETRY_SECONDS = 5
 """Leases are renewed while an upload runs, so their expiry overstates the wait."""
 

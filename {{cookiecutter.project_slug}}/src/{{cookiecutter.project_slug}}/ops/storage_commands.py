@@ -24,8 +24,7 @@ from ..store.upload_leases import user_storage
 
 
 def exit_if_unusable(problem: str | None) -> None:
-    """Print the bucket's problem and end the process at once, if there is one: obstore's
-    runtime can abort the interpreter's shutdown after a failed request (0.12)."""
+    """Print the bucket's problem, if any, and end at once (obstore 0.12 can abort the exit)."""
     if problem is not None:
         print(f"error: {problem}", file=sys.stderr, flush=True)
         os._exit(2)
