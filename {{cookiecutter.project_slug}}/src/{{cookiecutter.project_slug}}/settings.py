@@ -229,7 +229,6 @@ class Settings(BaseSettings):
     """`db prune` deletes attachments never sent in a message once they are this old."""
     retention_days: int = Field(default=0, ge=0)
     """`db prune` deletes threads with no new item for this many days; 0: keep forever."""
-    # Files (README "Files in object storage", "Limits and usage"); s3://BUCKET/PREFIX, no keys.
     attachment_storage: str = Field(default="postgres", pattern=STORAGE_PATTERN)
     s3_endpoint_url: str | None = None
     s3_region: str | None = None

@@ -69,7 +69,7 @@ async def take_upload(
 ) -> tuple[bool, int, int, float | None]:
     """(granted, uploads running, bytes kept, seconds until the soonest lease lapses)."""
     rows = await store.execute(TAKE_UPLOAD, params)
-    if not rows:  # the user's first limited request: make their row
+    if not rows:
         await store.execute(ENSURE_ROW, params)
         rows = await store.execute(TAKE_UPLOAD, params)
     granted, running, stored, soonest = rows[0]
