@@ -29,7 +29,7 @@ import pytest
 from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient
 from {{ cookiecutter.project_slug }}.store.blob_storage import open_blob_storage
 from tests.support.app import AppServer
-from tests.support.commands import run_cli
+from tests.support.commands import PACKAGE, cli_env, run
 
 BUCKET = "test-bucket"
 ACCESS_KEY = "test-access-key"
@@ -185,13 +185,5 @@ def run_cli_with(
     tmp_path: Path, database_url: str, env: dict[str, str], *args: str
 ) -> subprocess.CompletedProcess[str]:
     """`run_cli` with these variables set too (ATTACHMENT_STORAGE, ...)."""
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        return run_cli(tmp_path, database_url, *args)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    argv = [sys.executable, "-m", PACKAGE, *args]
+    return run(argv, env=cli_env(database_url) | env, cwd=tmp_path)

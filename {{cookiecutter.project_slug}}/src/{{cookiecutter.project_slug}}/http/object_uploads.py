@@ -8,7 +8,7 @@ from chatkit.types import Attachment
 from starlette.requests import Request
 
 from ..context import RequestContext
-from ..store.attachments import (
+from ..store.attachment_store import (
     OCTET_STREAM,
     PostgresAttachmentStore,
     build_attachment,

@@ -15,7 +15,8 @@ from psycopg_pool import PoolTimeout
 from starlette.requests import Request
 
 from ..errors import AppError
-from ..ops.limits import Bucket, take_token, too_many
+from ..ops.limits import admit, too_many
+from ..ops.usage import Meter
 from ..settings import Settings
 from ..store.postgres import PostgresStore
 from ..store.upload_leases import (
@@ -24,6 +25,7 @@ from ..store.upload_leases import (
     renew_upload,
     take_upload,
 )
+from .request_types import uploads
 from .uploads import MULTIPART_OVERHEAD_BYTES
 
 logger = logging.getLogger(__name__)
@@ -48,9 +50,9 @@ class UploadLimits:
         self.receiving = 0  # bytes reserved by the uploads this instance receives now
 
     async def count_upload(self, user_id: str) -> None:
-        """Spend one of the user's RATE_LIMIT_UPLOADS_PER_MINUTE (429 beyond)."""
-        bucket = Bucket("uploads", self.settings.rate_limit_uploads_per_minute)
-        await take_token(self.store, user_id, bucket)
+        """Spend one of the user's RATE_LIMIT_UPLOADS_PER_MINUTE (429 beyond): the bucket of
+        attachments.create's row, as a direct upload is one without it."""
+        await admit(None, uploads(self.settings), self.store, user_id, Meter())
 
     def reserve_size(self, request: Request) -> int:
         """What an upload may bring: its declared length, else the most it may be."""

@@ -172,3 +172,15 @@ async def drain_quietly(blobs: BlobStorage | None, open_pool: Callable[[], Await
             await drain_deletions(conn, blobs)
     except Exception as exc:
         logger.warning("objects left for db prune to delete: %s", type(exc).__name__)
+
+
+async def sizes_and_contents(
+    blobs: BlobStorage | None, rows: list[tuple[Any, ...]]
+) -> dict[str, tuple[int, bytes | None]]:
+    """Rows (id, size, bytes or None, object key or None) as {id: (size, bytes or None)}, the
+    bytes of a row that names an object read from the bucket."""
+    found: dict[str, tuple[int, bytes | None]] = {}
+    for object_id, size, content, key in rows:
+        content = await blobs.get(key) if key and blobs else content
+        found[object_id] = (int(size), bytes(content) if content is not None else None)
+    return found

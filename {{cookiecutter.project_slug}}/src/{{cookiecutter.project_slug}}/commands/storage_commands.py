@@ -18,9 +18,10 @@ from ..store.blob_storage import (
     open_blob_storage,
     sweep_objects,
 )
-from ..store.db import admin_command, connect
+from ..store.db import connect
 from ..store.object_moves import move_all
 from ..store.upload_leases import user_storage
+from .admin import admin_command
 
 
 def exit_if_unusable(problem: str | None) -> None:

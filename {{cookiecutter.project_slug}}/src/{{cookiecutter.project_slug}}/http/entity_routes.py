@@ -9,9 +9,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from ..agent.agent import TOOL_MENU
+from ..agent.assistant import TOOL_MENU
 from ..agent.composer import model_options
-from ..agent.entities import EntityScope, preview_entity, search_entities
+from ..agent.entity_types import EntityScope, preview_entity, search_entities
 from ..context import UNSAFE_CHARACTERS, RequestContext, get_request_context
 from ..errors import AppError
 from ..settings import Settings

@@ -14,8 +14,8 @@ from chatkit.types import GeneratedImageItem
 
 from ..context import RequestContext
 from ..settings import Settings
-from .attachments import fresh_link
-from .blob_storage import image_key
+from .attachment_store import fresh_link
+from .blob_storage import image_key, sizes_and_contents
 from .postgres import PostgresStore
 
 IMAGE_USE = "image"
@@ -80,14 +80,10 @@ class GeneratedImageStore:
         self.settings = settings
 
     def url(self, context: RequestContext, image_id: str, stored: str | None = None) -> str:
-        """A fresh signed link to the image (attachments.fresh_link)."""
-        link = fresh_link(self.settings, context, f"images/{image_id}", image_id, IMAGE_USE, stored)
-        return str(link)
+        return image_url(self.settings, context, image_id, stored)
 
     def prepare(self, item: GeneratedImageItem, context: RequestContext) -> None:
-        """Re-sign the item's link (in place) when it is one of ours."""
-        if item.image is not None and (image_id := image_id_in(item.image.url)):
-            item.image.url = self.url(context, image_id, item.image.url)
+        prepare_image(self.settings, item, context)
 
     async def save(
         self, image_id: str, thread_id: str, content: bytes, context: RequestContext
@@ -135,8 +131,17 @@ class GeneratedImageStore:
             return {}
         params = {"ids": list(image_ids), "budget": budget, "user": context.user.id}
         rows = await self.store.execute(LOAD_IMAGE_CONTENTS, params)
-        found: dict[str, tuple[int, bytes | None]] = {}
-        for image_id, size, content, key in rows:
-            content = await self.store.blobs.get(key) if key and self.store.blobs else content
-            found[image_id] = (int(size), bytes(content) if content is not None else None)
-        return found
+        return await sizes_and_contents(self.store.blobs, rows)
+
+
+def image_url(
+    settings: Settings, context: RequestContext, image_id: str, stored: str | None = None
+) -> str:
+    """A fresh signed link to the image (attachment_store.fresh_link)."""
+    return str(fresh_link(settings, context, f"images/{image_id}", image_id, IMAGE_USE, stored))
+
+
+def prepare_image(settings: Settings, item: GeneratedImageItem, context: RequestContext) -> None:
+    """Re-sign the item's link (in place) when it is one of ours, as it leaves the store."""
+    if item.image is not None and (image_id := image_id_in(item.image.url)):
+        item.image.url = image_url(settings, context, image_id, item.image.url)
