@@ -26,6 +26,8 @@ NOT_SETTINGS = frozenset(
         "OTEL_SERVICE_NAME",
         "OTEL_EXPORTER_OTLP_HEADERS",
         "FORWARDED_ALLOW_IPS",
+        "AWS_ACCESS_KEY_ID",  # the S3 client's (ATTACHMENT_STORAGE=s3://...)
+        "AWS_SECRET_ACCESS_KEY",
     }
 )
 

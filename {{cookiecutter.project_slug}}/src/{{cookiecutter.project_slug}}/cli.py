@@ -198,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
         from .commands.report_commands import feedback_export_command
 
         return asyncio.run(feedback_export_command(get_settings(), args.since))
-    if args.command in ("threads", "users"):
+    if args.command in ("threads", "users", "attachments"):
         return run_data_command(args)
     raise AssertionError(f"unknown command {args.command}")
 
@@ -207,7 +207,7 @@ STATUSES: dict[str, StatusName] = {"lock": "locked", "close": "closed", "unlock"
 
 
 def add_data_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """`threads lock|close|unlock` and `users export|delete`."""
+    """`threads lock|close|unlock`, `users export|delete|show` and `attachments move`."""
     threads = commands.add_parser("threads", help="lock, close or reopen a thread (any user's)")
     thread_commands = threads.add_subparsers(
         dest="threads_command", required=True, metavar="THREADS_COMMAND"
@@ -238,10 +238,33 @@ def add_data_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     delete.add_argument("user_id")
     delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     delete.add_argument("--json", action="store_true", help="print what was deleted as JSON")
+    show = user_commands.add_parser(
+        "show", help="the user's stored bytes and uploads against their limits"
+    )
+    show.add_argument("user_id")
+    show.add_argument("--json", action="store_true", help="print the figures as JSON")
+
+    attachments = commands.add_parser("attachments", help="where attachment bytes are kept")
+    attachment_commands = attachments.add_subparsers(
+        dest="attachments_command", required=True, metavar="ATTACHMENTS_COMMAND"
+    )
+    move = attachment_commands.add_parser(
+        "move",
+        help="copy attachment and generated image bytes to the bucket of ATTACHMENT_STORAGE "
+        "(--to s3) or back into PostgreSQL (--to postgres); resumable, safe to run twice",
+    )
+    move.add_argument("--to", choices=("s3", "postgres"), required=True)
+    move.add_argument("--json", action="store_true", help="print the counts as JSON")
 
 
 def run_data_command(args: argparse.Namespace) -> int:
-    """Dispatch a parsed `threads` or `users` command."""
+    """Dispatch a parsed `threads`, `users` or `attachments` command."""
+    if args.command == "attachments" or getattr(args, "users_command", "") == "show":
+        from .commands import storage_commands
+
+        if args.command == "attachments":
+            return asyncio.run(storage_commands.move_command(get_settings(), args.to, args.json))
+        return asyncio.run(storage_commands.show_command(get_settings(), args.user_id, args.json))
     if args.command == "threads":
         from .commands.data_commands import threads_status_command
 

@@ -25,12 +25,14 @@ from .http.chatkit import router as api_router
 from .http.entity_routes import router as entities_router
 from .http.image_routes import install_image_routes
 from .http.middleware import RefuseNulMiddleware, RequestLogMiddleware
+from .http.upload_limits import UploadLimits
 from .identity.provider import IssuerKeys
 from .ops.gc_tuning import freeze_long_lived_objects
 from .ops.logs import configure_logging
 from .settings import EMBEDDED, Settings, describe_invalid, get_settings
 from .store import PostgresStore
 from .store.attachment_store import PostgresAttachmentStore, prepare_attachment
+from .store.blob_storage import StorageUnavailable, check_storage, open_blob_storage
 from .store.image_store import GeneratedImageStore, prepare_image
 
 logger = logging.getLogger(__name__)
@@ -44,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app. Settings come from the environment and `.env` unless given."""
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.effective_log_format)
+    blobs = open_blob_storage(settings)  # None: bytes in PostgreSQL
     store = PostgresStore(
         settings.database_url,
         min_size=settings.db_pool_min_size,
@@ -52,8 +55,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         resolve_url=functools.partial(resolve_url, data_dir=settings.embedded_data_dir),
         data_dir=settings.embedded_data_dir,
         # fresh links on every attachment and generated image the store hands out
-        prepare_attachment=functools.partial(prepare_attachment, settings),
+        prepare_attachment=functools.partial(prepare_attachment, settings, blobs),
         prepare_image=functools.partial(prepare_image, settings),
+        blobs=blobs,
     )
     gateway = ModelGateway(settings)
     attachments = PostgresAttachmentStore(store, settings)
@@ -77,6 +81,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             logger.error("%s", exc)
         except Exception as exc:  # store.health has said so; /health answers 503 until it is back
             logger.debug("database not reachable at startup: %s", type(exc).__name__)
+        if blobs is not None:
+            try:
+                await check_storage(blobs)
+            except StorageUnavailable as exc:  # one line; uploads fail until it is fixed
+                logger.error("%s", exc)
         freeze_long_lived_objects()
         yield
         await gateway.close()
@@ -110,7 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(api_router)
     app.include_router(entities_router)
-    install_attachment_routes(app, attachments)
+    install_attachment_routes(app, attachments, UploadLimits(store, settings))
     install_image_routes(app, images)
     if settings.serves_chat_page:
         from .dev.page import install_chat_page

@@ -29,6 +29,7 @@ PROJECT_ROOT = find_project_root()
 
 DEFAULT_MODEL = "gpt-4.1"
 EMBEDDED = "embedded"
+STORAGE_PATTERN = r"^(postgres|s3://[\w.-]+(/[^?#@]*)?)$"
 KEYGEN_COMMAND = f"python -m {__package__} secret"
 """Prints a fresh AUTH_SECRET (`secrets.token_urlsafe(48)`)."""
 ENV_FILE = PROJECT_ROOT / ".env"
@@ -162,6 +163,13 @@ class Settings(BaseSettings):
     """`db prune` deletes attachments never sent in a message once they are this old."""
     retention_days: int = Field(default=0, ge=0)
     """`db prune` deletes threads with no new item for this many days; 0: keep forever."""
+    attachment_storage: str = Field(default="postgres", pattern=STORAGE_PATTERN)
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    max_uploads_in_flight_per_user: int = Field(default=2, ge=0)
+    max_upload_bytes_in_flight: int = Field(default=256 * 1024 * 1024, ge=0)
+    user_storage_bytes: int = Field(default=1024 * 1024 * 1024, ge=0)
+    rate_limit_uploads_per_minute: int = Field(default=30, ge=0)
     chat_page: bool = {{ "True" if cookiecutter.chat_page else "False" }}
     chatkit_domain_key: str = "domain_pk_localhost_dev"
     log_level: str = "INFO"

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..settings import Settings
+from ..store.blob_storage import BlobStorage, open_blob_storage
 from ..store.db import connect
 from ..store.thread_status import (
     MAX_REASON_CHARS,
@@ -22,6 +23,7 @@ from ..store.thread_status import (
 )
 from ..store.user_rows import UncoveredTables, count_rows, delete_user, export_user, user_tables
 from .admin import admin_command
+from .storage_commands import remove_objects
 
 
 async def threads_status_command(
@@ -79,6 +81,7 @@ async def users_delete_command(settings: Settings, user_id: str, yes: bool, as_j
                 print("not confirmed: nothing deleted", file=sys.stderr)
                 return 1
         removed = await delete_user(conninfo, user_id)
+        await remove_objects(settings, conninfo, sweep=False)  # the user's files in a bucket
         if as_json:
             print(json.dumps({"user_id": user_id, "deleted": removed}))
         elif any(removed.values()):
@@ -104,14 +107,15 @@ async def _guarded(settings: Settings, what: str, work: Any) -> int:
 async def users_export_command(settings: Settings, user_id: str, out_path: Path | None) -> int:
     """`users export`: the document on stdout or in `out_path` (0600, complete or absent);
     what was exported on stderr. Exit 0 done, 1 failed."""
+    blobs = open_blob_storage(settings)  # files in a bucket are exported too
 
     async def export(conninfo: str) -> int:
         try:
             if out_path is None:
-                counts = await export_user(conninfo, user_id, sys.stdout.buffer)
+                counts = await export_user(conninfo, user_id, sys.stdout.buffer, blobs=blobs)
                 sys.stdout.buffer.flush()
             else:
-                counts = await export_to_file(conninfo, user_id, out_path)
+                counts = await export_to_file(conninfo, user_id, out_path, blobs)
         except OSError as exc:
             print(f"error: cannot write {out_path or 'stdout'}: {exc.strerror}", file=sys.stderr)
             return 1
@@ -122,12 +126,14 @@ async def users_export_command(settings: Settings, user_id: str, out_path: Path 
     return await _guarded(settings, "users export", export)
 
 
-async def export_to_file(conninfo: str, user_id: str, path: Path) -> dict[str, int]:
+async def export_to_file(
+    conninfo: str, user_id: str, path: Path, blobs: BlobStorage | None = None
+) -> dict[str, int]:
     """Export into a private temporary file beside `path`, renamed once complete."""
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as out:
-            counts = await export_user(conninfo, user_id, out)
+            counts = await export_user(conninfo, user_id, out, blobs=blobs)
         os.replace(temporary, path)
     except BaseException:
         with suppress(FileNotFoundError):

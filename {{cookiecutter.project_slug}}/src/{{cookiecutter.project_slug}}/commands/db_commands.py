@@ -8,6 +8,7 @@ from ..settings import Settings
 from ..store.db import apply_migrations, schema_status
 from ..store.pruning import prune_expired_threads, prune_orphans
 from .admin import PACKAGE, admin_command, schema_command
+from .storage_commands import remove_objects
 
 
 async def db_upgrade_command(settings: Settings) -> int:
@@ -45,13 +46,19 @@ async def db_prune_command(settings: Settings, as_json: bool = False) -> int:
     async def prune(conninfo: str) -> int:
         orphans = await prune_orphans(conninfo, hours)
         threads = await prune_expired_threads(conninfo, days) if days else 0
+        # Their objects, any a delete left queued, and objects with no row (the sweep).
+        deleted, swept = await remove_objects(settings, conninfo, sweep=True)
         if as_json:
             counts = {"attachments": orphans, "threads": threads}
+            if settings.attachment_storage != "postgres":
+                counts |= {"objects": deleted, "unreferenced_objects": swept}
             print(json.dumps({"removed": counts, "orphan_hours": hours, "retention_days": days}))
             return 0
         print(f"removed {orphans} unattached attachments older than {hours} hours")
         if days:
             print(f"removed {threads} threads with nothing new for {days} days")
+        if settings.attachment_storage != "postgres":
+            print(f"removed {deleted} objects of deleted rows and {swept} objects with no row")
         return 0
 
     return await admin_command(settings, "prune", "no attachment threads", prune)

@@ -96,6 +96,10 @@ def serve_command(args: argparse.Namespace) -> int:
 
     get_settings()  # fail fast, with a clear message, on bad configuration
     problem = missing_package(get_settings()) or unsafe_to_serve(get_settings(), args.host)
+    if problem is None:
+        from .storage_commands import exit_if_unusable, storage_problem
+
+        exit_if_unusable(storage_problem(get_settings()))
     if problem is not None:
         print(f"error: {problem}", file=sys.stderr)
         return 2

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from chatkit.types import Attachment
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 
 from ..context import RequestContext, get_request_context, get_user
 from ..store.attachment_store import (
@@ -17,7 +17,10 @@ from ..store.attachment_store import (
     safe_mime_type,
     verify_url_token,
 )
+from ..store.blob_storage import ATTACHMENT_OBJECT, attachment_key
 from ..store.postgres import AttachmentContentExists
+from .object_uploads import receive_into_bucket
+from .upload_limits import UploadLimits
 from .uploads import read_upload
 
 
@@ -26,7 +29,9 @@ def attachment_json(attachment: Attachment) -> Response:
     return Response(body, media_type="application/json")
 
 
-def install_attachment_routes(app: FastAPI, attachments: PostgresAttachmentStore) -> None:
+def install_attachment_routes(
+    app: FastAPI, attachments: PostgresAttachmentStore, limits: UploadLimits
+) -> None:
     """Add the upload and download endpoints for attachments to the app."""
     store, settings = attachments.store, attachments.settings
     router = APIRouter(prefix="/attachments")
@@ -37,13 +42,18 @@ def install_attachment_routes(app: FastAPI, attachments: PostgresAttachmentStore
         request: Request, context: Annotated[RequestContext, Depends(get_request_context)]
     ) -> Response:
         """Direct upload strategy: store the file and return its attachment."""
-        upload = await read_upload(request, limit)
-        mime_type = clean_mime_type(upload.content_type) if upload.content_type else OCTET_STREAM
-        attachment_id = attachments.generate_attachment_id(mime_type, context)
-        name = upload.filename or "file"
-        attachment = build_attachment(settings, context, attachment_id, name, mime_type)
-        await store.save_attachment(attachment, context)
-        await store.save_attachment_content(attachment_id, upload.data, context)
+        await limits.count_upload(context.user.id)
+        async with limits.slot(request, context.user.id):
+            if store.blobs is not None:
+                attachment = await receive_into_bucket(attachments, request, context, None)
+                return attachment_json(attachment)
+            upload = await read_upload(request, limit)
+            mime = clean_mime_type(upload.content_type) if upload.content_type else OCTET_STREAM
+            attachment_id = attachments.generate_attachment_id(mime, context)
+            name = upload.filename or "file"
+            attachment = build_attachment(settings, context, attachment_id, name, mime)
+            await store.save_attachment(attachment, context)
+            await store.save_attachment_content(attachment_id, upload.data, context)
         return attachment_json(attachment)
 
     @router.post("/{attachment_id}/upload", response_model=None)
@@ -56,8 +66,12 @@ def install_attachment_routes(app: FastAPI, attachments: PostgresAttachmentStore
         attachment = await store.load_attachment(attachment_id, context)
         if attachment.upload_descriptor is None:
             raise AttachmentContentExists
-        upload = await read_upload(request, limit)
-        await store.save_attachment_content(attachment_id, upload.data, context)
+        async with limits.slot(request, user.id):
+            if store.blobs is not None:
+                attachment = await receive_into_bucket(attachments, request, context, attachment)
+                return attachment_json(attachment)
+            upload = await read_upload(request, limit)
+            await store.save_attachment_content(attachment_id, upload.data, context)
         attachment.upload_descriptor = None
         await store.save_attachment(attachment, context)
         return attachment_json(attachment)
@@ -73,6 +87,11 @@ def install_attachment_routes(app: FastAPI, attachments: PostgresAttachmentStore
             user = await get_user(request)
         context = RequestContext(request=request, user=user)
         attachment = await store.load_attachment(attachment_id, context)
+        if store.blobs is not None:
+            rows = await store.execute(ATTACHMENT_OBJECT, {"id": attachment_id, "user": user.id})
+            if rows and rows[0][0] == attachment_key(attachment_id):
+                link = store.blobs.presign(rows[0][0], settings.attachment_link_ttl_seconds)
+                return RedirectResponse(link, status_code=307)
         data = await store.load_attachment_content(attachment_id, context)
         mime_type = safe_mime_type(attachment.mime_type)
         headers = {

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from chatkit.store import NotFoundError
 from fastapi import APIRouter, FastAPI, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 
 from ..context import AuthError, RequestContext
 from ..errors import error_response
@@ -26,8 +26,11 @@ def install_image_routes(app: FastAPI, images: GeneratedImageStore) -> None:
             user = verify_url_token(images.settings, token, image_id, IMAGE_USE)
         except AuthError as exc:
             return error_response(401, "unauthorized", str(exc))
+        context = RequestContext(request, user)
+        if (link := await images.link(image_id, context)) is not None:
+            return RedirectResponse(link, status_code=307)
         try:
-            mime_type, content = await images.load(image_id, RequestContext(request, user))
+            mime_type, content = await images.load(image_id, context)
         except NotFoundError:
             return error_response(404, "not_found", "no such image")
         headers = {

@@ -52,6 +52,11 @@ def transcriptions(settings: Settings) -> Bucket:
     return Bucket("transcriptions", settings.rate_limit_transcriptions_per_minute)
 
 
+def uploads(settings: Settings) -> Bucket:
+    """attachments.create (the upload it prepares) and a direct upload share it."""
+    return Bucket("uploads", settings.rate_limit_uploads_per_minute)
+
+
 def unrated(settings: Settings) -> Bucket:
     return Bucket("messages", 0)
 
@@ -159,7 +164,7 @@ REQUEST_TYPES: dict[str, RequestType] = {
     ),
     "threads.update": RequestType(sizes=requests.title_sizes),
     "items.feedback": RequestType(sizes=requests.feedback_sizes),
-    "attachments.create": RequestType(sizes=requests.attachment_sizes),
+    "attachments.create": RequestType(sizes=requests.attachment_sizes, rate=uploads),
     "attachments.delete": RequestType(targets=checks.attachment_exists),
     "input.transcribe": RequestType(
         sizes=requests.audio_sizes, rate=transcriptions, body_limit=requests.audio_body_limit

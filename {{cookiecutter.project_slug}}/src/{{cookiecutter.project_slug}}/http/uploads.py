@@ -1,8 +1,9 @@
-"""One uploaded file from a multipart/form-data body, parsed as it arrives and refused (413) as
-soon as it passes its limit (docs/design_decisions.md, "Uploads")."""
+"""One uploaded file from a multipart/form-data body, parsed as it arrives, passed on in chunks
+and refused (413) as soon as it passes its limit (docs/design_decisions.md, "Uploads")."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from python_multipart.exceptions import FormParserError
@@ -35,7 +36,7 @@ class UploadedFile:
 
     filename: str
     content_type: str | None
-    data: bytes
+    data: bytes | bytearray
 
 
 def _text(raw: bytes) -> str:
@@ -57,7 +58,9 @@ class _Parts:
     headers: dict[bytes, bytes] = field(default_factory=dict)
     in_file: bool = False
     found: UploadedFile | None = None
-    data: bytearray = field(default_factory=bytearray)
+    pending: list[bytes] = field(default_factory=list)
+    """File bytes parsed and not yet handed on (what one body chunk held, at most)."""
+    size: int = 0
     ended: bool = False
 
     def part_begin(self) -> None:
@@ -103,14 +106,12 @@ class _Parts:
 
     def part_data(self, data: bytes, start: int, end: int) -> None:
         if self.in_file:
-            self.data += data[start:end]
-            if len(self.data) > self.limit:
+            self.size += end - start
+            if self.size > self.limit:
                 raise UploadTooLarge(self.limit)
+            self.pending.append(data[start:end])
 
     def part_end(self) -> None:
-        if self.in_file and self.found is not None:
-            self.found.data = bytes(self.data)
-            self.data = bytearray()
         self.in_file = False
 
     def end(self) -> None:
@@ -132,33 +133,69 @@ class _Parts:
         )
 
 
+class UploadStream:
+    """The file of a multipart/form-data body as it arrives: `await start()` reads up to the
+    file's headers (its name and type), then `chunks()` yields its bytes; both raise AppError
+    (400) for a malformed body or a client gone, UploadTooLarge (413) past the limit."""
+
+    def __init__(self, request: Request, limit: int) -> None:
+        media_type, params = parse_options_header(request.headers.get("content-type"))
+        boundary = params.get(b"boundary")
+        if media_type != b"multipart/form-data" or not boundary:
+            raise AppError("expected multipart/form-data with a file")
+        self.body_limit = limit + MULTIPART_OVERHEAD_BYTES
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.body_limit:
+            raise UploadTooLarge(limit)
+        self.parts = _Parts(limit)
+        self.parser = self.parts.parser(boundary)
+        self.body = request.stream()
+        self.received = 0
+
+    async def _feed(self) -> bool:
+        """Parse the next body chunk; False once the body (or the multipart data) ended."""
+        if self.parts.ended:
+            return False
+        try:
+            chunk = await anext(self.body, None)
+            if chunk is None:
+                self.parser.finalize()
+                return False
+            self.received += len(chunk)
+            if self.received > self.body_limit:
+                raise UploadTooLarge(self.parts.limit)
+            self.parser.write(chunk)
+        except FormParserError:
+            raise AppError("malformed multipart/form-data body") from None
+        except ClientDisconnect:
+            raise AppError("the client went away during the upload") from None
+        return True
+
+    async def start(self) -> UploadedFile:
+        """The file's name and type (its `data` stays empty: the bytes come from chunks())."""
+        while self.parts.found is None:
+            if not await self._feed():
+                raise AppError("expected a multipart field named 'file' with a file")
+        return self.parts.found
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The file's bytes, a body chunk's worth at a time, to the end of a complete body."""
+        while True:
+            while self.parts.pending:
+                yield self.parts.pending.pop(0)
+            if not await self._feed():
+                break
+        if not self.parts.ended:
+            raise AppError("expected a multipart field named 'file' with a file")
+
+
 async def read_upload(request: Request, limit: int) -> UploadedFile:
     """The multipart field `file`, at most `limit` bytes: 400 for anything else, 413 as soon
-    as the file or the body passes its limit."""
-    media_type, params = parse_options_header(request.headers.get("content-type"))
-    boundary = params.get(b"boundary")
-    if media_type != b"multipart/form-data" or not boundary:
-        raise AppError("expected multipart/form-data with a file")
-    body_limit = limit + MULTIPART_OVERHEAD_BYTES
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > body_limit:
-        raise UploadTooLarge(limit)
-    parts = _Parts(limit)
-    try:
-        parser = parts.parser(boundary)
-        received = 0
-        async for chunk in request.stream():
-            received += len(chunk)
-            if received > body_limit:
-                raise UploadTooLarge(limit)
-            parser.write(chunk)
-            if parts.ended:
-                break
-        parser.finalize()
-    except FormParserError:
-        raise AppError("malformed multipart/form-data body") from None
-    except ClientDisconnect:
-        raise AppError("the client went away during the upload") from None
-    if parts.found is None or not parts.ended:
-        raise AppError("expected a multipart field named 'file' with a file")
-    return parts.found
+    as the file or the body passes its limit. Its bytes in one buffer, never copied whole."""
+    stream = UploadStream(request, limit)
+    found = await stream.start()
+    data = bytearray()
+    async for chunk in stream.chunks():
+        data += chunk
+    found.data = data
+    return found

@@ -27,6 +27,7 @@ from ..context import (
 )
 from ..errors import AppError
 from ..settings import Settings
+from .blob_storage import BlobStorage, attachment_key
 from .postgres import PostgresStore
 
 UPLOAD_TOKEN_TTL_SECONDS = 3600
@@ -207,7 +208,7 @@ class PostgresAttachmentStore(AttachmentStore[RequestContext]):
         self.settings = settings
 
     def prepare(self, attachment: Attachment, context: RequestContext) -> None:
-        prepare_attachment(self.settings, attachment, context)
+        prepare_attachment(self.settings, self.store.blobs, attachment, context)
 
     async def create_attachment(
         self, input: AttachmentCreateParams, context: RequestContext
@@ -230,14 +231,22 @@ class PostgresAttachmentStore(AttachmentStore[RequestContext]):
         )
 
     async def delete_attachment(self, attachment_id: str, context: RequestContext) -> None:
-        """Nothing to do here: deleting the metadata (the SDK does it next) deletes the bytes."""
+        """Nothing to do here: deleting the metadata (the SDK does it next) deletes the bytes
+        (in a bucket: through the queue of objects to delete, store/blob_storage.py)."""
 
 
-def prepare_attachment(settings: Settings, attachment: Attachment, context: RequestContext) -> None:
-    """An attachment as it leaves the store: a safe MIME type, a fresh preview link."""
+def prepare_attachment(
+    settings: Settings, blobs: BlobStorage | None, attachment: Attachment, context: RequestContext
+) -> None:
+    """An attachment as it leaves the store: a safe MIME type, a fresh preview link (to the
+    bucket itself when there is one)."""
     if not _MIME_TYPE.fullmatch(attachment.mime_type):
         attachment.mime_type = safe_mime_type(attachment.mime_type)
     if isinstance(attachment, ImageAttachment):
+        if blobs is not None:  # a link to the bucket itself
+            ttl = settings.attachment_link_ttl_seconds
+            attachment.preview_url = AnyUrl(blobs.presign(attachment_key(attachment.id), ttl))
+            return
         attachment.preview_url = preview_url(
             settings, context, attachment.id, str(attachment.preview_url)
         )

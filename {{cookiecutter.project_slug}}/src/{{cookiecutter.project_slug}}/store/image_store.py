@@ -1,12 +1,13 @@
-"""Generated images: their bytes in table `generated_images` (deleted with their thread), served
-as `GET /images/{id}?token=...`, signed like attachment links for one image and one user, and
-re-signed whenever the store hands the item out."""
+"""Generated images: their bytes in table `generated_images` or the bucket (deleted with their
+thread), served as `GET /images/{id}?token=...` (a redirect to the bucket), signed like
+attachment links for one image and one user, and re-signed whenever the store hands them out."""
 
 from __future__ import annotations
 
 import re
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from chatkit.store import NotFoundError
 from chatkit.types import GeneratedImageItem
@@ -14,6 +15,7 @@ from chatkit.types import GeneratedImageItem
 from ..context import RequestContext
 from ..settings import Settings
 from .attachment_store import fresh_link
+from .blob_storage import image_key, sizes_and_contents
 from .postgres import PostgresStore
 
 IMAGE_USE = "image"
@@ -21,28 +23,33 @@ _OUR_PATH = re.compile(r"/images/(img_[0-9a-f]{32})$")
 
 # Only into a thread the user owns; a partial image is overwritten by the next one.
 SAVE_IMAGE = """
-INSERT INTO generated_images AS g (id, thread_id, user_id, mime_type, content)
-SELECT %(id)s, t.id, t.user_id, %(mime)s, %(content)s
+INSERT INTO generated_images AS g (id, thread_id, user_id, mime_type, content, object_key, size)
+SELECT %(id)s, t.id, t.user_id, %(mime)s, %(content)b, %(key)s, %(size)s
 FROM threads AS t
 WHERE t.id = %(thread)s AND t.user_id = %(user)s
 ON CONFLICT (id) DO UPDATE
-SET content = EXCLUDED.content, mime_type = EXCLUDED.mime_type, updated_at = now()
+SET content = EXCLUDED.content, mime_type = EXCLUDED.mime_type, object_key = EXCLUDED.object_key,
+    size = EXCLUDED.size, updated_at = now()
 WHERE g.user_id = EXCLUDED.user_id AND g.thread_id = EXCLUDED.thread_id
 RETURNING 1
 """
 
 LOAD_IMAGE = """
-SELECT mime_type, content FROM generated_images WHERE id = %(id)s AND user_id = %(user)s
+SELECT mime_type, content, object_key FROM generated_images
+WHERE id = %(id)s AND user_id = %(user)s
 """
 
 # As LOAD_ATTACHMENT_CONTENTS (postgres.py): every size, and the bytes of the longest prefix
 # of the list whose sizes add up to at most the budget.
 LOAD_IMAGE_CONTENTS = """
-SELECT w.id, octet_length(g.content),
-       CASE WHEN sum(octet_length(g.content)) OVER (ORDER BY w.ord) <= %(budget)s
-            THEN g.content END
-FROM unnest(%(ids)s::text[]) WITH ORDINALITY AS w(id, ord)
-JOIN generated_images AS g ON g.id = w.id AND g.user_id = %(user)s
+SELECT id, size, CASE WHEN fits THEN content END, CASE WHEN fits THEN object_key END
+FROM (
+    SELECT w.id, z.size, g.content, g.object_key,
+           sum(z.size) OVER (ORDER BY w.ord) <= %(budget)s AS fits
+    FROM unnest(%(ids)s::text[]) WITH ORDINALITY AS w(id, ord)
+    JOIN generated_images AS g ON g.id = w.id AND g.user_id = %(user)s
+    CROSS JOIN LATERAL (SELECT COALESCE(octet_length(g.content), g.size) AS size) AS z
+) AS s
 """
 
 
@@ -81,15 +88,18 @@ class GeneratedImageStore:
     async def save(
         self, image_id: str, thread_id: str, content: bytes, context: RequestContext
     ) -> None:
-        """Store (or overwrite) the image's bytes in the user's thread (NotFoundError else)."""
-        params = {
-            "id": image_id,
-            "thread": thread_id,
-            "user": context.user.id,
-            "mime": image_mime_type(content),
-            "content": content,
-        }
+        """Store (or overwrite) the image's bytes in the user's thread (NotFoundError else):
+        in the bucket when there is one (the object first, then its row)."""
+        mime, blobs = image_mime_type(content), self.store.blobs
+        params: dict[str, Any] = {"id": image_id, "thread": thread_id, "mime": mime}
+        params["user"] = context.user.id
+        params |= {"content": content, "key": None, "size": len(content)}
+        if blobs is not None:
+            await blobs.put(image_key(image_id), content, mime)
+            params |= {"content": None, "key": image_key(image_id)}
         if not await self.store.execute(SAVE_IMAGE, params):
+            if blobs is not None:
+                await blobs.delete([image_key(image_id)])
             raise NotFoundError(f"thread {thread_id} not found")
 
     async def load(self, image_id: str, context: RequestContext) -> tuple[str, bytes]:
@@ -97,7 +107,20 @@ class GeneratedImageStore:
         rows = await self.store.execute(LOAD_IMAGE, {"id": image_id, "user": context.user.id})
         if not rows:
             raise NotFoundError(f"image {image_id} not found")
-        return str(rows[0][0]), bytes(rows[0][1])
+        mime_type, content, key = rows[0]
+        if key is not None and self.store.blobs is not None:
+            content = await self.store.blobs.get(key)
+        return str(mime_type), bytes(content)
+
+    async def link(self, image_id: str, context: RequestContext) -> str | None:
+        """A presigned link to the image in the bucket (None: its bytes are in PostgreSQL, or
+        there is no such image of the user's)."""
+        if self.store.blobs is None:
+            return None
+        rows = await self.store.execute(LOAD_IMAGE, {"id": image_id, "user": context.user.id})
+        if not rows or rows[0][2] is None:
+            return None
+        return self.store.blobs.presign(rows[0][2], self.settings.attachment_link_ttl_seconds)
 
     async def load_image_contents(
         self, image_ids: Sequence[str], budget: int, context: RequestContext
@@ -108,9 +131,7 @@ class GeneratedImageStore:
             return {}
         params = {"ids": list(image_ids), "budget": budget, "user": context.user.id}
         rows = await self.store.execute(LOAD_IMAGE_CONTENTS, params)
-        return {
-            row[0]: (int(row[1]), bytes(row[2]) if row[2] is not None else None) for row in rows
-        }
+        return await sizes_and_contents(self.store.blobs, rows)
 
 
 def image_url(

@@ -28,6 +28,7 @@ from ..context import RequestContext
 from ..errors import AppError
 from ..settings import EMBEDDED
 from . import queries as q
+from .blob_storage import BlobStorage, drain_quietly, sizes_and_contents
 from .db import Pool, connect, create_pool, redact_secrets
 from .health import DatabaseHealth, is_outage
 from .pages import checked_order, newest_cached, page_size, readable_items, timestamp, to_page
@@ -81,6 +82,7 @@ class PostgresStore(Store[RequestContext]):
         data_dir: Path | None = None,
         prepare_attachment: PrepareAttachment | None = None,
         prepare_image: PrepareImage | None = None,
+        blobs: BlobStorage | None = None,
     ) -> None:
         self.database_url = database_url
         self.resolve_url = resolve_url  # `embedded` -> a real URL (dev/embedded.py's, from main)
@@ -99,6 +101,7 @@ class PostgresStore(Store[RequestContext]):
         # Called on every attachment and generated image before it leaves the store (fresh links).
         self.prepare_attachment = prepare_attachment
         self.prepare_image = prepare_image
+        self.blobs = blobs  # ATTACHMENT_STORAGE=s3://...'s bucket; None: bytes in PostgreSQL
 
     @property
     def pool(self) -> Pool:
@@ -171,6 +174,8 @@ class PostgresStore(Store[RequestContext]):
                 await pool.open()
                 self._pool, self._conninfo = pool, conninfo
             return self._pool
+
+    open_pool = _ensure_open  # the pool, opened first if need be
 
     async def execute(self, query: Any, params: Mapping[str, Any]) -> Rows:
         """Run one statement on the store's pool; its rows. It must be safe to repeat."""
@@ -252,6 +257,7 @@ class PostgresStore(Store[RequestContext]):
         context.cache.pop(("items", thread_id), None)
         if not await self.execute(q.DELETE_THREAD, {"id": thread_id, "user": context.user.id}):
             raise NotFoundError(f"thread {thread_id} not found")
+        await drain_quietly(self.blobs, self.open_pool)
 
     async def load_thread_items(
         self,
@@ -360,12 +366,14 @@ class PostgresStore(Store[RequestContext]):
     async def delete_attachment(self, attachment_id: str, context: RequestContext) -> None:
         params = {"id": attachment_id, "user": context.user.id}
         await self._execute(q.DELETE_ATTACHMENT, params, fetch=False)
+        await drain_quietly(self.blobs, self.open_pool)
 
     async def save_attachment_content(
-        self, attachment_id: str, content: bytes, context: RequestContext
+        self, attachment_id: str, content: bytes | bytearray, context: RequestContext
     ) -> None:
         """Store the uploaded bytes, once (AttachmentContentExists the second time)."""
-        params = {"id": attachment_id, "user": context.user.id, "content": content}
+        params: dict[str, Any] = {"id": attachment_id, "user": context.user.id}
+        params |= {"content": content, "size": len(content)}
         rows = await self._write(q.SAVE_ATTACHMENT_CONTENT, params)
         found, saved = rows[0] if rows else (False, False)
         if not found:
@@ -383,17 +391,10 @@ class PostgresStore(Store[RequestContext]):
     async def load_attachment_contents(
         self, ids: Sequence[str], budget: int, context: RequestContext, overhead: int = 0
     ) -> dict[str, tuple[int, bytes | None]]:
-        """Size of each of the user's uploaded attachments among the ids, and the bytes while
-        the sizes (in list order, plus `overhead` each) add up to at most `budget`."""
+        """Size of each of the user's uploaded attachments among the ids, and the bytes (from
+        PostgreSQL or the bucket) while the sizes (in order, + `overhead` each) fit `budget`."""
         if not ids:
             return {}
-        params = {
-            "ids": list(ids),
-            "budget": budget,
-            "overhead": overhead,
-            "user": context.user.id,
-        }
-        rows = await self.execute(q.LOAD_ATTACHMENT_CONTENTS, params)
-        return {
-            row[0]: (int(row[1]), bytes(row[2]) if row[2] is not None else None) for row in rows
-        }
+        params = {"ids": list(ids), "budget": budget, "overhead": overhead}
+        rows = await self.execute(q.LOAD_ATTACHMENT_CONTENTS, params | {"user": context.user.id})
+        return await sizes_and_contents(self.blobs, rows)

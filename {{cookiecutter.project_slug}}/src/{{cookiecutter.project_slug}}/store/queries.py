@@ -66,9 +66,12 @@ WITH owned AS (
     SELECT a.id FROM attachments AS a WHERE a.id = %(id)s AND a.user_id = %(user)s
 ), saved AS (
     INSERT INTO attachment_contents (attachment_id, content)
-    SELECT id, %(content)s FROM owned
+    SELECT id, %(content)b FROM owned
     ON CONFLICT (attachment_id) DO NOTHING
     RETURNING 1
+), sized AS (
+    UPDATE attachments SET size = %(size)s
+    WHERE id = %(id)s AND EXISTS (SELECT 1 FROM saved)
 )
 SELECT EXISTS (SELECT 1 FROM owned), EXISTS (SELECT 1 FROM saved)
 """
@@ -81,13 +84,16 @@ WHERE a.id = %(id)s AND a.user_id = %(user)s
 # Each size, and the bytes only of the longest prefix (in list order) within the budget, each
 # counted with an overhead (what sending it inline adds).
 LOAD_ATTACHMENT_CONTENTS = """
-SELECT w.id, octet_length(c.content),
-       CASE WHEN sum(octet_length(c.content) + %(overhead)s::bigint) OVER (ORDER BY w.ord)
-                 <= %(budget)s
-            THEN c.content END
-FROM unnest(%(ids)s::text[]) WITH ORDINALITY AS w(id, ord)
-JOIN attachments AS a ON a.id = w.id AND a.user_id = %(user)s
-JOIN attachment_contents AS c ON c.attachment_id = a.id
+SELECT id, size, CASE WHEN fits THEN content END, CASE WHEN fits THEN object_key END
+FROM (
+    SELECT w.id, z.size, c.content, a.object_key,
+           sum(z.size + %(overhead)s::bigint) OVER (ORDER BY w.ord) <= %(budget)s AS fits
+    FROM unnest(%(ids)s::text[]) WITH ORDINALITY AS w(id, ord)
+    JOIN attachments AS a ON a.id = w.id AND a.user_id = %(user)s
+    LEFT JOIN attachment_contents AS c ON c.attachment_id = a.id
+    CROSS JOIN LATERAL (SELECT COALESCE(octet_length(c.content), a.size) AS size) AS z
+    WHERE c.content IS NOT NULL OR a.object_key IS NOT NULL
+) AS s
 """
 
 # All or nothing: rows are written only when every distinct id is an item the user owns.

@@ -15,6 +15,7 @@ from typing import IO, Any
 from psycopg import AsyncConnection, sql
 from psycopg.rows import TupleRow
 
+from .blob_storage import BlobStorage
 from .db import connect
 
 Conn = AsyncConnection[TupleRow]
@@ -27,7 +28,10 @@ CASCADED: dict[str, str] = {
 }
 """Tables without `user_id` whose rows go with a parent's ON DELETE CASCADE: how to count one
 user's rows (the export nests them: items in threads, contents in attachments)."""
-EXEMPT: dict[str, str] = {"schema_migrations": "the schema version; no user data"}
+EXEMPT: dict[str, str] = {
+    "schema_migrations": "the schema version; no user data",
+    "object_deletions": "keys of objects whose rows are already deleted; emptied as they go",
+}
 """Tables that hold no user's data, and why."""
 NESTED = frozenset({"threads", "attachments"})
 """User tables the export writes in a shape of their own (with their CASCADED children)."""
@@ -121,7 +125,7 @@ WHERE t.user_id = %(user)s
 ORDER BY t.created_at, t.seq, i.created_at, i.seq
 """
 ATTACHMENTS = """
-SELECT a.payload::text, a.thread_id, a.created_at, c.content
+SELECT a.payload::text, a.thread_id, a.created_at, c.content, a.object_key
 FROM attachments AS a LEFT JOIN attachment_contents AS c ON c.attachment_id = a.id
 WHERE a.user_id = %(user)s ORDER BY a.created_at, a.id
 """
@@ -170,7 +174,12 @@ class Writer:
 
 
 async def export_user(
-    conninfo: str, user_id: str, out: IO[bytes], *, fetch_size: int = FETCH_SIZE
+    conninfo: str,
+    user_id: str,
+    out: IO[bytes],
+    *,
+    fetch_size: int = FETCH_SIZE,
+    blobs: BlobStorage | None = None,
 ) -> dict[str, int]:
     """Write the user's data to `out` as one JSON document, a row at a time, from one
     REPEATABLE READ snapshot (threads and items from two cursors, merged); counts per table."""
@@ -193,9 +202,11 @@ async def export_user(
                 w.put("]}")
         w.put('],\n"attachments": [')
         w.counts |= {"attachments": 0, "attachment_contents": 0}
-        async for payload, thread_id, created_at, content in rows_of(
+        async for payload, thread_id, created_at, content, key in rows_of(
             conn, "export_attachments", ATTACHMENTS, user_id, 1
         ):
+            if content is None and key is not None and blobs is not None:  # in the bucket
+                content = await blobs.get(key)
             size = len(content) if content is not None else None
             head = json.dumps({"thread_id": thread_id, "created_at": created_at.isoformat()})
             encoded = json.dumps(base64.b64encode(content).decode() if size is not None else None)
