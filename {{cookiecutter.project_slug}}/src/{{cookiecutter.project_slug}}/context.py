@@ -46,6 +46,9 @@ class RequestContext:
     """The APP_CONTEXT_HEADERS this request sent, by lower-case name (the model sees them)."""
     locale: str = "en"
     """The user's language tag, from `Accept-Language` (else DEFAULT_LOCALE)."""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    """The ChatKit request's own `metadata` (client-sent, at most MAX_REQUEST_METADATA_BYTES as
+    JSON): for tools and handlers, as trustworthy as the user's own text."""
 
 
 class AuthError(AppError):

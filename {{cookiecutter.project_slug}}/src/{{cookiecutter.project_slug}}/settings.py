@@ -289,6 +289,11 @@ class Settings(BaseSettings):
                 )
                 if wanted
             ]
+            if self.reasoning_summary is not None:
+                problems.append(
+                    "REASONING_SUMMARY needs OPENAI_API=responses (the Chat Completions API has "
+                    "no reasoning summaries; REASONING_EFFORT alone works)"
+                )
         if self.models and self.openai_model not in self.models:
             problems.append(
                 f"MODELS must include OPENAI_MODEL ({self.openai_model!r}): it answers messages "

@@ -97,6 +97,7 @@ async def test_hosted_tools_are_offered_as_configured(
         ("web_search", True),
         ("file_search_vector_store_ids", ["vs_1"]),
         ("image_generation", True),
+        ("reasoning_summary", "auto"),
     ],
 )
 def test_hosted_tools_need_the_responses_api(setting: str, value: Any) -> None:
@@ -115,6 +116,16 @@ def test_the_startup_error_is_one_line_naming_the_setting() -> None:
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     assert "FILE_SEARCH_VECTOR_STORE_IDS needs OPENAI_API=responses" in lines[0]
+
+
+def test_reasoning_summary_is_refused_at_startup_with_chat_completions() -> None:
+    """Dropped silently before; now `serve` stops like it does for the hosted tools."""
+    env = cli_env("postgresql://app@127.0.0.1:9/app")
+    env.update(OPENAI_API="chat_completions", REASONING_SUMMARY="concise")
+    done = run([sys.executable, "-m", PACKAGE, "serve"], env=env)
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert "REASONING_SUMMARY needs OPENAI_API=responses" in line
 
 
 # --- citations --------------------------------------------------------------------------------

@@ -30,26 +30,32 @@ INPUT_REFUSED = "This message was not sent to the model (a guardrail stopped it)
 OUTPUT_WITHHELD = "The answer was withheld (a guardrail stopped it)."
 
 
-def newest_user_text(input: str | list[TResponseInputItem]) -> str:
-    """The text of the newest user message in the model input."""
+def turn_user_text(input: str | list[TResponseInputItem]) -> str:
+    """Everything the user side sends this turn: the user-role items after the last item of
+    another kind. The SDK puts quoted text and @-mention context after the typed text, as
+    items of their own, so checking only the newest item would miss the typed text."""
     if isinstance(input, str):
         return input
+    texts: list[str] = []
     for item in reversed(input):
-        if isinstance(item, dict) and item.get("role") == "user":
-            content = item.get("content")
-            if isinstance(content, str):
-                return content
+        if not (isinstance(item, dict) and item.get("role") == "user"):
+            break
+        content = item.get("content")
+        if isinstance(content, str):
+            texts.append(content)
+        else:
             parts = content if isinstance(content, list) else []
-            return " ".join(str(p.get("text", "")) for p in parts if isinstance(p, dict))
-    return ""
+            texts.extend(str(p.get("text", "")) for p in parts if isinstance(p, dict))
+    return "\n".join(reversed(texts))
 
 
 @input_guardrail(name="no_secrets", run_in_parallel=False)
 async def no_secrets(
     ctx: RunContextWrapper[Any], agent: Agent[Any], input: str | list[TResponseInputItem]
 ) -> GuardrailFunctionOutput:
-    """Keep a message that carries a secret key from the model (it never sees it)."""
-    found = SECRET.search(newest_user_text(input)) is not None
+    """Keep a message that carries a secret key from the model (it never sees it): its typed
+    text, quoted text and @-mention context are all checked."""
+    found = SECRET.search(turn_user_text(input)) is not None
     message = (
         "Your message seems to contain a secret key, so it was not sent to the model. "
         "Remove the key and send it again."
@@ -61,9 +67,10 @@ async def no_secrets(
 async def no_secrets_in_answers(
     ctx: RunContextWrapper[Any], agent: Agent[Any], output: Any
 ) -> GuardrailFunctionOutput:
-    """Withhold an answer that carries a secret key."""
+    """Remove an answer that carries a secret key. It runs on the finished answer, so the
+    text has streamed by then: the chat and the thread drop it (README, "Guardrails")."""
     found = SECRET.search(str(output)) is not None
-    message = "The answer contained what looks like a secret key, so it was withheld."
+    message = "The answer contained what looks like a secret key, so it was removed."
     return GuardrailFunctionOutput(output_info=message if found else None, tripwire_triggered=found)
 
 

@@ -36,11 +36,12 @@ def quoted(name: str) -> str:
     return "`" + name[:80].replace("`", "'") + "`"
 
 
-def budget_notice(meter: Meter) -> NoticeEvent | None:
-    """The notice once the user's tokens today (this turn's included) reach NEARLY_SPENT of
-    their daily budget; None when there is no budget or it is not nearly spent."""
+def budget_notice(meter: Meter, spent: int | None = None) -> NoticeEvent | None:
+    """The notice once the user's tokens today (`spent`, this turn's included; else the
+    meter's estimate) reach NEARLY_SPENT of their daily budget; None when there is no budget
+    or it is not nearly spent."""
     budget = meter.daily_budget
-    spent = meter.tokens_before + meter.tokens
+    spent = meter.tokens_before + meter.tokens if spent is None else spent
     if not budget or spent < budget * NEARLY_SPENT:
         return None
     if spent >= budget:

@@ -33,9 +33,10 @@ from ..agent.sources import attach, collecting
 from ..agent.tool_errors import tool_error_formatter
 from ..compat.chatkit_agents import annotation_safe
 from ..context import RequestContext
-from ..ops.usage import meter_of
+from ..ops.usage import meter_of, tokens_today
 from ..settings import Settings
 from ..store.images import GeneratedImageStore
+from ..store.postgres import PostgresStore
 from .history import converter_for, load_history
 from .images import ImageStreamConverter
 from .model import ModelGateway, model_error
@@ -156,8 +157,10 @@ async def respond(
         if title_task is not None:
             named = await title_or_fallback(title_task, input_user_message)
             await set_title_unless_named(store, thread, named, context)
-        if (notice := budget_notice(meter)) is not None:
-            yield notice
+        if meter.daily_budget and isinstance(store, PostgresStore):
+            spent = await tokens_today(store, meter, context.user.id)
+            if (notice := budget_notice(meter, spent)) is not None:
+                yield notice
     except TRIPPED as exc:
         logger.info("guardrail tripped: %s", exc.guardrail_result.guardrail.get_name())
         refused = newest_user_message(history)

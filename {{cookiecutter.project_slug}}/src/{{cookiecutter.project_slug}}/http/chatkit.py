@@ -16,7 +16,7 @@ from ..ops.limits import check_transcription, run_shielded, start_turn
 from ..settings import Settings
 from ..store import PostgresStore
 from .checks import check_options, check_targets
-from .requests import check_sizes, parse_request
+from .requests import check_sizes, parse_request, request_metadata
 from .streaming import TurnStream, guard_stream
 
 router = APIRouter()
@@ -32,6 +32,7 @@ async def chatkit_endpoint(
     server: ChatServer = request.app.state.server
     parsed = await parse_request(request, settings)
     check_sizes(parsed, settings)
+    context.metadata = request_metadata(parsed)
     check_options(parsed, settings)
     await check_targets(parsed, server.store, context)
     await check_transcription(parsed, server.store, context, settings)

@@ -42,6 +42,8 @@ MAX_FEEDBACK_IDS = 100
 """Most item ids one `items.feedback` request may name."""
 MAX_ACTION_PAYLOAD_BYTES = 64 * 1024
 """Largest widget action payload (as JSON), checked before any handler parses it."""
+MAX_REQUEST_METADATA_BYTES = 16 * 1024
+"""Largest ChatKit request `metadata` (as JSON) that tools and handlers get (413 beyond)."""
 MAX_OPTION_CHARS = 255
 """Longest `inference_options` value (a model name, a tool id), stored with the message."""
 
@@ -177,6 +179,13 @@ def check_sizes(request: ChatKitReq, settings: Settings) -> None:
             raise AppError(f"action type over {MAX_OPTION_CHARS} characters")
         if json_bytes(action.payload) > MAX_ACTION_PAYLOAD_BYTES:
             raise too_large("action payload", MAX_ACTION_PAYLOAD_BYTES, "action_payload_too_large")
+
+
+def request_metadata(request: ChatKitReq) -> dict[str, Any]:
+    """The request's `metadata` for RequestContext.metadata, or 413 when it is too large."""
+    if request.metadata and json_bytes(request.metadata) > MAX_REQUEST_METADATA_BYTES:
+        raise too_large("request metadata", MAX_REQUEST_METADATA_BYTES, "metadata_too_large")
+    return request.metadata
 
 
 async def parse_request(request: Request, settings: Settings) -> ChatKitReq:

@@ -272,6 +272,7 @@ async def start_turn(
         return None
     bucket, max_streams, budget = limits
     turn = Turn(store, context.user.id, meter_of(context))
+    turn.meter.turn_id = turn.lease_id
     if not (bucket.per_minute or max_streams or budget):
         return turn
     params = {

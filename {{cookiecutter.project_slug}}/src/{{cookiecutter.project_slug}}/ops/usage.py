@@ -45,6 +45,8 @@ class Meter:
     """The user's tokens today before this turn (read when the daily budget is checked)."""
     daily_budget: int = 0
     """USER_DAILY_TOKENS when this turn was checked against it, else 0."""
+    turn_id: str | None = None
+    """The turn's key in `usage` (its lease id, set by limits.start_turn)."""
 
     @property
     def tokens(self) -> int:
@@ -69,6 +71,58 @@ def meter_of(context: RequestContext) -> Meter:
     if not isinstance(meter, Meter):
         meter = context.cache[METER_KEY] = Meter()
     return meter
+
+
+# The turn's calls so far, keyed as limits.FINISH_TURN keys them (so that statement adds them
+# to the day only once), then the user's tokens today: every turn recorded so far included.
+RECORD_SO_FAR = """
+WITH recorded AS (
+    INSERT INTO usage AS u (
+        turn_id, call, user_id, thread_id, model, purpose, input_tokens, output_tokens
+    )
+    SELECT %(turn)s::text, c.call, %(user)s::text, %(thread)s::text, c.model, c.purpose,
+           c.input, c.output
+    FROM unnest(%(models)s::text[], %(purposes)s::text[], %(inputs)s::bigint[],
+                %(outputs)s::bigint[]) WITH ORDINALITY AS c(model, purpose, input, output, call)
+    ON CONFLICT (turn_id, call) DO NOTHING
+    RETURNING u.input_tokens + u.output_tokens AS tokens
+),
+added AS (
+    INSERT INTO daily_usage AS d (user_id, day, tokens)
+    SELECT %(user)s::text, (now() AT TIME ZONE 'UTC')::date, sum(tokens) FROM recorded
+    HAVING count(*) > 0
+    ON CONFLICT (user_id, day) DO UPDATE SET tokens = d.tokens + EXCLUDED.tokens
+    RETURNING d.tokens
+)
+SELECT COALESCE((SELECT tokens FROM added), (
+    SELECT tokens FROM daily_usage
+    WHERE user_id = %(user)s::text AND day = (now() AT TIME ZONE 'UTC')::date), 0)
+"""
+
+
+async def tokens_today(store: PostgresStore, meter: Meter, user_id: str) -> int:
+    """The user's tokens today with this turn's calls so far recorded first: what the budget
+    notice counts, so a turn that started before the previous one was recorded (messages sent
+    back to back) is not a turn behind. On a database error: the meter's own estimate."""
+    calls = list(meter.calls)
+    estimate = meter.tokens_before + meter.tokens
+    if meter.turn_id is None:
+        return estimate
+    params = {
+        "turn": meter.turn_id,
+        "user": user_id,
+        "thread": meter.thread_id,
+        "models": [c.model for c in calls],
+        "purposes": [c.purpose for c in calls],
+        "inputs": [c.input_tokens for c in calls],
+        "outputs": [c.output_tokens for c in calls],
+    }
+    try:
+        rows = await store.execute(RECORD_SO_FAR, params)
+    except Exception as exc:
+        logger.debug("could not read today's usage: %s", type(exc).__name__)
+        return estimate
+    return max(int(rows[0][0]), estimate) if rows else estimate
 
 
 @dataclass(frozen=True, slots=True)
