@@ -133,16 +133,25 @@ async def test_an_input_guardrail_refuses_before_the_model_is_asked(
     "message",
     [
         pytest.param(
-            {"content": [{"type": "input_text", "text": "is this one valid?"}],
-             "quoted_text": f"the key {SECRET}"},
+            {
+                "content": [{"type": "input_text", "text": "is this one valid?"}],
+                "quoted_text": f"the key {SECRET}",
+            },
             id="in-quoted-text",
         ),
         pytest.param(
-            {"content": [
-                {"type": "input_text", "text": f"my key is {SECRET}, ask "},
-                {"type": "input_tag", "id": "thr_nobody", "text": "Ops notes",
-                 "data": {"type": "thread"}, "interactive": True},
-            ]},
+            {
+                "content": [
+                    {"type": "input_text", "text": f"my key is {SECRET}, ask "},
+                    {
+                        "type": "input_tag",
+                        "id": "thr_nobody",
+                        "text": "Ops notes",
+                        "data": {"type": "thread"},
+                        "interactive": True,
+                    },
+                ]
+            },
             id="typed-beside-a-tag",
         ),
     ],

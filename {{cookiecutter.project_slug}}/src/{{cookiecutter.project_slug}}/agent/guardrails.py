@@ -19,6 +19,8 @@ from agents import (
 )
 from chatkit.errors import CustomStreamError
 
+from ..catalogue import say
+
 SECRET = re.compile(
     r"\bsk-[A-Za-z0-9_-]{20,}"  # OpenAI-style API keys
     r"|\bAKIA[0-9A-Z]{16}\b"  # AWS access key ids
@@ -26,8 +28,6 @@ SECRET = re.compile(
     r"|-----BEGIN [A-Z ]*PRIVATE KEY-----"
 )
 TRIPPED = (InputGuardrailTripwireTriggered, OutputGuardrailTripwireTriggered)
-INPUT_REFUSED = "This message was not sent to the model (a guardrail stopped it)."
-OUTPUT_WITHHELD = "The answer was withheld (a guardrail stopped it)."
 
 
 def turn_user_text(input: str | list[TResponseInputItem]) -> str:
@@ -56,10 +56,7 @@ async def no_secrets(
     """Keep a message that carries a secret key from the model (it never sees it): its typed
     text, quoted text and @-mention context are all checked."""
     found = SECRET.search(turn_user_text(input)) is not None
-    message = (
-        "Your message seems to contain a secret key, so it was not sent to the model. "
-        "Remove the key and send it again."
-    )
+    message = say("secrets.in_message", locale_of(ctx))
     return GuardrailFunctionOutput(output_info=message if found else None, tripwire_triggered=found)
 
 
@@ -70,17 +67,25 @@ async def no_secrets_in_answers(
     """Remove an answer that carries a secret key. It runs on the finished answer, so the
     text has streamed by then: the chat and the thread drop it (README, "Guardrails")."""
     found = SECRET.search(str(output)) is not None
-    message = "The answer contained what looks like a secret key, so it was removed."
+    message = say("secrets.in_answer", locale_of(ctx))
     return GuardrailFunctionOutput(output_info=message if found else None, tripwire_triggered=found)
 
 
+def locale_of(ctx: RunContextWrapper[Any]) -> str:
+    """The user's locale from the run's context (an AppContext), else English."""
+    request = getattr(ctx.context, "request_context", None)
+    return str(getattr(request, "locale", "en"))
+
+
 def tripwire_error(
-    exc: InputGuardrailTripwireTriggered | OutputGuardrailTripwireTriggered,
+    exc: InputGuardrailTripwireTriggered | OutputGuardrailTripwireTriggered, locale: str = "en"
 ) -> CustomStreamError:
     """What the chat shows when a guardrail trips: its `output_info` text, never a retry (the
     same message would trip it again)."""
     info = exc.guardrail_result.output.output_info
     if isinstance(info, str) and info.strip():
         return CustomStreamError(info, allow_retry=False)
-    default = INPUT_REFUSED if isinstance(exc, InputGuardrailTripwireTriggered) else OUTPUT_WITHHELD
-    return CustomStreamError(default, allow_retry=False)
+    refused = isinstance(exc, InputGuardrailTripwireTriggered)
+    return CustomStreamError(
+        say("guardrail.refused" if refused else "guardrail.removed", locale), allow_retry=False
+    )

@@ -115,7 +115,8 @@ async def respond(
         agent_input = await converter.to_agent_input(history)
         if input_user_message is not None and converter.withheld:
             sent = len(input_user_message.attachments)
-            yield attachments_notice(converter.withheld, sent, settings.max_model_input_bytes)
+            budget = settings.max_model_input_bytes
+            yield attachments_notice(converter.withheld, sent, budget, context.locale)
         result = Runner.run_streamed(
             agent,
             [app_context_item(context), *agent_input],
@@ -159,7 +160,7 @@ async def respond(
             await set_title_unless_named(store, thread, named, context)
         if meter.daily_budget and isinstance(store, PostgresStore):
             spent = await tokens_today(store, meter, context.user.id)
-            if (notice := budget_notice(meter, spent)) is not None:
+            if (notice := budget_notice(meter, spent, context.locale)) is not None:
                 yield notice
     except TRIPPED as exc:
         logger.info("guardrail tripped: %s", exc.guardrail_result.guardrail.get_name())
@@ -167,11 +168,11 @@ async def respond(
         if isinstance(exc, InputGuardrailTripwireTriggered) and refused is not None:
             # The refused message is not kept: a later turn would send it to the model.
             yield ThreadItemRemovedEvent(item_id=refused.id)
-        raise tripwire_error(exc) from exc
+        raise tripwire_error(exc, context.locale) from exc
     except Exception as exc:
         for done in partial.done_events():
             yield done  # the text the user already saw is stored before the error
-        if (error := model_error(exc, settings)) is None:
+        if (error := model_error(exc, settings, context.locale)) is None:
             raise
         logger.warning("model call failed: %s", type(exc).__name__)
         raise error from exc
