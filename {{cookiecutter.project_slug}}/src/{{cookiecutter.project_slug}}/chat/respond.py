@@ -9,7 +9,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 
 from agents import InputGuardrailTripwireTriggered, ModelSettings, RunConfig, Runner
-from chatkit.agents import ResponseStreamConverter, stream_agent_response
+from chatkit.agents import stream_agent_response
 from chatkit.store import Store
 from chatkit.types import (
     AssistantMessageItem,
@@ -27,27 +27,25 @@ from chatkit.types import (
 from ..agent.agent import build_agent, tool_choices
 from ..agent.composer import picked_model, picked_tool
 from ..agent.guardrails import TRIPPED, tripwire_error
-from ..agent.hosted import PARTIAL_IMAGES
 from ..agent.services import AppContext, Services
 from ..agent.sources import attach, collecting
 from ..agent.tool_errors import tool_error_formatter
 from ..compat.chatkit_agents import annotation_safe
 from ..context import RequestContext
 from ..ops.usage import meter_of, tokens_today
-from ..settings import Settings
 from ..store.images import GeneratedImageStore
 from ..store.postgres import PostgresStore
 from .history import converter_for, load_history
-from .images import ImageStreamConverter
 from .model import ModelGateway, model_error
 from .notices import attachments_notice, budget_notice
 from .partial import PartialAnswers
+from .response_chain import chained_turn, remember
+from .stream_chain import stream_converter
 from .titles import generate_title, set_title_unless_named, title_or_fallback, user_text
 from .turn import app_context_item, turn_options
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_CONVERTER = ResponseStreamConverter()
 # Chat Completions streams report usage only when asked (the Agents SDK asks only OpenAI's).
 COUNT_USAGE = ModelSettings(include_usage=True)
 
@@ -102,17 +100,19 @@ async def respond(
     meter.thread_id = thread.id
     partial = PartialAnswers()
     history: list[ThreadItem] = []
+    last_answer: str | None = None
     try:
         history = await load_history(store, thread, context, settings.history_items)
         options = turn_options(input_user_message, history)
         model = picked_model(options, settings)
-        tool = picked_tool(options, tool_choices())
+        tool = picked_tool(options, tool_choices(settings))
         agent = build_agent(gateway.model(model), settings, tool)
         agent_context = AppContext(
             thread=thread, store=store, request_context=context, services=services
         )
         converter = converter_for(store, context, settings.max_model_input_bytes, images)
-        agent_input = await converter.to_agent_input(history)
+        previous, unsent = chained_turn(thread, history, settings.openai_api == "responses")
+        agent_input = await converter.to_agent_input(unsent)
         if input_user_message is not None and converter.withheld:
             sent = len(input_user_message.attachments)
             budget = settings.max_model_input_bytes
@@ -121,6 +121,7 @@ async def respond(
             agent,
             [app_context_item(context), *agent_input],
             context=agent_context,
+            previous_response_id=previous,
             run_config=RunConfig(
                 tracing_disabled=not settings.agents_tracing,
                 tool_error_formatter=tool_error_formatter,
@@ -140,6 +141,10 @@ async def respond(
             with collecting(agent_context) as cited:
                 async for event in with_store_ids(stream, new_id):
                     partial.see(event)
+                    if isinstance(event, ThreadItemDoneEvent) and isinstance(
+                        event.item, AssistantMessageItem
+                    ):
+                        last_answer = event.item.id
                     if (
                         cited
                         and isinstance(event, ThreadItemDoneEvent)
@@ -155,6 +160,7 @@ async def respond(
         finally:
             result.cancel()  # stops the model request when the client goes away
             meter.add_responses(model, result.raw_responses)
+        remember(thread, result.last_response_id, last_answer)
         if title_task is not None:
             named = await title_or_fallback(title_task, input_user_message)
             await set_title_unless_named(store, thread, named, context)
@@ -179,18 +185,6 @@ async def respond(
     finally:
         if title_task is not None and not title_task.done():
             title_task.cancel()
-
-
-def stream_converter(
-    settings: Settings,
-    images: GeneratedImageStore | None,
-    thread: ThreadMetadata,
-    context: RequestContext,
-) -> ResponseStreamConverter:
-    """With IMAGE_GENERATION, one that stores images as they stream; else the SDK's own."""
-    if settings.image_generation and images is not None:
-        return ImageStreamConverter(images, thread, context, partial_images=PARTIAL_IMAGES)
-    return DEFAULT_CONVERTER
 
 
 def newest_user_message(history: list[ThreadItem]) -> UserMessageItem | None:

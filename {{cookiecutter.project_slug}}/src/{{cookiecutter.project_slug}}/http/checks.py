@@ -40,7 +40,8 @@ ITEM_REQUESTS = (
 def check_options(request: ChatKitReq, settings: Settings) -> None:
     """A new message's model must be in MODELS and its tool a choice (400 otherwise)."""
     if isinstance(request, ThreadsCreateReq | ThreadsAddUserMessageReq):
-        check_inference_options(request.params.input.inference_options, settings, tool_choices())
+        options = request.params.input.inference_options
+        check_inference_options(options, settings, tool_choices(settings))
 
 
 async def check_targets(request: ChatKitReq, store: PostgresStore, context: RequestContext) -> None:

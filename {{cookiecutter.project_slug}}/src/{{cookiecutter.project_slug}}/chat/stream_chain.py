@@ -1,0 +1,45 @@
+"""The turn's stream converter: agent.converters.CONVERTERS chained over the image converter
+(IMAGE_GENERATION) or the SDK's own, as one class whose method order is the list's order, so
+an override that calls `super()` composes with the ones below it instead of replacing them."""
+
+from __future__ import annotations
+
+import functools
+from typing import cast
+
+from chatkit.agents import ResponseStreamConverter
+from chatkit.types import ThreadMetadata
+
+from ..agent import converters
+from ..agent.hosted import PARTIAL_IMAGES
+from ..context import RequestContext
+from ..settings import Settings
+from ..store.images import GeneratedImageStore
+from .images import ImageStreamConverter
+
+DEFAULT_CONVERTER = ResponseStreamConverter()
+
+
+@functools.cache
+def chained(layers: tuple[type[ResponseStreamConverter], ...]) -> type[ResponseStreamConverter]:
+    """One class over `layers` (first = outermost), made once per combination."""
+    return type("TurnStreamConverter", layers, {})
+
+
+def stream_converter(
+    settings: Settings,
+    images: GeneratedImageStore | None,
+    thread: ThreadMetadata,
+    context: RequestContext,
+) -> ResponseStreamConverter:
+    """The converter for one turn: CONVERTERS over the image store's converter when images
+    are on, else over the SDK's own (the SDK's own alone when there are none)."""
+    layers = tuple(converters.CONVERTERS)
+    if settings.image_generation and images is not None:
+        image_chain = ImageStreamConverter
+        if layers:  # its constructor then runs for the whole chain (CONVERTERS define none)
+            image_chain = cast(type[ImageStreamConverter], chained((*layers, ImageStreamConverter)))
+        return image_chain(images, thread, context, partial_images=PARTIAL_IMAGES)
+    if not layers:
+        return DEFAULT_CONVERTER
+    return chained(layers)()
