@@ -27,6 +27,7 @@ PROJECT_ROOT = find_project_root()
 
 DEFAULT_MODEL = "gpt-4.1"
 EMBEDDED = "embedded"
+DEFAULT_CHATKIT_SCRIPT_URL = "https://cdn.platform.openai.com/deployments/chatkit/chatkit.js"
 PLACEHOLDER_SECRETS = frozenset(
     {"", "change-me", "changeme", "secret", "your-secret", "please-change-me", "auth-secret"}
 )
@@ -230,6 +231,8 @@ class Settings(BaseSettings):
     """`db prune` deletes threads with no new item for this many days; 0: keep forever."""
     chat_page: bool = {{ "True" if cookiecutter.chat_page else "False" }}
     chatkit_domain_key: str = "domain_pk_localhost_dev"
+    chatkit_script_url: str = DEFAULT_CHATKIT_SCRIPT_URL
+    """Where the chat page loads ChatKit.js from (a pinned or self-hosted copy); its CSP follows."""
     log_level: str = "INFO"
     log_format: Literal["console", "json"] | None = None
     """`console` or `json`; unset: console in development, json in production."""
@@ -259,6 +262,22 @@ class Settings(BaseSettings):
         parts = urlsplit(value.strip())
         if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
             raise ValueError("PUBLIC_URL must be an http(s) URL such as https://chat.example.com")
+        return value.strip()
+
+    @field_validator("chatkit_script_url")
+    @classmethod
+    def _check_chatkit_script_url(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        # It goes into the page's Content-Security-Policy: no spaces, quotes or separators.
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or re.search(r"[\s;,'\"<>]", value.strip())
+        ):
+            raise ValueError(
+                "CHATKIT_SCRIPT_URL must be an http(s) URL such as "
+                "https://cdn.example.com/chatkit.js"
+            )
         return value.strip()
 
     @model_validator(mode="after")
