@@ -1,4 +1,4 @@
-"""The service's own texts follow the request's locale (catalogue.py), over HTTP in both APIs:
+"""The service's own texts follow the request's locale (agent/catalogue.py), over HTTP in both APIs:
 model errors, guardrail refusals{% if cookiecutter.examples %} and the example tool's progress{% endif %} in French or German, English for
 a language the catalogue lacks; and the request's own `metadata` reaches tools."""
 
@@ -13,9 +13,9 @@ import pytest
 from agents import function_tool
 
 from {{ cookiecutter.project_slug }}.agent import agent as agent_module
+from {{ cookiecutter.project_slug }}.agent.catalogue import TEXTS, say
 from {{ cookiecutter.project_slug }}.agent.guardrails import no_secrets
 from {{ cookiecutter.project_slug }}.agent.services import ToolContext
-from {{ cookiecutter.project_slug }}.catalogue import TEXTS, say
 from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient, assistant_text, user_input
 from {{ cookiecutter.project_slug }}.http.requests import MAX_REQUEST_METADATA_BYTES
 from tests.support.app import AppServer

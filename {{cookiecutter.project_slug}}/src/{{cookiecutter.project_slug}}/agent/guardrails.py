@@ -19,7 +19,7 @@ from agents import (
 )
 from chatkit.errors import CustomStreamError
 
-from ..catalogue import say
+from .catalogue import say
 
 SECRET = re.compile(
     r"\bsk-[A-Za-z0-9_-]{20,}"  # OpenAI-style API keys

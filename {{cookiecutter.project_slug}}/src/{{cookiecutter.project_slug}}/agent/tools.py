@@ -15,7 +15,7 @@ from chatkit.agents import ClientToolCall
 from chatkit.types import CustomSummary, CustomTask, ProgressUpdateEvent, URLSource, Workflow
 from chatkit.widgets import WidgetRoot
 
-from ..catalogue import say
+from .catalogue import say
 from .services import ToolContext
 from .sources import cite
 from .widgets import clock_widget, countdown_widget

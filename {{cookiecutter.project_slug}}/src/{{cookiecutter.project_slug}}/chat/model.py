@@ -18,8 +18,8 @@ from openai.types.responses import (
     ResponseOutputItemDoneEvent,
 )
 
+from ..agent.catalogue import say
 from ..agent.tool_errors import usable_arguments
-from ..catalogue import say
 from ..compat.openai_client import PassThroughOpenAI
 from ..errors import MissingApiKeyError
 from ..settings import Settings

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from chatkit.types import Attachment, NoticeEvent
 
-from ..catalogue import say
+from ..agent.catalogue import say
 from ..ops.usage import Meter
 from .notes import human_size
 
