@@ -47,8 +47,7 @@ class RequestContext:
     locale: str = "en"
     """The user's language tag, from `Accept-Language` (else DEFAULT_LOCALE)."""
     metadata: dict[str, Any] = field(default_factory=dict)
-    """The ChatKit request's own `metadata` (client-sent, at most MAX_REQUEST_METADATA_BYTES as
-    JSON): for tools and handlers, as trustworthy as the user's own text."""
+    """The ChatKit request's own `metadata` (client-sent: as trustworthy as the user's text)."""
 
 
 class AuthError(AppError):

@@ -229,10 +229,9 @@ class Settings(BaseSettings):
     """`db prune` deletes attachments never sent in a message once they are this old."""
     retention_days: int = Field(default=0, ge=0)
     """`db prune` deletes threads with no new item for this many days; 0: keep forever."""
-    chat_page: bool = {{ "True" if cookiecutter.chat_page else "False" }}
+    chat_page: bool = True
     chatkit_domain_key: str = "domain_pk_localhost_dev"
     chatkit_script_url: str = DEFAULT_CHATKIT_SCRIPT_URL
-    """Where the chat page loads ChatKit.js from (a pinned or self-hosted copy); its CSP follows."""
     log_level: str = "INFO"
     log_format: Literal["console", "json"] | None = None
     """`console` or `json`; unset: console in development, json in production."""
@@ -267,17 +266,9 @@ class Settings(BaseSettings):
     @field_validator("chatkit_script_url")
     @classmethod
     def _check_chatkit_script_url(cls, value: str) -> str:
-        parts = urlsplit(value.strip())
-        # It goes into the page's Content-Security-Policy: no spaces, quotes or separators.
-        if (
-            parts.scheme not in ("http", "https")
-            or not parts.hostname
-            or re.search(r"[\s;,'\"<>]", value.strip())
-        ):
-            raise ValueError(
-                "CHATKIT_SCRIPT_URL must be an http(s) URL such as "
-                "https://cdn.example.com/chatkit.js"
-            )
+        parts, bad = urlsplit(value.strip()), re.search(r"[\s;,'\"<>]", value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname or bad:  # it goes in a CSP
+            raise ValueError("CHATKIT_SCRIPT_URL must be an http(s) URL of the script")
         return value.strip()
 
     @model_validator(mode="after")
@@ -300,19 +291,16 @@ class Settings(BaseSettings):
             )
         if self.openai_api == "chat_completions":
             problems += [
-                f"{name} needs OPENAI_API=responses (the Chat Completions API has no hosted tools)"
+                f"{name} needs OPENAI_API=responses (the Chat Completions API has no hosted tools "
+                "or reasoning summaries)"
                 for name, wanted in (
                     ("WEB_SEARCH", self.web_search),
                     ("FILE_SEARCH_VECTOR_STORE_IDS", self.file_search_vector_store_ids),
                     ("IMAGE_GENERATION", self.image_generation),
+                    ("REASONING_SUMMARY", self.reasoning_summary),
                 )
                 if wanted
             ]
-            if self.reasoning_summary is not None:
-                problems.append(
-                    "REASONING_SUMMARY needs OPENAI_API=responses (the Chat Completions API has "
-                    "no reasoning summaries; REASONING_EFFORT alone works)"
-                )
         if self.models and self.openai_model not in self.models:
             problems.append(
                 f"MODELS must include OPENAI_MODEL ({self.openai_model!r}): it answers messages "

@@ -43,8 +43,7 @@ GUARDRAILS: list[InputGuardrail[Any] | OutputGuardrail[Any]] = []
 
 
 def tool_choices(settings: Settings | None = None) -> frozenset[str]:
-    """The ids `inference_options.tool_choice` may name: every tool, every menu entry and,
-    given the settings, every hosted tool they turn on."""
+    """The ids `tool_choice` may name: tools, menu entries, hosted tools the settings turn on."""
     hosted = {option.id for option in hosted_menu(settings)} if settings is not None else set()
     return frozenset(tool.name for tool in TOOLS) | {option.id for option in TOOL_MENU} | hosted
 

@@ -122,7 +122,6 @@ TEXTS: dict[str, dict[str, str]] = {
         "tools.checking_time": "Uhrzeit in {timezone} wird abgefragt",
     },
 }
-"""Every key in English; another language may leave keys out (they fall back to English)."""
 
 
 def language_of(locale: str) -> str:

@@ -7,5 +7,4 @@ from __future__ import annotations
 from chatkit.agents import ResponseStreamConverter
 
 CONVERTERS: list[type[ResponseStreamConverter]] = []
-"""Converter classes, first listed first; an override that calls `super()` hands on to the
-next (and finally to the image converter or the SDK's own). Define no `__init__`."""
+"""First listed first; an override calling `super()` hands on to the next. No `__init__`."""

@@ -31,9 +31,8 @@ TRIPPED = (InputGuardrailTripwireTriggered, OutputGuardrailTripwireTriggered)
 
 
 def turn_user_text(input: str | list[TResponseInputItem]) -> str:
-    """Everything the user side sends this turn: the user-role items after the last item of
-    another kind. The SDK puts quoted text and @-mention context after the typed text, as
-    items of their own, so checking only the newest item would miss the typed text."""
+    """The user-role items at the end of the input: typed text, then the quoted text and
+    @-mention context the SDK sends as items of their own."""
     if isinstance(input, str):
         return input
     texts: list[str] = []
@@ -53,8 +52,7 @@ def turn_user_text(input: str | list[TResponseInputItem]) -> str:
 async def no_secrets(
     ctx: RunContextWrapper[Any], agent: Agent[Any], input: str | list[TResponseInputItem]
 ) -> GuardrailFunctionOutput:
-    """Keep a message that carries a secret key from the model (it never sees it): its typed
-    text, quoted text and @-mention context are all checked."""
+    """Keep a message (text, quote, tags) that carries a secret key from the model."""
     found = SECRET.search(turn_user_text(input)) is not None
     message = say("secrets.in_message", locale_of(ctx))
     return GuardrailFunctionOutput(output_info=message if found else None, tripwire_triggered=found)
@@ -64,15 +62,13 @@ async def no_secrets(
 async def no_secrets_in_answers(
     ctx: RunContextWrapper[Any], agent: Agent[Any], output: Any
 ) -> GuardrailFunctionOutput:
-    """Remove an answer that carries a secret key. It runs on the finished answer, so the
-    text has streamed by then: the chat and the thread drop it (README, "Guardrails")."""
+    """Remove an answer that carries a secret key (it has streamed by then)."""
     found = SECRET.search(str(output)) is not None
     message = say("secrets.in_answer", locale_of(ctx))
     return GuardrailFunctionOutput(output_info=message if found else None, tripwire_triggered=found)
 
 
 def locale_of(ctx: RunContextWrapper[Any]) -> str:
-    """The user's locale from the run's context (an AppContext), else English."""
     request = getattr(ctx.context, "request_context", None)
     return str(getattr(request, "locale", "en"))
 

@@ -55,8 +55,7 @@ HOSTED_MENU = {
     "image_generation": ToolOption(
         "image_generation", "Create an image", icon="images", short_label="Image"
     ),
-}
-"""The tool-menu entry of each hosted tool; picking one forces it (`tool_choice`)."""
+}  # picking one forces it (`tool_choice`)
 
 
 def hosted_menu(settings: Settings) -> list[ToolOption]:

@@ -49,7 +49,7 @@ async def get_time(ctx: ToolContext, timezone: str) -> str:
     Args:
         timezone: An IANA time zone name, such as Europe/Paris, America/New_York or UTC.
     """
-    locale = ctx.context.request_context.locale  # the user's language (catalogue.py)
+    locale = ctx.context.request_context.locale
     progress = say("tools.checking_time", locale, timezone=timezone)
     await ctx.context.stream(ProgressUpdateEvent(icon="clock", text=progress))
     try:

@@ -119,8 +119,7 @@ class GuardedModel(Model):
 def model_error(
     exc: BaseException, settings: Settings, locale: str = "en"
 ) -> CustomStreamError | None:
-    """A readable ChatKit error for a failed model call, in the user's language (catalogue.py;
-    None: not a model failure)."""
+    """A readable error for a failed model call in the user's language (None: not one)."""
     if isinstance(exc, MissingApiKeyError):
         return CustomStreamError(say("model.no_key", locale), allow_retry=False)
     if isinstance(exc, openai.AuthenticationError):

@@ -45,9 +45,8 @@ def quoted(name: str) -> str:
 
 
 def budget_notice(meter: Meter, spent: int | None = None, locale: str = "en") -> NoticeEvent | None:
-    """The notice once the user's tokens today (`spent`, this turn's included; else the
-    meter's estimate) reach NEARLY_SPENT of their daily budget; None when there is no budget
-    or it is not nearly spent."""
+    """The notice once today's tokens (`spent`, else the meter's estimate) reach NEARLY_SPENT
+    of the daily budget; None without a budget or below that."""
     budget = meter.daily_budget
     spent = meter.tokens_before + meter.tokens if spent is None else spent
     if not budget or spent < budget * NEARLY_SPENT:

@@ -10,17 +10,14 @@ from typing import Any
 from chatkit.types import AssistantMessageItem, ThreadItem, ThreadMetadata
 
 CHAIN_RESPONSES = False
-"""True: each turn continues the previous response on OpenAI's side (Responses API only)."""
-KEY = "previous_response"
-"""`thread.metadata[KEY]`: `{"id": the last response id, "after": our id of its answer}`."""
+KEY = "previous_response"  # thread.metadata[KEY]: {"id": response id, "after": its answer's id}
 
 
 def chained_turn(
     thread: ThreadMetadata, history: Sequence[ThreadItem], responses_api: bool
 ) -> tuple[str | None, list[ThreadItem]]:
-    """The response to continue and the items to send: after the answer that response gave.
-    Whenever the thread no longer ends as that answer left it (a retry, a removed answer, a
-    client tool), nothing is chained and the whole history goes, as without chaining."""
+    """The response to continue and the items after its answer; none and the whole history
+    whenever the thread no longer ends as that answer left it (retry, removal, client tool)."""
     remembered: Any = thread.metadata.get(KEY)
     if not (CHAIN_RESPONSES and responses_api and isinstance(remembered, dict)):
         return None, list(history)
@@ -31,7 +28,6 @@ def chained_turn(
 
 
 def remember(thread: ThreadMetadata, response_id: str | None, answer_id: str | None) -> None:
-    """Keep the turn's last response for the next turn (the SDK saves the thread's metadata,
-    which the client never sees)."""
+    """Keep the turn's last response for the next turn (the SDK saves thread.metadata)."""
     if CHAIN_RESPONSES and response_id and answer_id:
         thread.metadata[KEY] = {"id": response_id, "after": answer_id}

@@ -22,7 +22,6 @@ DEFAULT_CONVERTER = ResponseStreamConverter()
 
 @functools.cache
 def chained(layers: tuple[type[ResponseStreamConverter], ...]) -> type[ResponseStreamConverter]:
-    """One class over `layers` (first = outermost), made once per combination."""
     return type("TurnStreamConverter", layers, {})
 
 
@@ -32,12 +31,11 @@ def stream_converter(
     thread: ThreadMetadata,
     context: RequestContext,
 ) -> ResponseStreamConverter:
-    """The converter for one turn: CONVERTERS over the image store's converter when images
-    are on, else over the SDK's own (the SDK's own alone when there are none)."""
+    """CONVERTERS over the image converter (IMAGE_GENERATION) or the SDK's own."""
     layers = tuple(converters.CONVERTERS)
     if settings.image_generation and images is not None:
         image_chain = ImageStreamConverter
-        if layers:  # its constructor then runs for the whole chain (CONVERTERS define none)
+        if layers:
             image_chain = cast(type[ImageStreamConverter], chained((*layers, ImageStreamConverter)))
         return image_chain(images, thread, context, partial_images=PARTIAL_IMAGES)
     if not layers:

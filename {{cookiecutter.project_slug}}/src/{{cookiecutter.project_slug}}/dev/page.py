@@ -39,8 +39,7 @@ def page_config(settings: Settings) -> dict[str, Any]:
         "optionsPath": "/chatkit/options",
         "entitiesPath": "/entities",
         "domainKey": settings.chatkit_domain_key,
-        # The composer's switches: attachments (two-phase uploads, within the server's
-        # limits), dictation (input.transcribe) and 👍/👎 feedback (items.feedback).
+        # The composer's attachments (two-phase), within the server's limits.
         "attachments": {
             "maxCount": settings.max_attachments_per_message,
             "maxSize": settings.max_attachment_bytes,

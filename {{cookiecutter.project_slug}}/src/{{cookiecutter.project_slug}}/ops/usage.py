@@ -45,8 +45,7 @@ class Meter:
     """The user's tokens today before this turn (read when the daily budget is checked)."""
     daily_budget: int = 0
     """USER_DAILY_TOKENS when this turn was checked against it, else 0."""
-    turn_id: str | None = None
-    """The turn's key in `usage` (its lease id, set by limits.start_turn)."""
+    turn_id: str | None = None  # the turn's key in `usage` (its lease id)
 
     @property
     def tokens(self) -> int:
@@ -73,8 +72,7 @@ def meter_of(context: RequestContext) -> Meter:
     return meter
 
 
-# The turn's calls so far, keyed as limits.FINISH_TURN keys them (so that statement adds them
-# to the day only once), then the user's tokens today: every turn recorded so far included.
+# The turn's calls so far, keyed as limits.FINISH_TURN keys them (counted once); the day's total.
 RECORD_SO_FAR = """
 WITH recorded AS (
     INSERT INTO usage AS u (
@@ -101,9 +99,8 @@ SELECT COALESCE((SELECT tokens FROM added), (
 
 
 async def tokens_today(store: PostgresStore, meter: Meter, user_id: str) -> int:
-    """The user's tokens today with this turn's calls so far recorded first: what the budget
-    notice counts, so a turn that started before the previous one was recorded (messages sent
-    back to back) is not a turn behind. On a database error: the meter's own estimate."""
+    """The user's tokens today, this turn's calls recorded first, so the budget notice is never
+    a turn behind (docs/design_decisions.md); on a database error, the meter's estimate."""
     calls = list(meter.calls)
     estimate = meter.tokens_before + meter.tokens
     if meter.turn_id is None:
