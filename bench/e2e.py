@@ -3,7 +3,7 @@
     uv run python bench/e2e.py [--quick] [--json bench-results/e2e.json] [--check]
 
 Bakes the template with the real cookiecutter CLI into a temporary folder, runs `uv sync`
-there, and hands over to bench/driver.py inside the baked project's virtualenv (which has
+there, and hands over to bench/driver/ inside the baked project's virtualenv (which has
 the app, the openai SDK, httpx and psutil). Every other option is passed to the driver;
 `--project DIR` skips baking and uses an already baked (and synced) project.
 Standard library only, so any Python 3.11+ can start it.
@@ -48,7 +48,7 @@ def bake(out: Path) -> Path:
 
 
 DRIVER_OPTIONS = """
-options passed to bench/driver.py:
+options passed to bench/driver/:
   --quick               a ~1 minute smoke run (shorter phases, fewer turns)
   --json PATH           also write every figure as JSON
   --check               exit 1 when a target is missed
@@ -79,7 +79,7 @@ def main() -> int:
         tmp = Path(tempfile.mkdtemp(prefix="chatkit-bench-"))
         project = bake(tmp)
     python = project.resolve() / ".venv" / "bin" / "python"
-    argv = [str(python), str(BENCH_DIR / "driver.py"), "--project", str(project), *rest]
+    argv = [str(python), str(BENCH_DIR / "driver"), "--project", str(project), *rest]
     try:
         return subprocess.run(argv, check=False).returncode
     finally:

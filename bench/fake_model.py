@@ -13,21 +13,20 @@ adds:
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
 
 def build_app(project: Path, tokens: int, delay: float, first_token_delay: float) -> Any:
     """The fake's Starlette app with the benchmark routes added."""
-    sys.path.insert(0, str(project))
+    from driver import generated  # bench/ is on the path: this script is in it
     from starlette.requests import Request
     from starlette.responses import JSONResponse
     from starlette.routing import Route
-    from tests.support.fake_openai import FakeModel, FakeOpenAI
 
-    model = FakeModel(tokens=tokens, delay=delay, first_token_delay=first_token_delay)
-    fake = FakeOpenAI(model)
+    fakes = generated.fake_openai(project)
+    model = fakes.FakeModel(tokens=tokens, delay=delay, first_token_delay=first_token_delay)
+    fake = fakes.FakeOpenAI(model)
 
     async def configure(request: Request) -> JSONResponse:
         body = await request.json()

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
+from driver.generated import GUIDE_STORE  # bench/ is on the path
+
 
 @dataclass(frozen=True)
 class GuideUser:
@@ -30,7 +32,7 @@ class GuideContext:
 
 def load_guide_store(project: Path) -> ModuleType:
     """The baked project's `benchmarks/guide_store.py`, imported by path."""
-    path = project / "benchmarks" / "guide_store.py"
+    path = project / GUIDE_STORE
     if not path.is_file():
         raise RuntimeError(f"{path} is missing: the baseline needs the project's guide store")
     spec = importlib.util.spec_from_file_location("bench_guide_store", path)

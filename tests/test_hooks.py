@@ -1,56 +1,23 @@
-"""Unit tests of the hooks: rendered the way cookiecutter renders them, then imported."""
+"""Unit tests of the pre-generation hook (rendered as cookiecutter renders it, then imported);
+tests/test_post_hook.py has the post hook's."""
 
 from __future__ import annotations
 
 import ast
 import json
-import os
-import shutil
-import stat
-import subprocess
 import types
 from pathlib import Path
 
 import pytest
-from cookiecutter.environment import StrictEnvironment
-from dotenv import dotenv_values
+from post_gen import common
 
 from tests.bake import TEMPLATE
-
-DEFAULTS = {
-    **{k: v for k, v in json.loads((TEMPLATE / "cookiecutter.json").read_text()).items()},
-    "project_slug": "my_chatkit_app",
-    "python_version": "3.11",
-    "_template": "/somewhere/template",
-    "_output_dir": "/somewhere/out",
-    "_repo_dir": "/somewhere/template",
-    "_checkout": None,
-}
-
-
-def load_hook(name: str, **answers: object) -> types.ModuleType:
-    """Render hooks/<name>.py with Jinja and a cookiecutter context, then import it."""
-    context = {**DEFAULTS, **answers}
-    source = (TEMPLATE / "hooks" / f"{name}.py").read_text()
-    env = StrictEnvironment(context={"cookiecutter": context})
-    rendered = env.from_string(source).render(cookiecutter=context)
-    module = types.ModuleType(name)
-    module.__file__ = f"/rendered/{name}.py"
-    exec(compile(rendered, module.__file__, "exec"), module.__dict__)  # noqa: S102
-    return module
+from tests.hook_render import DEFAULTS, NASTY, load_hook
 
 
 @pytest.fixture(scope="module")
 def pre() -> types.ModuleType:
     return load_hook("pre_gen_project")
-
-
-@pytest.fixture(scope="module")
-def post() -> types.ModuleType:
-    return load_hook("post_gen_project")
-
-
-NASTY = 'Tom\'s "Chat" """ \'\'\' $(touch /tmp/pwned) `id`; \\n {{ x }} — 🚀 ünïcödé'
 
 
 @pytest.mark.parametrize("hook", ["pre_gen_project", "post_gen_project"])
@@ -233,32 +200,38 @@ def test_good_answers_validate_clean(pre: types.ModuleType) -> None:
         ("embedded", "embedded", "embedded"),
     ],
 )  # fmt: skip
-def test_password_removal(
-    pre: types.ModuleType, post: types.ModuleType, url: str, stripped: str, redacted: str
-) -> None:
-    for hook in (pre, post):
+def test_password_removal(pre: types.ModuleType, url: str, stripped: str, redacted: str) -> None:
+    for hook in (pre, common):
         assert hook.strip_password(url) == stripped
         assert hook.strip_password(url, mask="***") == redacted
     assert pre.has_password(url) == (url != stripped)
 
 
-def _function_source(hook: str, name: str) -> str:
-    tree = ast.parse((TEMPLATE / "hooks" / f"{hook}.py").read_text())
+def _function_source(path: str, name: str) -> str:
+    tree = ast.parse((TEMPLATE / "hooks" / path).read_text())
     node = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name)
     return ast.unparse(node)
 
 
 def test_both_hooks_share_one_strip_password() -> None:
-    assert _function_source("pre_gen_project", "strip_password") == _function_source(
-        "post_gen_project", "strip_password"
+    """The pre hook is one standalone script: it has a copy, kept the same."""
+    assert _function_source("pre_gen_project.py", "strip_password") == _function_source(
+        "post_gen/common.py", "strip_password"
     )
 
 
-def test_redact_text_hides_raw_and_decoded_password(post: types.ModuleType) -> None:
+def test_the_post_hook_entry_shares_one_to_bool() -> None:
+    """The post hook's entry reads `examples` before it finds its modules: a copy, the same."""
+    assert _function_source("post_gen_project.py", "to_bool") == _function_source(
+        "post_gen/common.py", "to_bool"
+    )
+
+
+def test_redact_text_hides_raw_and_decoded_password() -> None:
     url = "postgresql://u:p%40ss%2Fw0rd@h/db"
     text = f"failed for {url}: password p@ss/w0rd rejected"
-    assert "p@ss/w0rd" not in post.redact_text(text, url)
-    assert "p%40ss%2Fw0rd" not in post.redact_text(text, url)
+    assert "p@ss/w0rd" not in common.redact_text(text, url)
+    assert "p%40ss%2Fw0rd" not in common.redact_text(text, url)
 
 
 def _replay(directory: Path, name: str, url: str) -> Path:
@@ -310,268 +283,6 @@ def test_rendered_copy_in_tempdir_is_removed(
     assert keep.exists()
 
 
-# ------------------------------------------------------------------------------ .env
-
-
-@pytest.mark.parametrize(
-    "value",
-    ["embedded", "gpt-4.1", "postgresql://u:p%40ss@h:5432/db?sslmode=require&x=1",
-     "postgresql://u:it's #not $HOME\\x@h/db", "sk-abc_DEF-123", ""],
-)  # fmt: skip
-def test_env_values_round_trip_through_dotenv(
-    post: types.ModuleType, tmp_path: Path, value: str
-) -> None:
-    path = tmp_path / ".env"
-    path.write_text(f"KEY={post.env_value(value)}\n")
-    assert dotenv_values(path)["KEY"] == value
-
-
-def test_env_file(post: types.ModuleType, tmp_path: Path) -> None:
-    old_umask = os.umask(0)
-    try:
-        text = post.env_file_text(post.CONTEXT, "", "s" * 64)
-        assert post.write_env(tmp_path, text)
-    finally:
-        os.umask(old_umask)
-    path = tmp_path / ".env"
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    values = dotenv_values(path)
-    assert values == {
-        "DATABASE_URL": "embedded",
-        "OPENAI_MODEL": "gpt-4.1",
-        "OPENAI_API_KEY": "",
-        "AUTH_SECRET": "s" * 64,
-    }
-    assert "platform.openai.com/api-keys" in path.read_text()
-    assert not post.write_env(tmp_path, "DIFFERENT=1\n")
-    assert dotenv_values(path)["AUTH_SECRET"] == "s" * 64
-
-
-# ------------------------------------------------------------------------------ answers
-
-
-def test_recorded_answers_carry_no_password(tmp_path: Path) -> None:
-    post = load_hook("post_gen_project", database_url="postgresql://u:hunter2@h/db")
-    data = post.recorded_answers(post.CONTEXT, "/t", "a" * 40)
-    answers = data["context"]["cookiecutter"]
-    assert "hunter2" not in json.dumps(data)
-    assert answers["database_url"] == "postgresql://u@h/db"
-    assert answers["create_tables"] is False
-    assert "_output_dir" not in answers and "_repo_dir" not in answers
-    assert data["template"] == "/t" and data["commit"] == "a" * 40
-    assert ".env" in data["skip"]
-
-
-def test_template_location(post: types.ModuleType, tmp_path: Path) -> None:
-    """What `.cruft.json` records is something `git clone` (and so cruft) understands."""
-    (tmp_path / "cookiecutter.json").write_text("{}")
-    mine = {**post.BUILTIN_ABBREVIATIONS, "loc": "file:///srv/templates/{0}.git"}
-    assert post.template_location(".", tmp_path) == str(tmp_path)
-    assert post.template_location("gh:acme/tpl", tmp_path) == "https://github.com/acme/tpl.git"
-    assert post.template_location("gl:acme/tpl", tmp_path) == "https://gitlab.com/acme/tpl.git"
-    assert post.template_location("bb:acme/tpl", tmp_path) == "https://bitbucket.org/acme/tpl"
-    assert post.template_location("loc:tpl", tmp_path, mine) == "file:///srv/templates/tpl.git"
-    assert post.template_location("git+file:///srv/t.git", tmp_path) == "file:///srv/t.git"
-    assert post.template_location("git+https://x/y.git", tmp_path) == "https://x/y.git"
-    assert post.template_location("git+ssh://git@x/y.git", tmp_path) == "ssh://git@x/y.git"
-    assert post.template_location("git@github.com:a/b.git", tmp_path) == "git@github.com:a/b.git"
-    assert post.template_location("https://x/y.git", tmp_path) == "https://x/y.git"
-    assert post.template_location("/abs/tpl", tmp_path) == "/abs/tpl"
-
-
-def test_an_abbreviation_the_hook_cannot_see_comes_from_the_clone(
-    post: types.ModuleType, tmp_path: Path
-) -> None:
-    """Off Linux the hook cannot read `--config-file`; the clone's origin is the URL."""
-    clone = tmp_path / "clone"
-    clone.mkdir()
-    if not shutil.which("git"):
-        pytest.skip("git is not installed")
-    subprocess.run(["git", "init", "-q"], cwd=clone, check=True)
-    subprocess.run(["git", "remote", "add", "origin", "file:///srv/t.git"], cwd=clone, check=True)
-    assert post.template_location("mine:t", tmp_path, None, clone) == "file:///srv/t.git"
-
-
-@pytest.mark.parametrize(
-    "template", ["gh:a/b", "gl:a/b", "bb:a/b", "loc:x", "loc", "gh", "https://x/y", "./t", "a:b:c"]
-)
-def test_abbreviations_expand_like_cookiecutter(post: types.ModuleType, template: str) -> None:
-    """The hook's copies of cookiecutter's abbreviations, expansion and repo-URL test agree."""
-    from cookiecutter.config import BUILTIN_ABBREVIATIONS
-    from cookiecutter.repository import expand_abbreviations, is_repo_url
-
-    mine = {**BUILTIN_ABBREVIATIONS, "loc": "file:///t/{0}.git"}
-    assert post.BUILTIN_ABBREVIATIONS == BUILTIN_ABBREVIATIONS
-    expanded = post.expand_abbreviations(template, mine)
-    assert expanded == expand_abbreviations(template, mine)
-    assert bool(post.REPO_URL.match(expanded)) == is_repo_url(expanded)
-
-
-def test_user_abbreviations_come_from_the_cookiecutter_config(
-    post: types.ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    config = tmp_path / "config.yaml"
-    config.write_text('abbreviations:\n  loc: "file:///t/{0}.git"\n')
-    monkeypatch.setenv("COOKIECUTTER_CONFIG", str(config))
-    monkeypatch.setattr(post, "config_args_from_parent", lambda: (None, False))
-    found = post.user_abbreviations()
-    assert found["loc"] == "file:///t/{0}.git"
-    assert found["gh"] == "https://github.com/{0}.git"
-
-
-def test_cruft_regeneration_is_recognised(post: types.ModuleType) -> None:
-    """cruft renders with `_commit` in the context and without cookiecutter's `_output_dir`."""
-    assert not post.regenerating(post.CONTEXT)
-    cruft_context = {k: v for k, v in post.CONTEXT.items() if not k.startswith("_")}
-    assert post.regenerating({**cruft_context, "_template": "x", "_commit": "a" * 40})
-
-
-@pytest.mark.parametrize("examples", [True, False])
-def test_under_cruft_the_hook_is_silent_and_touches_nothing_else(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-    examples: bool,
-) -> None:  # fmt: skip
-    post = load_hook("post_gen_project", examples=examples)
-    context = {k: v for k, v in post.CONTEXT.items() if k not in {"_output_dir", "_repo_dir"}}
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(post, "find_uv", lambda: pytest.fail("no uv under cruft"))
-    example = tmp_path / "tests" / "agent" / "test_examples.py"
-    example.parent.mkdir(parents=True)
-    example.write_text("x = 1\n")
-    assert post.main({**context, "_commit": "a" * 40}) == 0
-    assert capsys.readouterr() == ("", "")
-    assert example.exists() is examples
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["tests"]
-
-
-# ------------------------------------------------------------------------------ tables
-
-
-def test_no_uv_and_no_driver_is_a_reason(
-    post: types.ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    monkeypatch.setattr(post.shutil, "which", lambda name: None)
-    monkeypatch.delenv("UV", raising=False)
-    monkeypatch.setattr(post.importlib.util, "find_spec", lambda name: None)
-    reason = post.upgrade_command("my_chatkit_app", tmp_path)
-    assert isinstance(reason, str) and "uv is not installed" in reason
-
-
-def test_with_uv_runs_the_projects_own_command(
-    post: types.ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    monkeypatch.setattr(post.shutil, "which", lambda name: "/bin/uv")
-    monkeypatch.delenv("UV", raising=False)
-    monkeypatch.setenv("VIRTUAL_ENV", "/elsewhere")
-    command, env = post.upgrade_command("my_chatkit_app", tmp_path)
-    assert command[1:] == ["run", "--quiet", "python", "-m", "my_chatkit_app", "db", "upgrade"]
-    assert "VIRTUAL_ENV" not in env
-
-
-def test_failing_upgrade_is_one_warning_and_exit_0(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    post = load_hook("post_gen_project", database_url="postgresql://u:hunter2@h/db")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(post, "create_tables", lambda *a: "cannot reach u:hunter2@h")
-    monkeypatch.setattr(post, "lock_dependencies", lambda *a: None)
-    monkeypatch.setattr(post, "uv_has_python", lambda *a: True)
-    assert post.main(post.CONTEXT) == 0
-    captured = capsys.readouterr()
-    lines = captured.err.strip().splitlines()
-    assert len(lines) == 1
-    assert "uv run python -m my_chatkit_app db upgrade" in lines[0]
-    assert "hunter2" not in captured.err + captured.out
-    assert (tmp_path / ".env").exists() and (tmp_path / ".cruft.json").exists()
-
-
-class FakeUv:
-    """Stands in for uv: `uv lock` and `uv run` fail the way uv fails without a Python."""
-
-    NO_PYTHON = (
-        "error: No interpreter found for Python >=3.13 in managed installations or search path"
-        "\n  cause: failed to lookup address information: Name or service not known"
-    )
-
-    def __init__(self, pythons: set[str], lock_ok: bool = False) -> None:
-        self.pythons = pythons
-        self.lock_ok = lock_ok
-        self.calls: list[list[str]] = []
-
-    def __call__(self, command: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
-        self.calls.append(command[1:])
-        if command[1:3] == ["python", "find"]:
-            request = command[3]
-            found = any(request in (v, f">={v}") or (request.startswith(">=") and v >= request[2:])
-                        for v in self.pythons)  # fmt: skip
-            return subprocess.CompletedProcess(command, 0 if found else 2, "", "")
-        if command[1] == "lock" and self.lock_ok:
-            return subprocess.CompletedProcess(command, 0, "", "")
-        return subprocess.CompletedProcess(command, 2, "", self.NO_PYTHON)
-
-
-@pytest.mark.parametrize("create_tables", [True, False])
-def test_no_python_for_the_version_is_named_with_the_way_out(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-    create_tables: bool,
-) -> None:  # fmt: skip
-    """uv's failure to find (or download) Python 3.13 is the cause, not its DNS error."""
-    post = load_hook("post_gen_project", python_version="3.13", create_tables=create_tables)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(post, "find_uv", lambda: "/bin/uv")
-    fake = FakeUv({"3.11"})
-    monkeypatch.setattr(post.subprocess, "run", fake)
-    assert post.main(post.CONTEXT) == 0
-    (line,) = capsys.readouterr().err.splitlines()
-    assert line.startswith("warning: uv found no Python 3.13 or newer on this machine"), line
-    assert "install Python 3.13" in line and "python_version=3.11" in line, line
-    later = "uv lock && uv run python -m my_chatkit_app db upgrade" if create_tables else "uv lock"
-    assert line.endswith(f"then run: cd {tmp_path} && {later}"), line
-    assert ("the tables were not created" in line) is create_tables
-    assert not any(call[:1] == ["run"] for call in fake.calls), "no db upgrade without Python"
-
-
-def test_db_upgrade_without_the_python_names_it_too(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    """The lock worked (a cached resolution, say) but `uv run` cannot find the Python."""
-    post = load_hook("post_gen_project", python_version="3.12")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(post, "find_uv", lambda: "/bin/uv")
-    monkeypatch.setattr(post.subprocess, "run", FakeUv({"3.11"}, lock_ok=True))
-    monkeypatch.setattr(post, "stop_leftover_servers", lambda *a: None)
-    assert post.main(post.CONTEXT) == 0
-    (line,) = capsys.readouterr().err.splitlines()
-    assert line.startswith("warning: uv found no Python 3.12 or newer"), line
-    assert "the tables were not created" in line and "uv.lock" not in line, line
-    assert line.endswith("&& uv run python -m my_chatkit_app db upgrade"), line
-
-
-def test_other_lock_failures_are_one_warning_and_the_rest_goes_on(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    post = load_hook("post_gen_project", create_tables=False)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(post, "find_uv", lambda: "/bin/uv")
-    monkeypatch.setattr(post, "lock_dependencies", lambda *a: "uv lock failed: offline")
-    monkeypatch.setattr(post, "uv_has_python", lambda *a: True)
-    assert post.main(post.CONTEXT) == 0
-    captured = capsys.readouterr()
-    assert captured.err.splitlines() == [
-        f"warning: no uv.lock was written (uv lock failed: offline). The project is ready; "
-        f"write it later with: cd {tmp_path} && uv lock"
-    ]
-    assert (tmp_path / ".env").is_file() and (tmp_path / ".cruft.json").is_file()
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [(True, True), (False, False), ("yes", True), ("no", False), ("False", False), ("y", True)],
-)
-def test_to_bool(post: types.ModuleType, value: object, expected: bool) -> None:
-    assert post.to_bool(value) is expected
-
-
 @pytest.mark.parametrize("value", [True, False, "yes", "no", "True", "false", "Y", "n", "on", "0"])
 def test_good_booleans(pre: types.ModuleType, value: object) -> None:
     for name in pre.BOOLEANS:
@@ -591,63 +302,3 @@ def test_bad_booleans(pre: types.ModuleType, value: object) -> None:
 def test_every_yes_no_prompt_is_validated(pre: types.ModuleType) -> None:
     booleans = {key for key, value in DEFAULTS.items() if isinstance(value, bool)}
     assert booleans == set(pre.BOOLEANS) == {"create_tables", "chat_page", "examples"}
-
-
-# ------------------------------------------------------------------------------ examples
-
-
-def _example_files(post: types.ModuleType, root: Path, slug: str) -> list[Path]:
-    return [root / pattern.format(slug=slug) for pattern in post.EXAMPLE_FILES]
-
-
-def test_example_files_are_the_known_list(post: types.ModuleType) -> None:
-    assert post.EXAMPLE_FILES == (
-        "src/{slug}/agent/tools.py",
-        "src/{slug}/agent/widgets.py",
-        "src/{slug}/agent/clock.widget",
-        "src/{slug}/agent/countdown.widget",
-        "tests/agent/test_examples.py",
-        "tests/agent/test_example_widgets.py",
-    )
-
-
-def test_remove_examples_deletes_only_the_example_files(
-    post: types.ModuleType, tmp_path: Path
-) -> None:
-    examples = _example_files(post, tmp_path, "acme")
-    keep = [tmp_path / "src" / "acme" / "agent" / "agent.py", tmp_path / "tests" / "test_api.py",
-            tmp_path / "src" / "other" / "agent" / "tools.py"]  # fmt: skip
-    for path in [*examples, *keep]:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("x = 1\n")
-    removed = post.remove_examples(tmp_path, "acme")
-    assert removed == [
-        "src/acme/agent/tools.py", "src/acme/agent/widgets.py", "src/acme/agent/clock.widget",
-        "src/acme/agent/countdown.widget", "tests/agent/test_examples.py",
-        "tests/agent/test_example_widgets.py",
-    ]  # fmt: skip
-    assert not any(path.exists() for path in examples)
-    assert all(path.is_file() for path in keep)
-    assert (tmp_path / "src" / "acme").is_dir()
-
-
-def test_remove_examples_accepts_missing_files(post: types.ModuleType, tmp_path: Path) -> None:
-    assert post.remove_examples(tmp_path, "acme") == []
-    (tmp_path / "tests" / "agent").mkdir(parents=True)
-    (tmp_path / "tests" / "agent" / "test_examples.py").write_text("")
-    assert post.remove_examples(tmp_path, "acme") == ["tests/agent/test_examples.py"]
-
-
-@pytest.mark.parametrize(("answer", "kept"), [(True, True), (False, False), ("no", False)])
-def test_main_removes_examples_only_when_asked(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, answer: object, kept: bool
-) -> None:
-    post = load_hook("post_gen_project", examples=answer, create_tables=False)
-    monkeypatch.chdir(tmp_path)
-    examples = _example_files(post, tmp_path, "my_chatkit_app")
-    for path in examples:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("x = 1\n")
-    assert post.main(post.CONTEXT) == 0
-    assert [path.exists() for path in examples] == [kept] * len(examples)
-    assert (tmp_path / ".env").is_file()

@@ -11,13 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.bake import DEFAULT_SLUG, Baker
+from tests.bake import DEFAULT_SLUG, TEMPLATE, Baker, template_files
 
 MAX_PROSE_SHARE = 0.10
 MAX_TOP_MODULES = 8
 MIN_ROOMS = 4
 MAX_MODULE_LINES = 400
 BAKES = {"default": (), "minimal": ("examples=no",)}
+TOOLING = ("bench", "hooks", "scripts", "tests")
+"""The template's own Python (every module below these folders of the template, the template's
+tests included), held to the generated code's size rule; the generated project's files are
+measured on the bakes."""
 CODE_FILES = (".py", ".sql", ".html", ".toml", ".yml", ".yaml", ".example")
 PATH_REF = re.compile(
     r"(?<![\w/.<-])((?:[\w-]+/)*[\w-]+\.(?:py|sql|md|html|yml|yaml|toml))(?![\w/-])"
@@ -162,6 +166,55 @@ def test_rooms_import_in_one_direction(project: Path) -> None:
         )
 
 
+SQL_START = re.compile(
+    r"\s*(?:SELECT|INSERT\s+INTO|UPDATE|DELETE\s+FROM|WITH|CREATE|ALTER|DROP|TRUNCATE|"
+    r"SET\s+TRANSACTION|LOCK\s+TABLE)\s"
+)
+"""A string that starts like an SQL statement (upper-case keywords, as the project writes them)."""
+
+
+def sql_strings(path: Path) -> list[int]:
+    """The lines of string literals (f-strings too) in `path` that start like SQL."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.JoinedStr) and node.values:
+            first = node.values[0]
+            text = first.value if isinstance(first, ast.Constant) else ""
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            text = node.value
+        else:
+            continue
+        if isinstance(text, str) and SQL_START.match(text):
+            found.append(node.lineno)
+    return found
+
+
+def test_module_names_are_unique(project: Path) -> None:
+    """One file per name across the package: a search or a traceback lands in one place."""
+    seen: dict[str, list[str]] = {}
+    for path in modules(package_of(project)):
+        if path.name not in {"__init__.py", "__main__.py"}:
+            seen.setdefault(path.name, []).append(str(path.relative_to(package_of(project))))
+    assert not {name: paths for name, paths in seen.items() if len(paths) > 1}
+
+
+def test_sql_lives_in_the_store(project: Path) -> None:
+    """Other rooms call named store functions; no SQL string outside `store/`."""
+    package = package_of(project)
+    outside = {str(p.relative_to(package)): lines for p in modules(package)
+               if p.relative_to(package).parts[0] != "store" and (lines := sql_strings(p))}  # fmt: skip
+    assert not outside, f"SQL outside store/ (file: lines): {outside}"
+    assert sql_strings(package / "store" / "queries.py"), "the SQL heuristic finds nothing"
+
+
+def test_the_store_imports_nothing_from_dev(project: Path) -> None:
+    """Storage stands without the development aids (main.py passes the embedded server in)."""
+    package = package_of(project)
+    found = {str(p.relative_to(package)): sorted(dev) for p in modules(package / "store")
+             if (dev := {m for m in imported_modules(p, package) if room(m) == "dev"})}  # fmt: skip
+    assert not found, found
+
+
 # ------------------------------------------------------------------------------ docs
 
 
@@ -221,3 +274,14 @@ def test_cited_design_sections_exist(project: Path) -> None:
         cited.update(re.findall(r'design_decisions\.md,\s*"([^"]+)"', path.read_text()))
     unknown = sorted(c for c in cited if not any(c in heading for heading in headings))
     assert cited and not unknown, unknown
+
+
+def test_template_tooling_modules_are_at_most_400_lines() -> None:
+    sizes = {
+        name: len((TEMPLATE / name).read_text("utf-8").splitlines())
+        for name in template_files()
+        if name.endswith(".py") and name.split("/", 1)[0] in TOOLING
+    }
+    assert {"bench/e2e.py", "hooks/post_gen_project.py", "scripts/uv.py"} <= sizes.keys()
+    too_long = {name: lines for name, lines in sizes.items() if lines > MAX_MODULE_LINES}
+    assert too_long == {}, f"template tooling modules over {MAX_MODULE_LINES} lines: {too_long}"

@@ -5,19 +5,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import errno
-import functools
 import secrets
-import socket
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from .cli_data import add_data_commands, run_data_command
-from .settings import Settings, describe_invalid, get_settings
+from .settings import describe_invalid, get_settings
+
+if TYPE_CHECKING:  # the store is imported only when a command needs it
+    from .store.thread_status import StatusName
 
 PACKAGE = __package__ or __name__.rpartition(".")[0]
 SERVE_LIMIT_CONCURRENCY = 1000
@@ -156,110 +156,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def http_protocol(header_timeout: float, max_header_bytes: int) -> Any:
-    """uvicorn's httptools protocol with a header deadline and size limit, or "auto" (h11,
-    size-limited only) when httptools is not installed."""
-    try:
-        from .compat.uvicorn_http import HeaderGuardProtocol
-    except ImportError:
-        return "auto"
-    return functools.partial(
-        HeaderGuardProtocol, header_timeout=header_timeout, max_header_bytes=max_header_bytes
-    )
-
-
-def missing_package(settings: Settings) -> str | None:
-    """What the configuration needs but is not installed (one line), or None."""
-    from .dev.embedded import MISSING_MESSAGE, embedded_available
-    from .settings import EMBEDDED
-
-    if settings.database_url == EMBEDDED and not embedded_available():
-        return MISSING_MESSAGE
-    if settings.otel_exporter_otlp_endpoint:
-        from .ops.tracing import missing_packages
-
-        return missing_packages()
-    return None
-
-
-def port_in_use(host: str, port: int) -> bool:
-    """Whether something already listens on host:port, so uvicorn could not bind it."""
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )[0]
-    except OSError:
-        return False  # uvicorn reports a host it cannot resolve itself
-    with socket.socket(family, kind, proto) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
-        try:
-            sock.bind(address)
-        except OSError as exc:
-            return exc.errno == errno.EADDRINUSE
-    return False
-
-
-def unsafe_to_serve(settings: Settings, host: str) -> str | None:
-    """Why `serve --host host` must not start with these settings (one line), or None."""
-    from .ops.metrics import is_loopback_host
-
-    if settings.metrics and settings.metrics_token is None and not is_loopback_host(host):
-        return (
-            f"METRICS=true without METRICS_TOKEN would serve /metrics to anyone who reaches "
-            f"--host {host}: set METRICS_TOKEN, or bind to 127.0.0.1"
-        )
-    return None
-
-
-def serve_options(args: argparse.Namespace) -> dict[str, Any]:
-    """What `serve` hands to uvicorn.run besides the app (connection limits and timeouts)."""
-    from .ops.logs import logging_config
-
-    return {
-        "host": args.host,
-        "port": args.port,
-        "workers": args.workers,
-        "reload": args.reload,
-        "timeout_keep_alive": args.keep_alive,
-        "limit_concurrency": args.limit_concurrency or None,
-        "backlog": args.backlog,
-        "h11_max_incomplete_event_size": args.max_header_bytes,
-        "http": http_protocol(args.header_timeout, args.max_header_bytes),
-        "log_level": get_settings().log_level.lower(),
-        # uvicorn's own lines (startup, access) in the app's format, in every process it starts
-        "log_config": logging_config(get_settings().log_level, get_settings().effective_log_format),
-    }
-
-
 def run(args: argparse.Namespace) -> int:
     """Dispatch a parsed command."""
     if args.command == "serve":
-        import uvicorn
+        from .commands.serve_command import serve_command
 
-        get_settings()  # fail fast, with a clear message, on bad configuration
-        problem = missing_package(get_settings()) or unsafe_to_serve(get_settings(), args.host)
-        if problem is not None:
-            print(f"error: {problem}", file=sys.stderr)
-            return 2
-        if args.port and port_in_use(args.host, args.port):
-            print(
-                f"error: port {args.port} on {args.host} is in use (is the app already running?): "
-                f"stop that process, or serve on another port with --port {args.port + 1}",
-                file=sys.stderr,
-            )
-            return 2
-        uvicorn.run(f"{PACKAGE}.main:app", **serve_options(args))
-        return 0
+        return serve_command(args)
     if args.command == "db":
-        from .store import db
+        from .commands import db_commands
 
         if args.db_command == "upgrade":
-            return asyncio.run(db.upgrade_command(get_settings()))
+            return asyncio.run(db_commands.db_upgrade_command(get_settings()))
         if args.db_command == "prune":
-            from .ops.retention import prune_command
-
-            return asyncio.run(prune_command(get_settings(), args.json))
-        return asyncio.run(db.status_command(get_settings()))
+            return asyncio.run(db_commands.db_prune_command(get_settings(), args.json))
+        return asyncio.run(db_commands.db_status_command(get_settings()))
     if args.command == "secret":
         print(secrets.token_urlsafe(48))
         return 0
@@ -281,13 +191,71 @@ def run(args: argparse.Namespace) -> int:
 
         return run_chat(get_settings(), url=args.url, user_id=args.user, thread_id=args.thread)
     if args.command == "usage":
-        from .ops.usage import report_command
+        from .commands.report_commands import usage_report_command
 
-        return asyncio.run(report_command(get_settings(), args.since, args.by, args.json))
+        return asyncio.run(usage_report_command(get_settings(), args.since, args.by, args.json))
     if args.command == "feedback":
-        from .chat.feedback import export_command
+        from .commands.report_commands import feedback_export_command
 
-        return asyncio.run(export_command(get_settings(), args.since))
+        return asyncio.run(feedback_export_command(get_settings(), args.since))
     if args.command in ("threads", "users"):
         return run_data_command(args)
     raise AssertionError(f"unknown command {args.command}")
+
+
+STATUSES: dict[str, StatusName] = {"lock": "locked", "close": "closed", "unlock": "active"}
+
+
+def add_data_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`threads lock|close|unlock` and `users export|delete`."""
+    threads = commands.add_parser("threads", help="lock, close or reopen a thread (any user's)")
+    thread_commands = threads.add_subparsers(
+        dest="threads_command", required=True, metavar="THREADS_COMMAND"
+    )
+    for name, help_text in (
+        ("lock", "refuse new messages and actions for now (ChatKit disables the composer)"),
+        ("close", "end the thread for good (ChatKit shows a banner instead of the composer)"),
+        ("unlock", "make a locked or closed thread active again"),
+    ):
+        command = thread_commands.add_parser(name, help=help_text)
+        command.add_argument("thread_id")
+        if name != "unlock":
+            command.add_argument("--reason", default=None, help="shown to the user")
+        command.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    users = commands.add_parser("users", help="one user's data: export it or delete it")
+    user_commands = users.add_subparsers(
+        dest="users_command", required=True, metavar="USERS_COMMAND"
+    )
+    export = user_commands.add_parser(
+        "export", help="every thread, item, attachment, feedback and usage row as one JSON document"
+    )
+    export.add_argument("user_id")
+    export.add_argument(
+        "--out", type=Path, default=None, help="write to this file (mode 0600) instead of stdout"
+    )
+    delete = user_commands.add_parser("delete", help="delete every row of the user, at once")
+    delete.add_argument("user_id")
+    delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    delete.add_argument("--json", action="store_true", help="print what was deleted as JSON")
+
+
+def run_data_command(args: argparse.Namespace) -> int:
+    """Dispatch a parsed `threads` or `users` command."""
+    if args.command == "threads":
+        from .commands.data_commands import threads_status_command
+
+        name = STATUSES[args.threads_command]
+        reason = getattr(args, "reason", None)
+        return asyncio.run(
+            threads_status_command(get_settings(), args.thread_id, name, reason, args.json)
+        )
+    from .commands import data_commands
+
+    if args.users_command == "export":
+        return asyncio.run(
+            data_commands.users_export_command(get_settings(), args.user_id, args.out)
+        )
+    return asyncio.run(
+        data_commands.users_delete_command(get_settings(), args.user_id, args.yes, args.json)
+    )

@@ -36,12 +36,11 @@ class User:
 @dataclass(slots=True)
 class RequestContext:
     """What the ChatKit server and store know about the current request. `cache`: rows the
-    store read in this request; `checked_action`: the widget action the endpoint parsed."""
+    store read in this request (the turn itself rides on chat/turn.py's TurnContext)."""
 
     request: Request | None
     user: User
     cache: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False, compare=False)
-    checked_action: Any = field(default=None, repr=False, compare=False)
     app_context: dict[str, str] = field(default_factory=dict)
     """The APP_CONTEXT_HEADERS this request sent, by lower-case name (the model sees them)."""
     locale: str = "en"

@@ -18,19 +18,19 @@ from pydantic import ValidationError
 from .agent.services import Services
 from .chat.model import ModelGateway
 from .chat.server import ChatServer
-from .dev.embedded import EmbeddedPostgresMissing, stop_embedded
+from .dev.embedded import EmbeddedPostgresMissing, resolve_url, stop_embedded
 from .errors import install_error_handlers
-from .http.attachments import install_attachment_routes
+from .http.attachment_routes import install_attachment_routes
 from .http.chatkit import router as api_router
-from .http.entities import router as entities_router
-from .http.images import install_image_routes
-from .http.middleware import RequestLogMiddleware
+from .http.entity_routes import router as entities_router
+from .http.image_routes import install_image_routes
+from .http.middleware import RefuseNulMiddleware, RequestLogMiddleware
 from .ops.gc_tuning import freeze_long_lived_objects
 from .ops.logs import configure_logging
 from .settings import EMBEDDED, Settings, describe_invalid, get_settings
 from .store import PostgresStore
-from .store.attachments import PostgresAttachmentStore
-from .store.images import GeneratedImageStore
+from .store.attachment_store import PostgresAttachmentStore, prepare_attachment
+from .store.image_store import GeneratedImageStore, prepare_image
 
 logger = logging.getLogger(__name__)
 
@@ -48,14 +48,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         min_size=settings.db_pool_min_size,
         max_size=settings.db_pool_max_size,
         timeout=settings.db_pool_timeout,
-        embedded_data_dir=settings.embedded_data_dir,
+        resolve_url=functools.partial(resolve_url, data_dir=settings.embedded_data_dir),
+        # fresh links on every attachment and generated image the store hands out
+        prepare_attachment=functools.partial(prepare_attachment, settings),
+        prepare_image=functools.partial(prepare_image, settings),
     )
     gateway = ModelGateway(settings)
     attachments = PostgresAttachmentStore(store, settings)
-    store.prepare_attachment = attachments.prepare  # fresh preview links on every read
     images = GeneratedImageStore(store, settings)
-    store.prepare_image = images.prepare  # fresh links to generated images on every read
-    server = ChatServer(store, gateway, attachments, images, Services(settings=settings))
+    metrics = None
+    if settings.metrics:  # off: no route, no middleware, nothing measured
+        from .ops.metrics import Metrics
+
+        metrics = Metrics(store)
+    server = ChatServer(store, gateway, attachments, images, Services(settings=settings), metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -101,11 +107,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         from .dev.page import install_chat_page
 
         install_chat_page(app, settings)
+    app.add_middleware(RefuseNulMiddleware)
     app.add_middleware(RequestLogMiddleware)
-    if settings.metrics:  # off: no route, no middleware, nothing measured
+    if metrics is not None:
         from .ops.metrics import install_metrics
 
-        gateway.metrics = install_metrics(app, store)
+        install_metrics(app, metrics)
     if settings.otel_exporter_otlp_endpoint:  # the OpenTelemetry packages are imported only then
         from .ops.tracing import setup_tracing
 

@@ -20,8 +20,8 @@ import pytest
 from chatkit.store import NotFoundError
 from chatkit.types import InferenceOptions, ThreadMetadata, UserMessageItem, UserMessageTextContent
 
-from {{ cookiecutter.project_slug }}.chat.feedback import export_feedback
 from {{ cookiecutter.project_slug }}.context import RequestContext
+from {{ cookiecutter.project_slug }}.store.feedback_export import export_feedback
 from {{ cookiecutter.project_slug }}.store.postgres import PostgresStore
 from tests.support.chatkit import uid
 from tests.support.commands import run_cli

@@ -19,10 +19,11 @@ import jwt
 import psycopg
 from chatkit.types import GeneratedImage, GeneratedImageItem, ThreadMetadata
 
-from {{ cookiecutter.project_slug }}.chat.history import HistoryConverter, inline_cost
+from {{ cookiecutter.project_slug }}.chat.history import HistoryConverter
+from {{ cookiecutter.project_slug }}.chat.inline_files import inline_cost
 from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient
-from {{ cookiecutter.project_slug }}.store.attachments import _url_key
-from {{ cookiecutter.project_slug }}.store.images import GeneratedImageStore, image_id_in, new_image_id
+from {{ cookiecutter.project_slug }}.store.attachment_store import _url_key
+from {{ cookiecutter.project_slug }}.store.image_store import GeneratedImageStore, image_id_in, new_image_id
 from {{ cookiecutter.project_slug }}.store.postgres import PostgresStore
 from tests.support.app import AppServer, app_settings
 from tests.support.db import make_context

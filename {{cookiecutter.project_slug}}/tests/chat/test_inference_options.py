@@ -12,7 +12,7 @@ import pytest
 from agents import FunctionTool, function_tool
 from chatkit.agents import ClientToolCall
 
-from {{ cookiecutter.project_slug }}.agent import agent as agent_module
+from {{ cookiecutter.project_slug }}.agent import assistant as agent_module
 from {{ cookiecutter.project_slug }}.agent.services import ToolContext
 from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient, ChatKitHTTPError, assistant_text
 from tests.ops.test_usage import usage_of

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from {{ cookiecutter.project_slug }}.chat.notes import human_size
+from {{ cookiecutter.project_slug }}.chat.inline_files import human_size
 from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient, ChatKitHTTPError, user_input
 from tests.chat.test_model_input import image, inline_images, user_parts
 from tests.support.app import AppServer, wait_until

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from agents import RunContextWrapper, function_tool
 
-from {{ cookiecutter.project_slug }}.agent import agent as agent_module
+from {{ cookiecutter.project_slug }}.agent import assistant as agent_module
 from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient, assistant_text
 from tests.support.app import AppServer
 from tests.support.fake_openai import FakeModel, ToolCall

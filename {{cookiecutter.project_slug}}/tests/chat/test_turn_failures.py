@@ -22,7 +22,7 @@ from chatkit.types import (
     WidgetItem,
 )
 
-from {{ cookiecutter.project_slug }}.agent import agent as agent_module
+from {{ cookiecutter.project_slug }}.agent import assistant as agent_module
 from {{ cookiecutter.project_slug }}.agent.guardrails import no_secrets, no_secrets_in_answers
 from {{ cookiecutter.project_slug }}.chat.history import HistoryConverter
 from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient, assistant_text, user_input

@@ -53,6 +53,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from {{ cookiecutter.project_slug }}.agent import actions
 from {{ cookiecutter.project_slug }}.agent.actions import ActionCall, ActionHandler
+from {{ cookiecutter.project_slug }}.agent.services import Services
 from {{ cookiecutter.project_slug }}.chat.model import ModelGateway
 from {{ cookiecutter.project_slug }}.chat.server import ChatServer
 from {{ cookiecutter.project_slug }}.compat import chatkit_server, embedded_postgres, openai_client
@@ -71,7 +72,7 @@ from {{ cookiecutter.project_slug }}.compat.openai_client import (
 from {{ cookiecutter.project_slug }}.context import RequestContext
 from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient, user_input
 from {{ cookiecutter.project_slug }}.http.requests import CHATKIT_REQUEST
-from {{ cookiecutter.project_slug }}.store.attachments import PostgresAttachmentStore
+from {{ cookiecutter.project_slug }}.store.attachment_store import PostgresAttachmentStore
 from {{ cookiecutter.project_slug }}.store.postgres import PostgresStore
 from tests.support import fake_openai
 from tests.support.app import AppServer, app_settings
@@ -604,7 +605,8 @@ async def chat_server(
     monkeypatch.setitem(actions.ACTIONS, ECHO, ActionHandler(echo, payload=EchoPayload))
     settings = app_settings(database_url, fake_openai.base_url, public_url="http://testserver")
     gateway = ModelGateway(settings)
-    yield ChatServer(store, gateway, PostgresAttachmentStore(store, settings))
+    attachments = PostgresAttachmentStore(store, settings)
+    yield ChatServer(store, gateway, attachments, None, Services(settings=settings))
     await gateway.close()
 
 

@@ -27,7 +27,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from {{ cookiecutter.project_slug }}.agent.agent import TOOL_MENU
+from {{ cookiecutter.project_slug }}.agent.assistant import TOOL_MENU
 from {{ cookiecutter.project_slug }}.context import verify_token
 from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient
 from {{ cookiecutter.project_slug }}.dev.page import CHATKIT_SCRIPT_URL, DEV_USER, install_chat_page

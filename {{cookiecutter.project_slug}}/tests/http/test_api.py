@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -167,6 +170,37 @@ async def test_oversized_body_is_413(
     response = await client.http.post(client.url, json=big, headers=client.headers)
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "too_large"
+
+
+def test_a_small_types_body_limit_holds_before_the_body_is_read(
+    app_factory: Callable[..., AppServer],
+) -> None:
+    """A 10 MB threads.create (under dictation's limit) is refused from its first bytes: the
+    413 names MAX_REQUEST_BYTES and arrives while the rest of the body is still unsent."""
+    server = app_factory(max_request_bytes=2048)
+    url = urlsplit(server.url)
+    head = json.dumps({"type": "threads.create", "params": {"input": user_input("x" * 600)}})
+    declared = 10 * 1024 * 1024
+    request = (
+        f"POST /chatkit HTTP/1.1\r\nHost: {url.hostname}\r\n"
+        f"Authorization: Bearer {server.token('big-body')}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {declared}\r\n\r\n"
+    ).encode() + head.encode()[:1000]
+    with socket.create_connection(
+        (url.hostname or "127.0.0.1", url.port or 80), timeout=10
+    ) as sock:
+        sock.sendall(request)
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line.split()[1] == b"413", answer[:300]
+    body = json.loads(rest.partition(b"\r\n\r\n")[2])
+    assert body["error"]["code"] == "too_large"
+    assert "over 2048 bytes" in body["error"]["message"]
 
 
 async def test_health(app_server: AppServer) -> None:

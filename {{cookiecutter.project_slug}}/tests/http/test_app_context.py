@@ -13,7 +13,7 @@ import pytest
 from agents import function_tool
 from pydantic import ValidationError
 
-from {{ cookiecutter.project_slug }}.agent import agent as agent_module
+from {{ cookiecutter.project_slug }}.agent import assistant as agent_module
 from {{ cookiecutter.project_slug }}.agent.services import ToolContext
 from {{ cookiecutter.project_slug }}.context import RequestContext, User, parse_locale
 from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient, ChatKitHTTPError

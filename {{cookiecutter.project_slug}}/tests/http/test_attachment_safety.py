@@ -30,10 +30,10 @@ from pydantic import AnyUrl
 
 from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient, ChatKitHTTPError, user_input
 from {{ cookiecutter.project_slug }}.ops.logs import JsonFormatter
-from {{ cookiecutter.project_slug }}.ops.retention import prune_orphans
-from {{ cookiecutter.project_slug }}.store.attachments import sign_url_token
+from {{ cookiecutter.project_slug }}.store.attachment_store import sign_url_token
 from {{ cookiecutter.project_slug }}.store.db import load_migrations
 from {{ cookiecutter.project_slug }}.store.postgres import PostgresStore
+from {{ cookiecutter.project_slug }}.store.pruning import prune_orphans
 from tests.support.app import TEST_AUTH_SECRET, AppServer, wait_until
 from tests.support.chatkit import PNG, create_two_phase, last_user_parts, rows, uid, upload
 from tests.support.commands import run_cli

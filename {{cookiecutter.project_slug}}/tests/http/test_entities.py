@@ -21,7 +21,7 @@ from chatkit.types import (
 )
 from chatkit.widgets import BasicRoot
 
-from {{ cookiecutter.project_slug }}.agent.entities import THREAD_CHARS, THREAD_ITEMS
+from {{ cookiecutter.project_slug }}.agent.entity_types import THREAD_CHARS, THREAD_ITEMS
 from {{ cookiecutter.project_slug }}.context import RequestContext
 from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient
 from {{ cookiecutter.project_slug }}.store.postgres import PostgresStore

@@ -19,12 +19,14 @@ type): every answer is 2xx or 4xx, and the server stays healthy.
 from __future__ import annotations
 
 import json
+import socket
 import time
 import typing
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 import httpx
 import jwt
@@ -166,6 +168,8 @@ def assert_healthy_and_untouched(world: World) -> None:
 
 REQUEST_MODELS = typing.get_args(typing.get_args(ChatKitReq)[0])
 MISSING = object()
+UNTYPED_ACTIONS: list[JSON] = [{}, {"payload": {}}, {"payload": {"timezone": "UTC"}}]
+"""Actions without a `type` (the SDK's model leaves it an unfilled TypeVar)."""
 
 tricky_text = st.text(
     alphabet=st.characters(codec=None, exclude_categories=()),  # surrogates and controls too
@@ -219,7 +223,8 @@ def field_values(type_: str, name: str, annotation: Any, world: World) -> st.Sea
         "item_ids": mostly(st.lists(ids, max_size=3), json_values),
         "limit": mostly(st.integers(-5, 50), st.sampled_from([10**30, -(10**30)]) | json_values),
         "action": mostly(
-            st.fixed_dictionaries({"type": tricky_text, "payload": json_values}), json_values
+            st.fixed_dictionaries({"type": tricky_text, "payload": json_values}),
+            json_values | st.sampled_from(UNTYPED_ACTIONS),
         ),
         "result": json_values,
     }
@@ -435,6 +440,117 @@ def test_deep_nesting_around_a_nul_is_a_400(world: World, kind: str, depth: int)
     response = world.me.post(deep_json(depth, kind, ESCAPED_NUL))
     assert response.status_code == 400, response.text[:500]
     assert response.json()["error"]["code"] == "invalid_request"
+
+
+@pytest.mark.parametrize("action", UNTYPED_ACTIONS, ids=["empty", "payload", "clock payload"])
+@pytest.mark.parametrize("type_", ["threads.custom_action", "threads.sync_custom_action"])
+@pytest.mark.parametrize("thread", ["own", "made up"])
+def test_an_action_without_type_is_a_400_naming_the_field(
+    world: World, type_: str, action: JSON, thread: str
+) -> None:
+    thread_id = world.own_ids[0] if thread == "own" else "thr_made_up"
+    response = world.me.post({"type": type_, "params": {"thread_id": thread_id, "action": action}})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == "invalid_request"
+    assert [d["loc"] for d in error["details"]] == ["params.action.type"]
+
+
+ID_ROUTES = [
+    ("GET", "/attachments/{id}/content"),
+    ("POST", "/attachments/{id}/upload"),
+    ("GET", "/images/{id}"),
+    ("GET", "/entities/preview?type=thread&id={id}"),
+    ("GET", "/entities?q={id}"),
+]
+"""Every route with an id (or search text) in its path or query."""
+
+
+def id_route(method: str, template: str, raw_id: str) -> tuple[str, str]:
+    """The route with `raw_id` percent-encoded (lone surrogates as their bytes)."""
+    return method, template.format(id=quote(raw_id.encode("utf-8", "surrogatepass"), safe=""))
+
+
+@pytest.mark.parametrize("raw_id", ["\x00", "a\x00b", "att_\x00", "img_\x00"])
+@pytest.mark.parametrize(("method", "template"), ID_ROUTES)
+def test_a_nul_in_an_id_is_a_400_on_every_route(
+    world: World, method: str, template: str, raw_id: str
+) -> None:
+    _, path = id_route(method, template, raw_id)
+    response = world.me.http.request(method, world.app.url + path, headers=world.me.headers)
+    assert response.status_code == 400, response.text
+    assert "NUL" in response.json()["error"]["message"]
+
+
+def test_fuzzed_ids_in_paths(world: World) -> None:
+    """Any text as the id of every route that takes one: no 5xx, JSON errors."""
+
+    @settings(FUZZ, max_examples=80)
+    @given(route=st.sampled_from(ID_ROUTES), raw_id=tricky_text | plain_text)
+    def fuzz(route: tuple[str, str], raw_id: str) -> None:
+        method, path = id_route(*route, raw_id)
+        response = world.me.http.request(method, world.app.url + path, headers=world.me.headers)
+        event(f"{route[1]} -> HTTP {response.status_code}")
+        check_answer(response)
+
+    fuzz()
+    assert_healthy_and_untouched(world)
+
+
+def http_exchange(sock: socket.socket, request: bytes) -> tuple[int, dict[str, str]]:
+    """Send one HTTP/1.1 request on `sock` and read its whole response: status, headers."""
+    sock.sendall(request)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"the server closed the connection: {data[:300]!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+    length = int(headers.get("content-length", "0"))
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        assert chunk, "the server closed the connection mid-body"
+        body += chunk
+    return int(status_line.split()[1]), headers
+
+
+def test_a_4xx_keeps_the_connection_alive(world: World) -> None:
+    """Each refusal leaves the connection open: the same one then serves `GET /health`."""
+    host, port = urlsplit(world.app.url).hostname or "127.0.0.1", urlsplit(world.app.url).port
+    auth = world.me.headers["Authorization"]
+
+    def chatkit(body: bytes) -> bytes:
+        return (
+            f"POST /chatkit HTTP/1.1\r\nHost: {host}\r\nAuthorization: {auth}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
+
+    def get(path: str) -> bytes:
+        return f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: {auth}\r\n\r\n".encode()
+
+    untyped = {
+        "type": "threads.custom_action",
+        "params": {"thread_id": world.own_ids[0], "action": {}},
+    }
+    refusals = [
+        chatkit(json.dumps(untyped).encode()),
+        chatkit(b"not json"),
+        chatkit(
+            json.dumps({"type": "threads.get_by_id", "params": {"thread_id": "thr_x"}}).encode()
+        ),
+        get("/attachments/%00/content"),
+        get("/images/a%00b"),
+        get("/attachments/att_missing/content"),
+    ]
+    with socket.create_connection((host, port), timeout=30) as sock:
+        for refusal in refusals:
+            status, headers = http_exchange(sock, refusal)
+            assert 400 <= status < 500, (status, refusal[:80])
+            assert headers.get("connection", "").lower() != "close", refusal[:80]
+            health, _ = http_exchange(sock, get("/health"))
+            assert health == 200
 
 
 # --- uploads ----------------------------------------------------------------------------------

@@ -194,12 +194,10 @@ def refused_authorizations() -> list[tuple[str, dict[str, str]]]:
     ]
 
 
-@pytest.mark.parametrize(
-    "name, headers", refused_authorizations(), ids=[n for n, _ in refused_authorizations()]
-)
-async def test_bad_credentials_are_401(
-    app_server: AppServer, name: str, headers: dict[str, str]
-) -> None:
+@pytest.mark.parametrize("name", [n for n, _ in refused_authorizations()])
+async def test_bad_credentials_are_401(app_server: AppServer, name: str) -> None:
+    # made now, not when the tests were collected: "not valid yet" must still be in the future
+    headers = dict(refused_authorizations())[name]
     async with httpx.AsyncClient() as http:
         body = {"type": "threads.list", "params": {}}
         response = await http.post(app_server.url + "/chatkit", json=body, headers=headers)

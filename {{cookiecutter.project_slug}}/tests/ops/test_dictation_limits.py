@@ -15,8 +15,8 @@ import httpx
 import psycopg
 
 from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient
-from {{ cookiecutter.project_slug }}.ops.usage import usage_report
 from {{ cookiecutter.project_slug }}.store.postgres import PostgresStore
+from {{ cookiecutter.project_slug }}.store.usage_rows import usage_report
 from tests.support.app import AppServer
 from tests.support.commands import run_cli
 from tests.support.fake_openai import FakeModel, Fault

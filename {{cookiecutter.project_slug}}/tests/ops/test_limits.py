@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient, ChatKitHTTPError, user_input
-from {{ cookiecutter.project_slug }}.ops.limits import FINISH_TURN, START_TURN
+from {{ cookiecutter.project_slug }}.store.limit_rows import FINISH_TURN, START_TURN
 from {{ cookiecutter.project_slug }}.store.postgres import PostgresStore
 from tests.support.app import AppServer, wait_until
 from tests.support.chatkit import hold_leases, json_error, post, rows, uploaded

@@ -168,7 +168,7 @@ async def test_metrics_are_off_by_default(app_server: AppServer) -> None:
         assert (await http.get(f"{app_server.url}/metrics")).status_code == 404
     app = create_app(app_settings("embedded", "http://127.0.0.1:9/v1"))
     assert not [m for m in app.user_middleware if m.cls is MetricsMiddleware]
-    assert app.state.server.gateway.metrics is None
+    assert app.state.server.metrics is None
 
 
 async def test_a_metrics_token_is_required_when_set(

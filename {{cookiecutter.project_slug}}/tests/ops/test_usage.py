@@ -19,10 +19,10 @@ import psycopg
 import pytest_asyncio
 
 from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient
-from {{ cookiecutter.project_slug }}.ops.limits import FINISH_TURN
-from {{ cookiecutter.project_slug }}.ops.usage import usage_report
 from {{ cookiecutter.project_slug }}.store.db import apply_migrations
+from {{ cookiecutter.project_slug }}.store.limit_rows import FINISH_TURN
 from {{ cookiecutter.project_slug }}.store.postgres import PostgresStore
+from {{ cookiecutter.project_slug }}.store.usage_rows import usage_report
 from tests.support.app import AppServer, wait_until
 from tests.support.chatkit import rows
 from tests.support.commands import run_cli

@@ -1,7 +1,8 @@
 """A real PostgreSQL for the tests (pytest plugin, loaded by conftest.py).
 
-`database_url`: TEST_DATABASE_URL when set, else an embedded PostgreSQL in a temporary
-folder for the session (deleted afterwards); migrations are applied once.
+`database_url`: TEST_DATABASE_URL when set (a schema of its own for each pytest-xdist worker),
+else an embedded PostgreSQL in a temporary folder for the session (each worker its own server,
+deleted afterwards); migrations are applied once.
 `store`: an open PostgresStore on it. `context`: a fresh user per test, so tests are
 isolated without truncating tables. `fresh_schema_url`: an empty schema of its own.
 """
@@ -14,6 +15,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import quote
 
@@ -38,10 +40,29 @@ def with_options(url: str, **params: str) -> str:
     return f"{url}{'&' if '?' in url else '?'}{extra}"
 
 
+@asynccontextmanager
+async def own_schema(url: str) -> AsyncIterator[str]:
+    """`url` with an empty schema of its own first on the search path (dropped afterwards)."""
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        await conn.execute(f'CREATE SCHEMA "{schema}"'.encode())
+    try:
+        yield with_options(url, options=f"-csearch_path={schema}")
+    finally:
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+            await conn.execute(f'DROP SCHEMA "{schema}" CASCADE'.encode())
+
+
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def database_url() -> AsyncIterator[str]:
-    """A migrated PostgreSQL for the whole session."""
+    """A migrated PostgreSQL for the whole session (for each pytest-xdist worker: its own)."""
     url = os.environ.get("TEST_DATABASE_URL")
+    if url and os.environ.get("PYTEST_XDIST_WORKER"):
+        # the workers share that server: each migrates and uses a schema of its own
+        async with own_schema(url) as worker_url:
+            await apply_migrations(worker_url)
+            yield worker_url
+        return
     if url:
         await apply_migrations(url)
         yield url
@@ -75,14 +96,8 @@ def context() -> RequestContext:
 @pytest_asyncio.fixture(loop_scope="session")
 async def fresh_schema_url(database_url: str) -> AsyncIterator[str]:
     """The test database with an empty schema of its own first on the search path."""
-    schema = f"test_{uuid.uuid4().hex[:12]}"
-    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
-        await conn.execute(f'CREATE SCHEMA "{schema}"'.encode())
-    try:
-        yield with_options(database_url, options=f"-csearch_path={schema}")
-    finally:
-        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
-            await conn.execute(f'DROP SCHEMA "{schema}" CASCADE'.encode())
+    async with own_schema(database_url) as url:
+        yield url
 
 
 @pytest_asyncio.fixture(loop_scope="session")

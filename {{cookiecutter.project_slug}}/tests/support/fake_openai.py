@@ -104,7 +104,7 @@ def last_user_text(body: dict[str, Any]) -> str:
 
 def user_texts(body: dict[str, Any]) -> list[str]:
     """The text of every user-role message of a request, oldest first (both APIs), but the
-    app's `<APP_CONTEXT>` item (chat/turn.py) that leads every turn."""
+    app's `<APP_CONTEXT>` item (chat/run_input.py) that leads every turn."""
     texts = [_text_of(m.get("content")) for m in _input_items(body) if m.get("role") == "user"]
     return [text for text in texts if not text.startswith("<APP_CONTEXT>")]
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from chatkit.actions import Action
 {%- if cookiecutter.examples %}
@@ -99,6 +99,13 @@ class ActionHandler:
     """The handler calls the model: the daily token budget applies (ops/limits.py)."""
     sync: SyncHandler | None = None
     """For `threads.sync_custom_action`: returns the updated item (stored) or None."""
+
+
+class CheckedAction(NamedTuple):
+    """An action as the endpoint checked it: its handler and its validated payload."""
+
+    handler: ActionHandler
+    payload: BaseModel
 {%- if cookiecutter.examples %}
 
 
@@ -192,7 +199,7 @@ ACTIONS: dict[str, ActionHandler] = {}
 
 def parse_action(
     action: Action[str, Any], sender: WidgetItem | None, *, sync: bool = False
-) -> tuple[ActionHandler, BaseModel]:
+) -> CheckedAction:
     """The handler and validated payload for `action` (sent as a sync action if `sync`), or
     InvalidActionError (a 400)."""
     handler, name = ACTIONS.get(action.type), excerpt(action.type)
@@ -211,7 +218,7 @@ def parse_action(
         errors = exc.errors(include_input=False)[:3]
         problems = "; ".join(error["msg"][:MAX_EXCERPT_CHARS] for error in errors)
         raise InvalidActionError(f"invalid payload for {name}: {problems}") from exc
-    return handler, payload
+    return CheckedAction(handler, payload)
 
 
 def offered_actions(node: Any) -> Iterator[str]:

@@ -9,6 +9,7 @@ from typing import Annotated
 
 from agents import RunContextWrapper
 from chatkit.agents import AgentContext
+from chatkit.types import EntitySource, FileSource, URLSource
 from pydantic import Field, SkipValidation
 
 from ..context import RequestContext
@@ -27,6 +28,11 @@ class AppContext(AgentContext[RequestContext]):
     """The agent context of every turn: ChatKit's, plus the app's services."""
 
     services: Annotated[Services, SkipValidation, Field(exclude=True)]
+    cited: Annotated[
+        list[URLSource | FileSource | EntitySource],
+        SkipValidation,
+        Field(default_factory=list, exclude=True),
+    ]
 
 
 ToolContext = RunContextWrapper[AppContext]

@@ -3,35 +3,16 @@ next answer as ChatKit annotations (the Sources list under the message), stored 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
-
-from agents import RunContextWrapper
 from chatkit.types import Annotation, AssistantMessageItem, EntitySource, FileSource, URLSource
+
+from .services import ToolContext
 
 Source = URLSource | FileSource | EntitySource
 
-_cited: dict[int, list[Source]] = {}
-"""The sources cited in each running turn, by the id of its agent context."""
 
-
-def cite(ctx: RunContextWrapper[Any], *sources: Source) -> None:
+def cite(ctx: ToolContext, *sources: Source) -> None:
     """Attach sources to the model's next answer in this turn (call it from a tool)."""
-    cited = _cited.get(id(ctx.context))
-    if cited is not None:
-        cited.extend(sources)
-
-
-@contextmanager
-def collecting(agent_context: object) -> Iterator[list[Source]]:
-    """The sources tools cite while the turn of `agent_context` runs."""
-    cited: list[Source] = []
-    _cited[id(agent_context)] = cited
-    try:
-        yield cited
-    finally:
-        _cited.pop(id(agent_context), None)
+    ctx.context.cited.extend(sources)
 
 
 def attach(item: AssistantMessageItem, sources: list[Source]) -> None:

@@ -15,7 +15,7 @@ from agents import FunctionTool, ModelBehaviorError, ToolErrorFormatterArgs
 from agents.function_schema import function_schema
 from pydantic import BaseModel, ValidationError
 
-from . import agent
+from . import assistant
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def field_problems(tool_name: str, parsed: Any) -> str:
     function = next(
         (
             getattr(tool, "__wrapped__", None)  # the decorated function
-            for tool in agent.TOOLS
+            for tool in assistant.TOOLS
             if isinstance(tool, FunctionTool) and tool.name == tool_name
         ),
         None,

@@ -4,11 +4,10 @@ request, the oldest out first, then files and images as notes (docs/design_decis
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from agents import TResponseInputItem
 from chatkit.agents import ThreadItemConverter
@@ -32,39 +31,24 @@ from openai.types.responses import (
 )
 from openai.types.responses.response_input_content_param import ResponseInputContentParam
 
-from ..agent.entities import EntityScope, resolve_entity
+from ..agent.entity_types import EntityScope, resolve_entity
 from ..context import RequestContext
-from ..store.images import image_mime_type
+from ..store.image_store import image_mime_type
 from ..store.postgres import PostgresStore
-from .notes import MAX_NOTE_NAME_CHARS, Inline, inline_entries, inlined, note, our_image
+from .inline_files import (
+    MAX_ATTACHMENT_TEXT_CHARS,
+    MAX_NOTE_NAME_CHARS,
+    AttachmentContents,
+    ImageContents,
+    InlinePlanner,
+    data_url,
+    inline_entries,
+    inlined,
+    note,
+    our_image,
+)
 
 logger = logging.getLogger(__name__)
-
-
-@runtime_checkable
-class AttachmentContents(Protocol):
-    async def load_attachment_contents(
-        self, ids: Sequence[str], budget: int, context: RequestContext, overhead: int = 0
-    ) -> dict[str, tuple[int, bytes | None]]:
-        """Sizes, and bytes of the longest prefix of `ids` within `budget` (+ `overhead` each)."""
-        ...
-
-
-class ImageContents(Protocol):
-    """Where generated images are kept (store/images.py's GeneratedImageStore)."""
-
-    async def load_image_contents(
-        self, image_ids: Sequence[str], budget: int, context: RequestContext
-    ) -> dict[str, tuple[int, bytes | None]]:
-        """As `load_attachment_contents`, for generated images."""
-        ...
-
-
-TEXT_MIME_TYPES = ("application/json", "application/xml", "application/yaml", "application/csv")
-MAX_ATTACHMENT_TEXT_CHARS = 100_000
-DEFAULT_MAX_INPUT_BYTES = 20 * 1024 * 1024
-INLINE_OVERHEAD_BYTES = 1024
-"""What one inline file costs beyond its base64 (the part's JSON, the data: prefix, its name)."""
 
 
 def json_size(value: Any) -> int:
@@ -73,21 +57,7 @@ def json_size(value: Any) -> int:
     return len(text) if text.isascii() else len(text.encode())
 
 
-def inline_cost(size: int) -> int:
-    """What a file of `size` bytes adds to a request when sent inline (base64, framing)."""
-    return -(-size // 3) * 4 + INLINE_OVERHEAD_BYTES
-
-
-def model_can_read(mime_type: str) -> bool:
-    return (
-        mime_type.startswith(("image/", "text/"))
-        or mime_type == "application/pdf"
-        or mime_type in TEXT_MIME_TYPES
-    )
-
-
-def data_url(mime_type: str, content: bytes) -> str:
-    return f"data:{mime_type};base64,{base64.b64encode(content).decode()}"
+DEFAULT_MAX_INPUT_BYTES = 20 * 1024 * 1024
 
 
 class HistoryConverter(ThreadItemConverter):
@@ -113,6 +83,7 @@ class HistoryConverter(ThreadItemConverter):
         self._last: ThreadItem | None = None
         self.withheld: list[Attachment] = []
         """The newest message's attachments the last conversion left out for the budget."""
+        self._planner = InlinePlanner(contents, images, context)
 
     async def to_agent_input(
         self, thread_items: Sequence[ThreadItem] | ThreadItem
@@ -120,7 +91,7 @@ class HistoryConverter(ThreadItemConverter):
         """The items as model input within the budget: the oldest out, then files as notes."""
         items = list(thread_items) if isinstance(thread_items, Sequence) else [thread_items]
         self._last = items[-1] if items else None
-        self.withheld = []
+        self.withheld = self._planner.withheld = []
         try:
             self._planned = {}  # every file a note: what the conversation costs without them
             converted = [await self._convert(item) for item in items]
@@ -130,7 +101,7 @@ class HistoryConverter(ThreadItemConverter):
                 sizes = [json_size(part) for part in converted]
                 first = self._oldest_kept(items, sizes)
                 items, converted, sizes = items[first:], converted[first:], sizes[first:]
-            self._planned = await self._plan(
+            self._planned = await self._planner.plan(
                 inline_entries(items), self.max_input_bytes - sum(sizes)
             )
             for index, item in enumerate(items):
@@ -176,61 +147,6 @@ class HistoryConverter(ThreadItemConverter):
             before = json_size(converted[index])
             converted[index] = await self._convert(item)
             sizes[index] += json_size(converted[index]) - before
-
-    async def _plan(
-        self, entries: list[tuple[Inline, bool]], budget: int
-    ) -> dict[int, bytes | str]:
-        """Bytes or a note for each entry (newest first, with "in the newest message"): inline
-        while they fit in `budget`, notes from the first that does not."""
-        stored, images = await self._load(entries, budget)
-        plan: dict[int, bytes | str] = {}
-        used, full = 0, False
-        for entry, newest in entries:
-            if isinstance(entry, GeneratedImageItem):
-                found = images.get(our_image(entry) or "")
-            elif not model_can_read(entry.mime_type):
-                plan[id(entry)] = note(entry, "unreadable")
-                continue
-            else:
-                found = stored.get(entry.id)
-            if found is None:
-                plan[id(entry)] = note(entry, "missing")
-                continue
-            size, content = found
-            cost = inline_cost(size)
-            full = full or content is None or used + cost > budget
-            if not full and content is not None:
-                used += cost
-                plan[id(entry)] = content
-            else:
-                if newest and not isinstance(entry, GeneratedImageItem):
-                    self.withheld.append(entry)
-                plan[id(entry)] = note(entry, "too large" if newest else "resent", size)
-        return plan
-
-    async def _load(
-        self, entries: list[tuple[Inline, bool]], budget: int
-    ) -> tuple[dict[str, tuple[int, bytes | None]], dict[str, tuple[int, bytes | None]]]:
-        """Sizes, and the bytes that fit in `budget`, of readable attachments and images."""
-        readable, image_ids = [], []
-        for entry, _newest in entries:
-            if isinstance(entry, GeneratedImageItem):
-                image_ids.append(our_image(entry) or "")
-            elif model_can_read(entry.mime_type):
-                readable.append(entry.id)
-        stored: dict[str, tuple[int, bytes | None]] = {}
-        images: dict[str, tuple[int, bytes | None]] = {}
-        raw_budget = max(budget, 0) * 3 // 4
-        if self.context is not None and readable and self.contents is not None:
-            stored = await self.contents.load_attachment_contents(
-                list(dict.fromkeys(readable)),
-                raw_budget,
-                self.context,
-                INLINE_OVERHEAD_BYTES * 3 // 4 + 3,
-            )
-        if self.context is not None and image_ids and self.images is not None:
-            images = await self.images.load_image_contents(image_ids, raw_budget, self.context)
-        return stored, images
 
     async def user_message_to_input(
         self, item: UserMessageItem, is_last_message: bool = True

@@ -4,7 +4,7 @@ app), the Agents SDK model, and `model_error`, the message a user sees for a fai
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 import openai
@@ -23,9 +23,6 @@ from ..agent.tool_errors import usable_arguments
 from ..compat.openai_client import PassThroughOpenAI
 from ..errors import MissingApiKeyError
 from ..settings import Settings
-
-if TYPE_CHECKING:
-    from ..ops.metrics import Metrics
 
 NO_KEY = "no-key"  # the openai SDK insists on a key; local servers ignore it
 
@@ -48,7 +45,6 @@ class ModelGateway:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._client: openai.AsyncOpenAI | None = None
-        self.metrics: Metrics | None = None  # METRICS=true: main.py sets it
 
     @property
     def client(self) -> openai.AsyncOpenAI:

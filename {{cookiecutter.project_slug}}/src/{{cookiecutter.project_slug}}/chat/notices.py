@@ -9,7 +9,7 @@ from chatkit.types import Attachment, NoticeEvent
 
 from ..agent.catalogue import say
 from ..ops.usage import Meter
-from .notes import human_size
+from .inline_files import human_size
 
 NEARLY_SPENT = 0.9
 """The share of USER_DAILY_TOKENS from which each answer warns."""

@@ -24,25 +24,26 @@ from chatkit.types import (
     UserMessageItem,
 )
 
-from ..agent.agent import build_agent, tool_choices
+from ..agent.assistant import build_agent, tool_choices
 from ..agent.composer import picked_model, picked_tool
 from ..agent.guardrails import TRIPPED, tripwire_error
 from ..agent.services import AppContext, Services
-from ..agent.sources import attach, collecting
+from ..agent.sources import attach
 from ..agent.tool_errors import tool_error_formatter
 from ..compat.chatkit_agents import annotation_safe
 from ..context import RequestContext
-from ..ops.usage import meter_of, tokens_today
-from ..store.images import GeneratedImageStore
+from ..ops.usage import tokens_today
+from ..store.image_store import GeneratedImageStore
 from ..store.postgres import PostgresStore
 from .history import converter_for, load_history
 from .model import ModelGateway, model_error
 from .notices import attachments_notice, budget_notice
 from .partial import PartialAnswers
 from .response_chain import chained_turn, remember
+from .run_input import app_context_item, turn_options
 from .stream_chain import stream_converter
 from .titles import generate_title, set_title_unless_named, title_or_fallback, user_text
-from .turn import app_context_item, turn_options
+from .turn import Turn
 
 logger = logging.getLogger(__name__)
 
@@ -84,19 +85,19 @@ async def respond(
     thread: ThreadMetadata,
     input_user_message: UserMessageItem | None,
     context: RequestContext,
+    turn: Turn,
     *,
     store: Store[RequestContext],
     gateway: ModelGateway,
-    images: GeneratedImageStore | None = None,
-    services: Services | None = None,
+    images: GeneratedImageStore | None,
+    services: Services,
 ) -> AsyncIterator[ThreadStreamEvent]:
     """Stream the model's answer to the thread as ChatKit events: to `input_user_message`, or
     without one (None) to the thread as it is, e.g. after an action's hidden context."""
     settings = gateway.settings
-    services = services or Services(settings=settings)
     wants_title = settings.generate_titles and thread.title is None
     title_task: asyncio.Task[str] | None = None
-    meter = meter_of(context)
+    meter = turn.meter
     meter.thread_id = thread.id
     partial = PartialAnswers()
     history: list[ThreadItem] = []
@@ -108,7 +109,7 @@ async def respond(
         tool = picked_tool(options, tool_choices(settings))
         agent = build_agent(gateway.model(model), settings, tool)
         agent_context = AppContext(
-            thread=thread, store=store, request_context=context, services=services
+            thread=thread, store=store, request_context=context, services=services, cited=turn.cited
         )
         converter = converter_for(store, context, settings.max_model_input_bytes, images)
         previous, unsent = chained_turn(thread, history, settings.openai_api == "responses")
@@ -138,25 +139,20 @@ async def respond(
             converter=stream_converter(settings, images, thread, context),
         )
         try:
-            with collecting(agent_context) as cited:
-                async for event in with_store_ids(stream, new_id):
-                    partial.see(event)
-                    if isinstance(event, ThreadItemDoneEvent) and isinstance(
-                        event.item, AssistantMessageItem
-                    ):
-                        last_answer = event.item.id
-                    if (
-                        cited
-                        and isinstance(event, ThreadItemDoneEvent)
-                        and isinstance(event.item, AssistantMessageItem)
-                    ):
-                        attach(event.item, cited)  # sources the turn's tools cited
-                    if wants_title and title_task is None and input_user_message is not None:
-                        # Ask for a title once the answer is under way: it runs alongside the
-                        # rest of the answer and never competes with its first token.
-                        title = generate_title(gateway, user_text(input_user_message), meter)
-                        title_task = asyncio.create_task(title)
-                    yield event
+            async for event in with_store_ids(stream, new_id):
+                partial.see(event)
+                if isinstance(event, ThreadItemDoneEvent) and isinstance(
+                    event.item, AssistantMessageItem
+                ):
+                    last_answer = event.item.id
+                    if turn.cited:
+                        attach(event.item, turn.cited)  # sources the turn's tools cited
+                if wants_title and title_task is None and input_user_message is not None:
+                    # Ask for a title once the answer is under way: it runs alongside the
+                    # rest of the answer and never competes with its first token.
+                    title = generate_title(gateway, user_text(input_user_message), meter)
+                    title_task = asyncio.create_task(title)
+                yield event
         finally:
             result.cancel()  # stops the model request when the client goes away
             meter.add_responses(model, result.raw_responses)

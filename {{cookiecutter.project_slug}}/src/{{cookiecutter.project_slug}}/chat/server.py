@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chatkit.actions import Action
 from chatkit.server import ChatKitServer, NonStreamingResult, StreamingResult
 from chatkit.store import AttachmentStore, StoreItemType
 from chatkit.types import (
     AudioInput,
-    ChatKitReq,
     FeedbackKind,
     SyncCustomActionResponse,
     ThreadItem,
@@ -23,16 +22,21 @@ from chatkit.types import (
 )
 from pydantic import BaseModel
 
-from ..agent.actions import ActionCall, ActionHandler, parse_action
+from ..agent.actions import ActionCall, parse_action
 from ..agent.services import Services
 from ..compat.chatkit_server import process_parsed
 from ..context import RequestContext
+from ..ops.limits import Bucket, LeaseLimits, admit
 from ..ops.usage import record_transcription
 from ..store import PostgresStore
-from ..store.images import GeneratedImageStore
+from ..store.image_store import GeneratedImageStore
+
+if TYPE_CHECKING:
+    from ..ops.metrics import Metrics
 from .dictation import transcribe
 from .model import ModelGateway
 from .respond import respond
+from .turn import Turn, TurnContext, turn_of
 
 
 class ChatServer(ChatKitServer[RequestContext]):
@@ -44,21 +48,26 @@ class ChatServer(ChatKitServer[RequestContext]):
         self,
         store: PostgresStore,
         gateway: ModelGateway,
-        attachment_store: AttachmentStore[RequestContext] | None = None,
-        images: GeneratedImageStore | None = None,
-        services: Services | None = None,
+        attachment_store: AttachmentStore[RequestContext] | None,
+        images: GeneratedImageStore | None,
+        services: Services,
+        metrics: Metrics | None = None,
     ) -> None:
         super().__init__(store, attachment_store)
         self.gateway = gateway
         self.images = images
-        self.services = services or Services(settings=gateway.settings)
+        self.services = services
+        self.metrics = metrics  # METRICS=true: each turn timed and its tokens counted
         self._saving: set[asyncio.Task[None]] = set()
 
-    async def process_request(
-        self, request: ChatKitReq, context: RequestContext
+    async def process_turn(
+        self, context: TurnContext, limits: LeaseLimits | None, bucket: Bucket | None
     ) -> StreamingResult | NonStreamingResult:
-        """`process` for a request the endpoint has already parsed (see compat)."""
-        return await process_parsed(self, request, context)
+        """`process` for the turn the endpoint checked, its lease taken (or `bucket` spent)."""
+        turn = context.turn
+        assert turn is not None and turn.request is not None  # the endpoint's
+        turn.lease = await admit(limits, bucket, self.store, context.user.id, turn.meter)
+        return await process_parsed(self, turn.request, context)
 
     def respond(
         self,
@@ -66,18 +75,19 @@ class ChatServer(ChatKitServer[RequestContext]):
         input_user_message: UserMessageItem | None,
         context: RequestContext,
     ) -> AsyncIterator[ThreadStreamEvent]:
-        gateway = self.gateway
+        turn = turn_of(context) or Turn()  # the SDK's own `process` (tests) makes no turn
         events = respond(
             thread,
             input_user_message,
             context,
+            turn,
             store=self.store,
-            gateway=gateway,
+            gateway=self.gateway,
             images=self.images,
             services=self.services,
         )
-        if gateway.metrics is not None:  # METRICS=true: time the turn, count its tokens
-            events = gateway.metrics.observe_turn(events, context)
+        if self.metrics is not None:
+            events = self.metrics.observe_turn(events, context, turn.meter)
         return events
 
     def action(
@@ -88,10 +98,8 @@ class ChatServer(ChatKitServer[RequestContext]):
         context: RequestContext,
     ) -> AsyncIterator[ThreadStreamEvent]:
         """Run the action's handler (agent/actions.py), as parsed by the endpoint's check."""
-        checked: tuple[ActionHandler, BaseModel] = context.checked_action or parse_action(
-            action, sender
-        )
-        handler, payload = checked
+        turn = turn_of(context)
+        handler, payload = turn.action if turn and turn.action else parse_action(action, sender)
         return handler.handle(self._action_call(thread, payload, sender, context))
 
     async def sync_action(
@@ -102,9 +110,8 @@ class ChatServer(ChatKitServer[RequestContext]):
         context: RequestContext,
     ) -> SyncCustomActionResponse:
         """Run the action's `sync` function; store the item it updated (the SDK does not)."""
-        checked: tuple[ActionHandler, BaseModel] = context.checked_action or parse_action(
-            action, sender, sync=True
-        )
+        turn = turn_of(context)
+        checked = turn.action if turn and turn.action else parse_action(action, sender, sync=True)
         handler, payload = checked
         assert handler.sync is not None  # parse_action refuses actions without one
         updated = await handler.sync(self._action_call(thread, payload, sender, context))

@@ -14,8 +14,8 @@ from ..agent import converters
 from ..agent.hosted import PARTIAL_IMAGES
 from ..context import RequestContext
 from ..settings import Settings
-from ..store.images import GeneratedImageStore
-from .images import ImageStreamConverter
+from ..store.image_store import GeneratedImageStore
+from .image_stream import ImageStreamConverter
 
 DEFAULT_CONVERTER = ResponseStreamConverter()
 

@@ -1,40 +1,49 @@
-"""What a turn runs with besides the history: the composer's picks (`turn_options`; a turn with
-no new message keeps the last model but forces no tool again) and the request's locale and
-APP_CONTEXT_HEADERS as one user-role item, built each turn, never stored."""
+"""The turn: one ChatKit request as one object (request, checked action, meter, lease, cited
+sources) the endpoint makes and hands to the ChatKit server on the context (`TurnContext`)."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
+from dataclasses import dataclass, field
 
-from agents import TResponseInputItem
-from chatkit.types import InferenceOptions, ThreadItem, UserMessageItem
-from openai.types.responses import EasyInputMessageParam
+from chatkit.types import ChatKitReq
 
+from ..agent.actions import CheckedAction
+from ..agent.sources import Source
 from ..context import RequestContext
-
-APP_CONTEXT_INTRO = (
-    "Facts about this request from the app the user is chatting in (set by the app, "
-    "not typed by the user):"
-)
+from ..ops.limits import Lease
+from ..ops.usage import Meter
 
 
-def turn_options(
-    message: UserMessageItem | None, history: Sequence[ThreadItem]
-) -> InferenceOptions | None:
-    """The picks that apply to this turn (see the module's docstring)."""
-    if message is not None:
-        return message.inference_options
-    for item in reversed(history):
-        if isinstance(item, UserMessageItem):
-            return item.inference_options.model_copy(update={"tool_choice": None})
-    return None
+@dataclass(slots=True)
+class Turn:
+    """One request's state while it runs."""
+
+    request: ChatKitReq | None = None  # None: the SDK's own `process` (tests) made the turn
+    action: CheckedAction | None = None
+    meter: Meter = field(default_factory=Meter)
+    lease: Lease | None = None
+    cited: list[Source] = field(default_factory=list)
 
 
-def app_context_item(context: RequestContext) -> TResponseInputItem:
-    """`<APP_CONTEXT>{...}</APP_CONTEXT>` as a user message with string content (Chat
-    Completions refuses a bare `input_text` item); `<` escaped, so no value can close the block."""
-    facts = json.dumps({"locale": context.locale, **context.app_context}, ensure_ascii=False)
-    body = facts.replace("<", "\\u003c")
-    text = f"<APP_CONTEXT>\n{APP_CONTEXT_INTRO}\n{body}\n</APP_CONTEXT>"
-    return EasyInputMessageParam(type="message", role="user", content=text)
+@dataclass(slots=True)
+class TurnContext(RequestContext):
+    """The context the SDK hands unchanged to `respond` and `action`: the turn rides on it."""
+
+    turn: Turn | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def of(cls, context: RequestContext, turn: Turn) -> TurnContext:
+        return cls(
+            request=context.request,
+            user=context.user,
+            cache=context.cache,  # the rows the checks loaded serve the turn too
+            app_context=context.app_context,
+            locale=context.locale,
+            metadata=turn.request.metadata if turn.request is not None else {},
+            turn=turn,
+        )
+
+
+def turn_of(context: RequestContext) -> Turn | None:
+    """The turn riding on `context` (None: a context the endpoint did not make)."""
+    return context.turn if isinstance(context, TurnContext) else None

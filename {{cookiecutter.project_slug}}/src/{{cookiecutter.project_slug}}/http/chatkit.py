@@ -1,53 +1,112 @@
-"""`POST /chatkit` (parse, check, take the turn under the user's limits, hand the request to
-the ChatKit server) and `GET /health`. Errors are mapped in errors.py."""
+"""`POST /chatkit` (parse, check, hand the turn to the ChatKit server, stream its answer with
+failures as error events and the lease released however it ends) and `GET /health`."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import AsyncGenerator
 from typing import Annotated
 
+from chatkit.errors import ErrorCode
 from chatkit.server import StreamingResult
+from chatkit.types import ErrorEvent
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from ..chat.server import ChatServer
+from ..chat.turn import Turn, TurnContext
 from ..context import RequestContext, get_request_context
 from ..ops.gc_tuning import count_request
-from ..ops.limits import check_transcription, run_shielded, start_turn
+from ..ops.limits import Lease, run_shielded
 from ..settings import Settings
 from ..store import PostgresStore
-from .checks import check_options, check_targets
-from .requests import check_sizes, parse_request, request_metadata
-from .streaming import TurnStream, guard_stream
+from ..store.health import is_outage
+from .request_types import body_limit_for, request_type
+from .requests import parse_request
 
 router = APIRouter()
+
+logger = logging.getLogger(__name__)
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+async def guard_stream(stream: StreamingResult) -> AsyncGenerator[bytes, None]:
+    """The SDK's events; a failure mid-stream becomes an error event, not a cut. Closing this
+    closes the SDK's generator too, so its cleanup runs now."""
+    events = stream.json_events
+    try:
+        async for chunk in events:
+            yield chunk
+    except Exception as exc:
+        if is_outage(exc):  # the outage has its own log lines (store/health.py)
+            logger.debug("stream failed: the database is unreachable")
+        else:
+            logger.exception("stream failed")
+        event = ErrorEvent(code=ErrorCode.STREAM_ERROR, allow_retry=True)
+        yield b"data: " + event.model_dump_json().encode() + b"\n\n"
+    finally:
+        await events.aclose()
+
+
+class TurnStream(StreamingResponse):
+    """A turn's SSE answer, its lease renewed while it streams; however it ends, the turn is
+    finished (lease released, usage recorded) once the response has ended (the client never
+    waits for that statement)."""
+
+    def __init__(self, events: AsyncGenerator[bytes, None], lease: Lease | None) -> None:
+        super().__init__(events, media_type="text/event-stream", headers=SSE_HEADERS)
+        self.events = events
+        self.lease = lease
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        lease = self.lease
+        renewal = asyncio.create_task(lease.keep_leased()) if lease and lease.leased else None
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if renewal is not None:
+                renewal.cancel()  # a renewal that still lands finds no lease once it is released
+            await run_shielded(self._end())
+
+    async def _end(self) -> None:
+        await self.events.aclose()  # an interrupted stream counts its model usage here
+        if self.lease is not None:
+            await self.lease.finish()
 
 
 @router.post("/chatkit", response_model=None)
 async def chatkit_endpoint(
     request: Request, context: Annotated[RequestContext, Depends(get_request_context)]
 ) -> Response:
-    """The ChatKit protocol: SSE for streaming requests, JSON otherwise."""
+    """The ChatKit protocol: SSE for streaming requests, JSON otherwise. What each request type
+    needs before the server runs it is its row in request_types.py."""
     count_request()
     settings: Settings = request.app.state.settings
     server: ChatServer = request.app.state.server
-    parsed = await parse_request(request, settings)
-    check_sizes(parsed, settings)
-    context.metadata = request_metadata(parsed)
-    check_options(parsed, settings)
-    await check_targets(parsed, server.store, context)
-    await check_transcription(parsed, server.store, context, settings)
-    runs_model = context.checked_action is not None and context.checked_action[0].runs_model
-    turn = await start_turn(parsed, server.store, context, settings, runs_model)
+    parsed = await parse_request(request, settings, body_limit_for(settings))
+    kind = request_type(parsed.type)
+    if kind.sizes is not None:
+        kind.sizes(parsed, settings)
+    if kind.options is not None:
+        kind.options(parsed, settings)
+    turn = Turn(parsed)
+    if kind.targets is not None:
+        turn.action = await kind.targets(parsed, server.store, context)
+    limits = kind.lease_limits(settings, turn.action)
+    bucket = kind.rate(settings) if kind.rate is not None and limits is None else None
     try:
-        result = await server.process_request(parsed, context)
+        result = await server.process_turn(TurnContext.of(context, turn), limits, bucket)
     except BaseException:
-        if turn is not None:
-            await run_shielded(turn.finish())
+        if turn.lease is not None:
+            await run_shielded(turn.lease.finish())
         raise
     if isinstance(result, StreamingResult):
-        return TurnStream(guard_stream(result), turn)
-    if turn is not None:  # a synchronous action: its model calls, if any, are recorded now
-        await run_shielded(turn.finish())
+        return TurnStream(guard_stream(result), turn.lease)
+    if turn.lease is not None:  # a synchronous action: its model calls, if any, are recorded now
+        await run_shielded(turn.lease.finish())
     return Response(content=result.json, media_type="application/json")
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+from collections.abc import Callable
 from typing import Any
 
 from chatkit.types import (
@@ -29,7 +31,7 @@ from starlette.requests import ClientDisconnect
 from ..chat.dictation import check_audio
 from ..errors import MAX_EXCERPT_CHARS, AppError
 from ..settings import Settings
-from ..store.attachments import MAX_ATTACHMENT_NAME_CHARS
+from ..store.attachment_store import MAX_ATTACHMENT_NAME_CHARS
 
 logger = logging.getLogger(__name__)
 
@@ -46,28 +48,53 @@ MAX_REQUEST_METADATA_BYTES = 16 * 1024
 """Largest ChatKit request `metadata` (as JSON) that tools and handlers get (413 beyond)."""
 MAX_OPTION_CHARS = 255
 """Longest `inference_options` value (a model name, a tool id), stored with the message."""
+PEEK_BYTES = 256
+LEADING_TYPE = re.compile(rb'\s*\{\s*"type"\s*:\s*"([a-z_.]{1,64})"')
 
 
 class RequestTooLarge(Exception):
-    """The request body is over its limit (answered with 413)."""
+    """The request body is over `limit` (answered with 413)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit)
+        self.limit = limit
 
 
 def body_limit(settings: Settings) -> int:
-    """MAX_REQUEST_BYTES, or more for dictation's base64 audio."""
-    audio = -(-settings.max_audio_bytes // 3) * 4 + JSON_OVERHEAD_BYTES
-    return max(settings.max_request_bytes, audio)
+    """The largest body of any request type: MAX_REQUEST_BYTES, or more for dictation's audio."""
+    return max(settings.max_request_bytes, audio_body_limit(settings))
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing (RequestTooLarge) anything over `limit` bytes."""
+def audio_body_limit(settings: Settings) -> int:
+    """MAX_AUDIO_BYTES as base64, with room for the JSON around it."""
+    return -(-settings.max_audio_bytes // 3) * 4 + JSON_OVERHEAD_BYTES
+
+
+def peek_type(head: bytes) -> str | None:
+    """The type when the body starts with it (`{"type": "..."`, as ChatKit.js sends), or None."""
+    found = LEADING_TYPE.match(head)
+    return found.group(1).decode() if found else None
+
+
+async def read_body(request: Request, limit_of: Callable[[bytes], int], most: int) -> bytes:
+    """The body; RequestTooLarge over `limit_of(first PEEK_BYTES)`, or `most` before them."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise RequestTooLarge
+    size = int(declared) if declared is not None and declared.isdigit() else None
+    if size is not None and size > most:
+        raise RequestTooLarge(most)
     body = bytearray()
+    limit: int | None = None
     async for chunk in request.stream():
         body += chunk
-        if len(body) > limit:
-            raise RequestTooLarge
+        if limit is None and len(body) >= PEEK_BYTES:
+            limit = limit_of(bytes(body[:PEEK_BYTES]))
+            if size is not None and size > limit:
+                raise RequestTooLarge(limit)
+        if len(body) > (limit or most):
+            raise RequestTooLarge(limit or most)
+    limit = limit_of(bytes(body[:PEEK_BYTES])) if limit is None else limit
+    if len(body) > limit:
+        raise RequestTooLarge(limit)
     return bytes(body)
 
 
@@ -130,71 +157,93 @@ def too_large(what: str, limit: int, code: str) -> AppError:
     return AppError(f"{what} over {limit} bytes", status=413, code=code)
 
 
-def check_sizes(request: ChatKitReq, settings: Settings) -> None:
-    """Refuse (400/413) what is over a size limit, before any database work or payload
-    parsing; collapse repeated attachment ids in place, first occurrence first (the SDK would
-    load, store and send each repeat)."""
-    if isinstance(request, ThreadsCreateReq | ThreadsAddUserMessageReq):
-        message = request.params.input
-        options = message.inference_options
-        chosen = (options.model or "", options.tool_choice.id if options.tool_choice else "")
-        if max(map(len, chosen)) > MAX_OPTION_CHARS:
-            raise AppError(f"inference options over {MAX_OPTION_CHARS} characters")
-        message.attachments = list(dict.fromkeys(message.attachments))
-        most = settings.max_attachments_per_message
-        if len(message.attachments) > most:
-            raise AppError(
-                f"a message may carry at most {most} attachments", code="too_many_attachments"
-            )
-        if message_chars(message) > settings.max_message_chars:
-            raise AppError(
-                f"message text over {settings.max_message_chars} characters",
-                code="message_too_long",
-            )
-    elif isinstance(request, ThreadsAddStructuredInputReq):
-        answers = request.params.input.answers.values()
-        chars = sum(len(value) for answer in answers for value in answer.values)
-        if chars > settings.max_message_chars:
-            raise AppError(
-                f"answers over {settings.max_message_chars} characters", code="message_too_long"
-            )
-    elif isinstance(request, ThreadsUpdateReq) and len(request.params.title) > MAX_TITLE_CHARS:
+def message_sizes(request: ThreadsCreateReq | ThreadsAddUserMessageReq, settings: Settings) -> None:
+    """A new message: options, attachments (repeats collapsed in place, first occurrence first:
+    the SDK would load, store and send each repeat) and text within their limits."""
+    message = request.params.input
+    options = message.inference_options
+    chosen = (options.model or "", options.tool_choice.id if options.tool_choice else "")
+    if max(map(len, chosen)) > MAX_OPTION_CHARS:
+        raise AppError(f"inference options over {MAX_OPTION_CHARS} characters")
+    message.attachments = list(dict.fromkeys(message.attachments))
+    most = settings.max_attachments_per_message
+    if len(message.attachments) > most:
+        raise AppError(
+            f"a message may carry at most {most} attachments", code="too_many_attachments"
+        )
+    if message_chars(message) > settings.max_message_chars:
+        raise AppError(
+            f"message text over {settings.max_message_chars} characters",
+            code="message_too_long",
+        )
+
+
+def answers_sizes(request: ThreadsAddStructuredInputReq, settings: Settings) -> None:
+    answers = request.params.input.answers.values()
+    chars = sum(len(value) for answer in answers for value in answer.values)
+    if chars > settings.max_message_chars:
+        raise AppError(
+            f"answers over {settings.max_message_chars} characters", code="message_too_long"
+        )
+
+
+def title_sizes(request: ThreadsUpdateReq, settings: Settings) -> None:
+    if len(request.params.title) > MAX_TITLE_CHARS:
         raise AppError(f"title over {MAX_TITLE_CHARS} characters", code="title_too_long")
-    elif isinstance(request, ItemsFeedbackReq) and len(request.params.item_ids) > MAX_FEEDBACK_IDS:
+
+
+def feedback_sizes(request: ItemsFeedbackReq, settings: Settings) -> None:
+    if len(request.params.item_ids) > MAX_FEEDBACK_IDS:
         raise AppError(
             f"feedback names at most {MAX_FEEDBACK_IDS} items at once", code="too_many_items"
         )
-    elif isinstance(request, AttachmentsCreateReq):
-        if len(request.params.name) > MAX_ATTACHMENT_NAME_CHARS:
-            raise AppError(
-                f"attachment name over {MAX_ATTACHMENT_NAME_CHARS} characters", code="name_too_long"
-            )
-    elif isinstance(request, ThreadsAddClientToolOutputReq):
-        most = settings.max_tool_output_bytes
-        if json_bytes(request.params.result) > most:
-            raise too_large("client tool output", most, "tool_output_too_large")
-    elif isinstance(request, ThreadsCustomActionReq | ThreadsSyncCustomActionReq):
-        action = request.params.action
-        if len(action.type) > MAX_OPTION_CHARS:
-            raise AppError(f"action type over {MAX_OPTION_CHARS} characters")
-        if json_bytes(action.payload) > MAX_ACTION_PAYLOAD_BYTES:
-            raise too_large("action payload", MAX_ACTION_PAYLOAD_BYTES, "action_payload_too_large")
 
 
-def request_metadata(request: ChatKitReq) -> dict[str, Any]:
-    """The request's `metadata` for RequestContext.metadata, or 413 when it is too large."""
-    if request.metadata and json_bytes(request.metadata) > MAX_REQUEST_METADATA_BYTES:
-        raise too_large("request metadata", MAX_REQUEST_METADATA_BYTES, "metadata_too_large")
-    return request.metadata
-
-
-async def parse_request(request: Request, settings: Settings) -> ChatKitReq:
-    """The body as a ChatKit request, or an AppError (400/413)."""
-    try:
-        body = await read_body(request, body_limit(settings))
-    except RequestTooLarge:
+def attachment_sizes(request: AttachmentsCreateReq, settings: Settings) -> None:
+    if len(request.params.name) > MAX_ATTACHMENT_NAME_CHARS:
         raise AppError(
-            f"request body over {body_limit(settings)} bytes", status=413, code="too_large"
+            f"attachment name over {MAX_ATTACHMENT_NAME_CHARS} characters", code="name_too_long"
+        )
+
+
+def tool_output_sizes(request: ThreadsAddClientToolOutputReq, settings: Settings) -> None:
+    most = settings.max_tool_output_bytes
+    if json_bytes(request.params.result) > most:
+        raise too_large("client tool output", most, "tool_output_too_large")
+
+
+def action_sizes(
+    request: ThreadsCustomActionReq | ThreadsSyncCustomActionReq, settings: Settings
+) -> None:
+    """An action names its type (the SDK's model leaves a missing one unfilled) in at most
+    MAX_OPTION_CHARS, and its payload is within MAX_ACTION_PAYLOAD_BYTES."""
+    action = request.params.action
+    if not isinstance(action.type, str):
+        raise AppError(
+            "not a valid ChatKit request",
+            details=[{"loc": "params.action.type", "msg": "Field required"}],
+        )
+    if len(action.type) > MAX_OPTION_CHARS:
+        raise AppError(f"action type over {MAX_OPTION_CHARS} characters")
+    if json_bytes(action.payload) > MAX_ACTION_PAYLOAD_BYTES:
+        raise too_large("action payload", MAX_ACTION_PAYLOAD_BYTES, "action_payload_too_large")
+
+
+def audio_sizes(request: InputTranscribeReq, settings: Settings) -> None:
+    check_audio(request.params, settings.max_audio_bytes)
+
+
+async def parse_request(
+    request: Request, settings: Settings, limit_for: Callable[[str | None], int]
+) -> ChatKitReq:
+    """The body as a ChatKit request, held to its type's limit (`limit_for`), or AppError."""
+    try:
+        body = await read_body(
+            request, lambda head: limit_for(peek_type(head)), body_limit(settings)
+        )
+    except RequestTooLarge as exc:
+        raise AppError(
+            f"request body over {exc.limit} bytes", status=413, code="too_large"
         ) from None
     except ClientDisconnect:
         # The client went away mid-body: nothing to answer, nothing went wrong here.
@@ -207,10 +256,9 @@ async def parse_request(request: Request, settings: Settings) -> ChatKitReq:
     except ValidationError as exc:
         details = describe_validation_error(exc)
         raise AppError("not a valid ChatKit request", details=details) from None
-    if isinstance(parsed, InputTranscribeReq):
-        check_audio(parsed.params, settings.max_audio_bytes)
-    elif len(body) > settings.max_request_bytes:
-        raise AppError(
-            f"request body over {settings.max_request_bytes} bytes", status=413, code="too_large"
-        )
+    if len(body) > (limit := limit_for(parsed.type)):
+        raise AppError(f"request body over {limit} bytes", status=413, code="too_large")
+    if parsed.metadata and json_bytes(parsed.metadata) > MAX_REQUEST_METADATA_BYTES:
+        # Every type carries it, and tools and handlers get it (RequestContext.metadata).
+        raise too_large("request metadata", MAX_REQUEST_METADATA_BYTES, "metadata_too_large")
     return parsed

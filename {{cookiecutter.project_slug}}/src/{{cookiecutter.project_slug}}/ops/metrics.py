@@ -38,7 +38,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..context import RequestContext
 from ..errors import MissingApiKeyError, error_response
-from .usage import meter_of
+from .usage import Meter
 
 if TYPE_CHECKING:
     from ..store.postgres import PostgresStore
@@ -139,12 +139,11 @@ class Metrics:
         child.inc()
 
     async def observe_turn(
-        self, events: AsyncIterator[ThreadStreamEvent], context: RequestContext
+        self, events: AsyncIterator[ThreadStreamEvent], context: RequestContext, meter: Meter
     ) -> AsyncIterator[ThreadStreamEvent]:
         """A turn's events, passed through: time to first text, duration, tokens, errors."""
         scope = context.request.scope if context.request is not None else {}
         started: float = scope.get(STARTED) or time.perf_counter()
-        meter = meter_of(context)
         counted = len(meter.calls)
         waiting_for_text = True
         try:
@@ -275,9 +274,8 @@ def bound_to_loopback(request: Request) -> bool:
     return bool(hosts) and all(is_loopback(host) for host in hosts)
 
 
-def install_metrics(app: FastAPI, store: PostgresStore) -> Metrics:
-    """Add `/metrics` and the request-counting middleware to `app`; returns the Metrics."""
-    metrics = Metrics(store)
+def install_metrics(app: FastAPI, metrics: Metrics) -> None:
+    """Add `/metrics` (serving `metrics`) and the request-counting middleware to `app`."""
     app.state.metrics = metrics
 
     @app.get("/metrics", include_in_schema=False)
@@ -303,7 +301,6 @@ def install_metrics(app: FastAPI, store: PostgresStore) -> Metrics:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    return metrics
 
 
 def error_kind(exc: BaseException) -> str | None:

@@ -1,33 +1,24 @@
 """PostgreSQL plumbing: the pool, the numbered migrations in `migrations/` (applied in order
-under an advisory lock) and the `db` commands."""
+under an advisory lock) and URL redaction for messages."""
 
 from __future__ import annotations
 
-import asyncio
 import re
-import subprocess
-import sys
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import psycopg
 from psycopg import AsyncConnection
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
-
-from ..dev.embedded import EmbeddedPostgresMissing, resolve_database_url
-from ..settings import EMBEDDED, Settings
 
 MIGRATION_FILE = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 MIGRATION_LOCK_ID = 0x43_68_61_74_4B_69_74  # "ChatKit": one key for every schema change
 CONNECT_TIMEOUT_SECONDS = 10
 RECONNECT_TIMEOUT_SECONDS = 300.0
 """How long the pool retries one connection (with backoff); then DatabaseHealth's probes do."""
-PACKAGE = __name__.split(".")[0]
 
 # `scheme://user:password@host`: up to the last `@` counts as password.
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)\S+?@(?=[^@\s]*(?:\s|$))")
@@ -162,93 +153,3 @@ def redact_secrets(text: str, url: str) -> str:
         if secret:
             text = text.replace(secret, "***")
     return text
-
-
-def describe_database(settings: Settings) -> str:
-    if settings.database_url == EMBEDDED:
-        return f"embedded PostgreSQL in {settings.embedded_data_dir.name}/ (development only)"
-    return redact_url(settings.database_url)
-
-
-def _one_line(exc: BaseException, url: str) -> str:
-    message = " ".join(str(exc).split()) or type(exc).__name__
-    return redact_secrets(message, url)
-
-
-async def _resolve(settings: Settings) -> str | None:
-    try:
-        return await asyncio.to_thread(resolve_database_url, settings)
-    except EmbeddedPostgresMissing as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return None
-    except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
-        reason = _one_line(exc, settings.database_url)
-        print(f"error: cannot reach the database: {reason}", file=sys.stderr)
-        return None
-
-
-def _report_failure(exc: psycopg.Error, url: str) -> int:
-    reason = _one_line(exc, url)
-    if isinstance(exc, psycopg.OperationalError):
-        print(f"error: cannot reach the database: {reason}", file=sys.stderr)
-    else:
-        print(f"error: migration failed: {reason}", file=sys.stderr)
-    return 1
-
-
-async def admin_command(
-    settings: Settings, what: str, missing: str, work: Callable[[str], Awaitable[int]]
-) -> int:
-    """An admin command's `work(conninfo)`, every database failure one line naming `what`
-    failed, or `missing` for an unmigrated database; the exit code."""
-    conninfo = await _resolve(settings)
-    if conninfo is None:
-        return 1
-    try:
-        return await work(conninfo)
-    except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn):
-        print(f"error: {missing}: run `python -m {PACKAGE} db upgrade` first", file=sys.stderr)
-    except psycopg.OperationalError as exc:
-        print(f"error: cannot reach the database: {_one_line(exc, conninfo)}", file=sys.stderr)
-    except psycopg.Error as exc:
-        print(f"error: {what} failed: {_one_line(exc, conninfo)}", file=sys.stderr)
-    return 1
-
-
-async def _schema_command(settings: Settings, work: Callable[[str], Awaitable[None]]) -> int:
-    print(f"database: {describe_database(settings)}")
-    conninfo = await _resolve(settings)
-    if conninfo is None:
-        return 1
-    try:
-        await work(conninfo)
-    except psycopg.Error as exc:
-        return _report_failure(exc, conninfo)
-    return 0
-
-
-async def upgrade_command(settings: Settings) -> int:
-    """`db upgrade`: create or migrate the tables. Returns the process exit code."""
-
-    async def upgrade(conninfo: str) -> None:
-        for name in await apply_migrations(conninfo):
-            print(f"applied {name}")
-        print(f"schema up to date (version {(await schema_status(conninfo)).current})")
-
-    return await _schema_command(settings, upgrade)
-
-
-async def status_command(settings: Settings) -> int:
-    """`db status`: print the schema version and pending migrations (exit 0 either way)."""
-
-    async def status(conninfo: str) -> None:
-        found = await schema_status(conninfo)
-        if found.up_to_date:
-            print(f"schema up to date (version {found.current})")
-            return
-        print(f"schema version {found.current} of {found.latest}")
-        for name in found.pending:
-            print(f"pending {name}")
-        print(f"run `python -m {PACKAGE} db upgrade` to apply them")
-
-    return await _schema_command(settings, status)

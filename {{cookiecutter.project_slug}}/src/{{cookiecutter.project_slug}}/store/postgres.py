@@ -7,7 +7,6 @@ import asyncio
 import logging
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -25,9 +24,8 @@ from pydantic import TypeAdapter
 
 from ..compat.chatkit_server import FAKE_RESPONSES_ID
 from ..context import RequestContext
-from ..dev.embedded import resolve_url
 from ..errors import AppError
-from ..settings import EMBEDDED, EMBEDDED_DATA_DIR
+from ..settings import EMBEDDED
 from . import queries as q
 from .db import Pool, connect, create_pool, redact_secrets, redact_url
 from .health import DatabaseHealth, is_outage
@@ -52,6 +50,7 @@ ITEM_ID_KIND: Mapping[str, StoreItemType] = {
 }
 
 PrepareAttachment = Callable[[Attachment, RequestContext], None]
+PrepareImage = Callable[[GeneratedImageItem, RequestContext], None]
 Rows = list[tuple[Any, ...]]
 
 
@@ -77,10 +76,12 @@ class PostgresStore(Store[RequestContext]):
         min_size: int = 1,
         max_size: int = 10,
         timeout: float = 5.0,
-        embedded_data_dir: Path = EMBEDDED_DATA_DIR,
+        resolve_url: Callable[[str], str] | None = None,
+        prepare_attachment: PrepareAttachment | None = None,
+        prepare_image: PrepareImage | None = None,
     ) -> None:
         self.database_url = database_url
-        self.embedded_data_dir = embedded_data_dir
+        self.resolve_url = resolve_url  # `embedded` -> a real URL (dev/embedded.py's, from main)
         self.min_size = min_size
         self.max_size = max_size
         self.timeout = timeout
@@ -88,7 +89,7 @@ class PostgresStore(Store[RequestContext]):
         self._conninfo = database_url
         self._open_lock = asyncio.Lock()
         where = (
-            f"embedded PostgreSQL in {embedded_data_dir}"
+            "embedded PostgreSQL (development)"
             if database_url == EMBEDDED
             else redact_url(database_url)
         )
@@ -96,8 +97,8 @@ class PostgresStore(Store[RequestContext]):
             where, self._probe, self._replace_pool, lambda text: redact_secrets(text, database_url)
         )
         # Called on every attachment and generated image before it leaves the store (fresh links).
-        self.prepare_attachment: PrepareAttachment | None = None
-        self.prepare_image: Callable[[GeneratedImageItem, RequestContext], None] | None = None
+        self.prepare_attachment = prepare_attachment
+        self.prepare_image = prepare_image
 
     @property
     def pool(self) -> Pool:
@@ -159,9 +160,9 @@ class PostgresStore(Store[RequestContext]):
             if self._pool is None:
                 conninfo = self.database_url
                 if conninfo == EMBEDDED:
-                    conninfo = await asyncio.to_thread(
-                        resolve_url, conninfo, self.embedded_data_dir
-                    )
+                    if self.resolve_url is None:
+                        raise RuntimeError("DATABASE_URL=embedded needs resolve_url (main.py)")
+                    conninfo = await asyncio.to_thread(self.resolve_url, conninfo)
                 pool = create_pool(
                     conninfo, min_size=self.min_size, max_size=self.max_size, timeout=self.timeout
                 )

@@ -1,18 +1,15 @@
 """Thread status: a locked or closed thread refuses new work (409). `set_status` for routes and
-tools (as the user), and the `threads lock|close|unlock` operator commands."""
+tools (as the user), and for any user's thread (the `threads` operator commands)."""
 
 from __future__ import annotations
 
-import json
-import sys
 from typing import Literal
 
 from chatkit.types import ActiveStatus, ClosedStatus, LockedStatus, ThreadMetadata, ThreadStatus
 
 from ..context import RequestContext
 from ..errors import AppError
-from ..settings import Settings
-from .db import admin_command, connect
+from .db import connect
 from .postgres import PostgresStore
 
 StatusName = Literal["active", "locked", "closed"]
@@ -81,27 +78,3 @@ async def set_status_of_any_thread(
         cursor = await conn.execute(SET_STATUS, {"status": status, "id": thread_id})
         row = await cursor.fetchone()
     return str(row[0]) if row else None
-
-
-async def status_command(
-    settings: Settings, thread_id: str, name: StatusName, reason: str | None, as_json: bool
-) -> int:
-    """`threads lock|close|unlock`: exit 0 done, 1 no such thread or no database."""
-    if reason is not None and len(reason) > MAX_REASON_CHARS:
-        print(f"error: --reason is over {MAX_REASON_CHARS} characters", file=sys.stderr)
-        return 2
-
-    async def change(conninfo: str) -> int:
-        owner = await set_status_of_any_thread(conninfo, thread_id, name, reason)
-        if owner is None:
-            print(f"error: no thread {thread_id}", file=sys.stderr)
-            return 1
-        if as_json:
-            status = json.loads(status_of(name, reason).model_dump_json())
-            print(json.dumps({"thread_id": thread_id, "user_id": owner, "status": status}))
-        else:
-            print(f"{PAST[name]} thread {thread_id} (user {owner})")
-        return 0
-
-    verb = {"active": "unlock", "locked": "lock", "closed": "close"}[name]
-    return await admin_command(settings, f"threads {verb}", "no threads table", change)

@@ -23,8 +23,8 @@ import psycopg
 import pytest
 
 from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient
-from {{ cookiecutter.project_slug }}.ops.user_data import CASCADED, EXEMPT, export_user, user_tables
 from {{ cookiecutter.project_slug }}.store.postgres import PostgresStore
+from {{ cookiecutter.project_slug }}.store.user_rows import CASCADED, EXEMPT, export_user, user_tables
 from tests.support.app import AppServer, wait_until
 from tests.support.commands import run_cli
 

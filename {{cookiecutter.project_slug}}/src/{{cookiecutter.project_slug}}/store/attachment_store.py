@@ -200,19 +200,14 @@ def build_attachment(
 
 class PostgresAttachmentStore(AttachmentStore[RequestContext]):
     """Creates attachment records for two-phase uploads; `prepare` makes stored ones fit to
-    hand out (create_app sets it as the store's `prepare_attachment`)."""
+    hand out (create_app passes `prepare_attachment` to the store)."""
 
     def __init__(self, store: PostgresStore, settings: Settings) -> None:
         self.store = store
         self.settings = settings
 
     def prepare(self, attachment: Attachment, context: RequestContext) -> None:
-        if not _MIME_TYPE.fullmatch(attachment.mime_type):
-            attachment.mime_type = safe_mime_type(attachment.mime_type)
-        if isinstance(attachment, ImageAttachment):
-            attachment.preview_url = preview_url(
-                self.settings, context, attachment.id, str(attachment.preview_url)
-            )
+        prepare_attachment(self.settings, attachment, context)
 
     async def create_attachment(
         self, input: AttachmentCreateParams, context: RequestContext
@@ -236,3 +231,13 @@ class PostgresAttachmentStore(AttachmentStore[RequestContext]):
 
     async def delete_attachment(self, attachment_id: str, context: RequestContext) -> None:
         """Nothing to do here: deleting the metadata (the SDK does it next) deletes the bytes."""
+
+
+def prepare_attachment(settings: Settings, attachment: Attachment, context: RequestContext) -> None:
+    """An attachment as it leaves the store: a safe MIME type, a fresh preview link."""
+    if not _MIME_TYPE.fullmatch(attachment.mime_type):
+        attachment.mime_type = safe_mime_type(attachment.mime_type)
+    if isinstance(attachment, ImageAttachment):
+        attachment.preview_url = preview_url(
+            settings, context, attachment.id, str(attachment.preview_url)
+        )

@@ -1,4 +1,4 @@
-"""Images the model generates, stored in PostgreSQL as they stream (store/images.py); the item
+"""Images the model generates, stored in PostgreSQL as they stream (store/image_store.py); the item
 gets a signed link, never megabytes of base64. Each partial image overwrites the row and gets a
 link of its own (`&partial=N`)."""
 
@@ -10,7 +10,7 @@ from chatkit.agents import ResponseStreamConverter
 from chatkit.types import ThreadMetadata
 
 from ..context import RequestContext
-from ..store.images import GeneratedImageStore, new_image_id
+from ..store.image_store import GeneratedImageStore, new_image_id
 
 
 class ImageStreamConverter(ResponseStreamConverter):

@@ -1,18 +1,14 @@
-"""`feedback export`: every `items.feedback` row, across users, as JSON lines ordered by
-`updated_at` (`--since` for incremental exports)."""
+"""Every `items.feedback` row, across users, as JSON lines ordered by `updated_at` (`--since`
+for incremental exports): what `feedback export` prints."""
 
 from __future__ import annotations
 
 import json
-import os
-import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from ..settings import Settings
-from ..store.db import admin_command, connect
+from .db import connect
 
-PACKAGE = __name__.split(".")[0]
 BATCH_SIZE = 1000
 
 EXPORT_FEEDBACK = """
@@ -56,20 +52,3 @@ async def export_feedback(
                 out.write(feedback_line(row) + "\n")
                 count += 1
     return count
-
-
-async def export_command(settings: Settings, since: datetime | None) -> int:
-    """`feedback export`: JSON lines on stdout; the exit code."""
-
-    async def export(conninfo: str) -> int:
-        await export_feedback(conninfo, sys.stdout, since)
-        sys.stdout.flush()
-        return 0
-
-    try:
-        return await admin_command(settings, "feedback export", "no feedback table", export)
-    except BrokenPipeError:
-        # The reader went away (`... | head`): stop quietly, as Unix tools do.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 1

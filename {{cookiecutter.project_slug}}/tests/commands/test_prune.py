@@ -19,8 +19,8 @@ from chatkit.types import (
     ThreadMetadata,
 )
 
-from {{ cookiecutter.project_slug }}.ops.retention import prune_expired_threads
 from {{ cookiecutter.project_slug }}.store.postgres import PostgresStore
+from {{ cookiecutter.project_slug }}.store.pruning import prune_expired_threads
 from tests.support.commands import run_cli
 from tests.support.db import make_context
 

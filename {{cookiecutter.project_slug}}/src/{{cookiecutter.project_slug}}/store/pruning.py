@@ -1,12 +1,9 @@
-"""`db prune`: delete what is kept no longer: attachments never sent in a message and, with
+"""What `db prune` deletes: attachments never sent in a message and, with
 RETENTION_DAYS, threads nobody wrote in for that long (items, attachments, feedback with them)."""
 
 from __future__ import annotations
 
-import json
-
-from ..settings import Settings
-from ..store.db import admin_command, connect
+from .db import connect
 
 PRUNE_BATCH = """
 DELETE FROM attachments
@@ -58,23 +55,3 @@ async def prune_expired_threads(conninfo: str, days: int, *, batch_size: int = 5
     """Delete every user's threads with no item created in the last `days` days (nor the
     thread itself); returns how many. 500 threads per statement by default."""
     return await _in_batches(conninfo, EXPIRE_BATCH, {"days": days}, batch_size)
-
-
-async def prune_command(settings: Settings, as_json: bool = False) -> int:
-    """`db prune`: delete orphan attachments older than ATTACHMENT_ORPHAN_HOURS and, when
-    RETENTION_DAYS is set, expired threads; exit code."""
-    hours, days = settings.attachment_orphan_hours, settings.retention_days
-
-    async def prune(conninfo: str) -> int:
-        orphans = await prune_orphans(conninfo, hours)
-        threads = await prune_expired_threads(conninfo, days) if days else 0
-        if as_json:
-            counts = {"attachments": orphans, "threads": threads}
-            print(json.dumps({"removed": counts, "orphan_hours": hours, "retention_days": days}))
-            return 0
-        print(f"removed {orphans} unattached attachments older than {hours} hours")
-        if days:
-            print(f"removed {threads} threads with nothing new for {days} days")
-        return 0
-
-    return await admin_command(settings, "prune", "no attachment threads", prune)

@@ -10,8 +10,8 @@ from fastapi.responses import Response
 
 from ..context import AuthError, RequestContext
 from ..errors import error_response
-from ..store.attachments import verify_url_token
-from ..store.images import IMAGE_USE, GeneratedImageStore
+from ..store.attachment_store import verify_url_token
+from ..store.image_store import IMAGE_USE, GeneratedImageStore
 
 
 def install_image_routes(app: FastAPI, images: GeneratedImageStore) -> None:

@@ -1,4 +1,4 @@
-"""All of one user's data: `users export` (one JSON document, streamed) and `users delete`
+"""All of one user's rows, for `users export` (one JSON document, streamed) and `users delete`
 (one transaction). Table-driven: a table with `user_id` holds the user's rows; any other is
 listed in CASCADED or EXEMPT, or both commands refuse."""
 
@@ -7,20 +7,15 @@ from __future__ import annotations
 import base64
 import graphlib
 import json
-import os
-import sys
-import tempfile
 from collections.abc import AsyncGenerator
-from contextlib import aclosing, suppress
+from contextlib import aclosing
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import IO, Any
 
 from psycopg import AsyncConnection, sql
 from psycopg.rows import TupleRow
 
-from ..settings import Settings
-from ..store.db import admin_command, connect
+from .db import connect
 
 Conn = AsyncConnection[TupleRow]
 
@@ -116,59 +111,6 @@ async def delete_user(conninfo: str, user_id: str) -> dict[str, int]:
             cursor = await conn.execute(delete.format(sql.Identifier(table)), {"user": user_id})
             removed[table] = max(cursor.rowcount, 0)
     return {table: removed[table] for table in [*tables, *CASCADED]}
-
-
-def confirmed(user_id: str, counts: dict[str, int]) -> bool:
-    """Ask on the terminal; only the user id typed back confirms."""
-    print(f"about to delete every row of user {user_id}: {describe(counts)}", file=sys.stderr)
-    print("this cannot be undone; type the user id to confirm: ", end="", file=sys.stderr)
-    sys.stderr.flush()
-    return sys.stdin.readline().strip() == user_id
-
-
-def describe(counts: dict[str, int]) -> str:
-    return ", ".join(f"{n} {table}" for table, n in counts.items() if n) or "no rows"
-
-
-async def delete_command(settings: Settings, user_id: str, yes: bool, as_json: bool) -> int:
-    """`users delete`: exit 0 deleted (or nothing to delete), 1 declined or failed, 2 neither
-    --yes nor a terminal to ask on."""
-    if not yes and not sys.stdin.isatty():
-        print(
-            f"error: refusing to delete user {user_id} without confirmation: pass --yes "
-            "(stdin is not a terminal to ask on)",
-            file=sys.stderr,
-        )
-        return 2
-
-    async def delete(conninfo: str) -> int:
-        if not yes:
-            async with await connect(conninfo) as conn:
-                counts = await count_rows(conn, user_id, await user_tables(conn))
-            if any(counts.values()) and not confirmed(user_id, counts):
-                print("not confirmed: nothing deleted", file=sys.stderr)
-                return 1
-        removed = await delete_user(conninfo, user_id)
-        if as_json:
-            print(json.dumps({"user_id": user_id, "deleted": removed}))
-        elif any(removed.values()):
-            print(f"deleted user {user_id}: {describe(removed)}")
-        else:
-            print(f"user {user_id} has no rows: nothing deleted")
-        return 0
-
-    return await _guarded(settings, "users delete", delete)
-
-
-async def _guarded(settings: Settings, what: str, work: Any) -> int:
-    async def run(conninfo: str) -> int:
-        try:
-            return int(await work(conninfo))
-        except UncoveredTables as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-
-    return await admin_command(settings, what, "no user tables", run)
 
 
 THREADS = "SELECT id, payload::text FROM threads WHERE user_id = %(user)s ORDER BY created_at, seq"
@@ -270,38 +212,3 @@ async def export_user(
             w.put("]")
         w.put("}\n")
     return w.counts
-
-
-async def export_command(settings: Settings, user_id: str, out_path: Path | None) -> int:
-    """`users export`: the document on stdout or in `out_path` (0600, complete or absent);
-    what was exported on stderr. Exit 0 done, 1 failed."""
-
-    async def export(conninfo: str) -> int:
-        try:
-            if out_path is None:
-                counts = await export_user(conninfo, user_id, sys.stdout.buffer)
-                sys.stdout.buffer.flush()
-            else:
-                counts = await export_to_file(conninfo, user_id, out_path)
-        except OSError as exc:
-            print(f"error: cannot write {out_path or 'stdout'}: {exc.strerror}", file=sys.stderr)
-            return 1
-        where = f" to {out_path}" if out_path else ""
-        print(f"exported user {user_id}{where}: {describe(counts)}", file=sys.stderr)
-        return 0
-
-    return await _guarded(settings, "users export", export)
-
-
-async def export_to_file(conninfo: str, user_id: str, path: Path) -> dict[str, int]:
-    """Export into a private temporary file beside `path`, renamed once complete."""
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            counts = await export_user(conninfo, user_id, out)
-        os.replace(temporary, path)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-    return counts

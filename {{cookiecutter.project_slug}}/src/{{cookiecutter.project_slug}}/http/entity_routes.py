@@ -9,9 +9,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from ..agent.agent import tool_menu
+from ..agent.assistant import tool_menu
 from ..agent.composer import model_options
-from ..agent.entities import EntityScope, preview_entity, search_entities
+from ..agent.entity_types import EntityScope, preview_entity, search_entities
 from ..context import UNSAFE_CHARACTERS, RequestContext, get_request_context
 from ..errors import AppError
 from ..settings import Settings
@@ -57,7 +57,7 @@ async def entity_preview(
 async def composer_options(
     request: Request, context: Annotated[RequestContext, Depends(get_request_context)]
 ) -> JSONResponse:
-    """What the composer offers: `models` (MODELS) and `tools` (agent.TOOL_MENU and the
+    """What the composer offers: `models` (MODELS) and `tools` (assistant.TOOL_MENU and the
     hosted tools that are on)."""
     settings: Settings = request.app.state.settings
     body: dict[str, Any] = {

@@ -1,4 +1,4 @@
-"""Attachment routes: direct and two-phase uploads, and the content link (see store/attachments)."""
+"""Attachment routes: direct and two-phase uploads, the content link (store/attachment_store.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import Response
 
 from ..context import RequestContext, bearer_token, get_request_context, verify_token
-from ..store.attachments import (
+from ..store.attachment_store import (
     OCTET_STREAM,
     PostgresAttachmentStore,
     build_attachment,

@@ -13,7 +13,7 @@ from chatkit.types import GeneratedImageItem
 
 from ..context import RequestContext
 from ..settings import Settings
-from .attachments import fresh_link
+from .attachment_store import fresh_link
 from .postgres import PostgresStore
 
 IMAGE_USE = "image"
@@ -73,14 +73,10 @@ class GeneratedImageStore:
         self.settings = settings
 
     def url(self, context: RequestContext, image_id: str, stored: str | None = None) -> str:
-        """A fresh signed link to the image (attachments.fresh_link)."""
-        link = fresh_link(self.settings, context, f"images/{image_id}", image_id, IMAGE_USE, stored)
-        return str(link)
+        return image_url(self.settings, context, image_id, stored)
 
     def prepare(self, item: GeneratedImageItem, context: RequestContext) -> None:
-        """Re-sign the item's link (in place) when it is one of ours."""
-        if item.image is not None and (image_id := image_id_in(item.image.url)):
-            item.image.url = self.url(context, image_id, item.image.url)
+        prepare_image(self.settings, item, context)
 
     async def save(
         self, image_id: str, thread_id: str, content: bytes, context: RequestContext
@@ -115,3 +111,16 @@ class GeneratedImageStore:
         return {
             row[0]: (int(row[1]), bytes(row[2]) if row[2] is not None else None) for row in rows
         }
+
+
+def image_url(
+    settings: Settings, context: RequestContext, image_id: str, stored: str | None = None
+) -> str:
+    """A fresh signed link to the image (attachment_store.fresh_link)."""
+    return str(fresh_link(settings, context, f"images/{image_id}", image_id, IMAGE_USE, stored))
+
+
+def prepare_image(settings: Settings, item: GeneratedImageItem, context: RequestContext) -> None:
+    """Re-sign the item's link (in place) when it is one of ours, as it leaves the store."""
+    if item.image is not None and (image_id := image_id_in(item.image.url)):
+        item.image.url = image_url(settings, context, image_id, item.image.url)

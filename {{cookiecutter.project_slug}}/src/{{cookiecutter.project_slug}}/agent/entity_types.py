@@ -13,6 +13,7 @@ from chatkit.types import AssistantMessageItem, UserMessageItem, UserMessageText
 
 from ..context import RequestContext
 from ..store.postgres import PostgresStore
+from ..store.thread_search import search_thread_titles
 
 MAX_RESULTS = 20
 THREAD_ITEMS = 10
@@ -67,30 +68,15 @@ class EntityType:
     preview: Preview | None = None
 
 
-def like_pattern(text: str) -> str:
-    """An ILIKE pattern matching `text` anywhere, its wildcards taken literally."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 def fenced(tag: str, body: str) -> str:
     """`<TAG>body</TAG>`, with any `</TAG` inside broken so the block cannot end early."""
     closing = f"</{tag}"
     return f"<{tag}>\n{body.replace(closing, f'< /{tag}')}\n{closing}>"
 
 
-SEARCH_THREADS = """
-SELECT id, payload->>'title' FROM threads
-WHERE user_id = %(user)s AND payload->>'title' ILIKE %(pattern)s ESCAPE '\\'
-ORDER BY created_at DESC, seq DESC
-LIMIT %(limit)s
-"""
-
-
 async def search_threads(scope: EntityScope, text: str, limit: int) -> list[Entity]:
     """The user's threads whose title contains `text` (any case), newest first."""
-    params = {"user": scope.context.user.id, "pattern": like_pattern(text), "limit": limit}
-    rows = await scope.store.execute(SEARCH_THREADS, params)
+    rows = await search_thread_titles(scope.store, scope.context.user.id, text, limit)
     return [
         Entity(row[0], row[1], "thread", group="Conversations", icon="notebook", interactive=True)
         for row in rows

@@ -1,0 +1,170 @@
+"""Every ChatKit request type in one table (REQUEST_TYPES): its size rules, the targets it loads
+and checks, its rate bucket, whether it streams and runs the model, its body limit. Parsing,
+checks and limits read the row; a new request type or limit is one row."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from chatkit.types import (
+    AttachmentsCreateReq,
+    AttachmentsDeleteReq,
+    InputTranscribeReq,
+    ItemsFeedbackReq,
+    ThreadsAddClientToolOutputReq,
+    ThreadsAddStructuredInputReq,
+    ThreadsAddUserMessageReq,
+    ThreadsCreateReq,
+    ThreadsCustomActionReq,
+    ThreadsRetryAfterItemReq,
+    ThreadsSyncCustomActionReq,
+    ThreadsUpdateReq,
+)
+from pydantic import BaseModel
+
+from ..agent.actions import CheckedAction
+from ..context import RequestContext
+from ..ops.limits import Bucket, LeaseLimits
+from ..settings import Settings
+from ..store import PostgresStore
+from . import checks, requests
+
+Sizes = Callable[[Any, Settings], None]
+Options = Callable[[Any, Settings], None]
+Targets = Callable[[Any, PostgresStore, RequestContext], Awaitable[CheckedAction | None]]
+Rate = Callable[[Settings], Bucket]
+
+
+def messages(settings: Settings) -> Bucket:
+    return Bucket("messages", settings.rate_limit_messages_per_minute)
+
+
+def actions(settings: Settings) -> Bucket:
+    return Bucket("actions", settings.rate_limit_actions_per_minute)
+
+
+def transcriptions(settings: Settings) -> Bucket:
+    return Bucket("transcriptions", settings.rate_limit_transcriptions_per_minute)
+
+
+def unrated(settings: Settings) -> Bucket:
+    return Bucket("messages", 0)
+
+
+def default_body(settings: Settings) -> int:
+    return settings.max_request_bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RequestType:
+    """What one request type needs before the ChatKit server runs it (docs/design_decisions.md,
+    "One table of request types"); `runs_model` None: as its action says."""
+
+    sizes: Sizes | None = None
+    options: Options | None = None
+    targets: Targets | None = None
+    rate: Rate | None = None
+    turn: bool = False
+    streams: bool = False
+    runs_model: bool | None = False
+    body_limit: Callable[[Settings], int] = default_body
+
+    def lease_limits(self, settings: Settings, action: CheckedAction | None) -> LeaseLimits | None:
+        """The limits of its turn (None: it takes no turn)."""
+        if not self.turn:
+            return None
+        runs_model = (
+            action.handler.runs_model
+            if self.runs_model is None and action
+            else bool(self.runs_model)
+        )
+        return LeaseLimits(
+            bucket=(self.rate or unrated)(settings),
+            max_streams=settings.max_concurrent_streams_per_user if self.streams else 0,
+            budget=settings.user_daily_tokens if runs_model else 0,
+        )
+
+
+MESSAGE = RequestType(
+    sizes=requests.message_sizes,
+    options=checks.message_options,
+    targets=checks.message_targets,
+    rate=messages,
+    turn=True,
+    streams=True,
+    runs_model=True,
+)
+ACTION = RequestType(
+    sizes=requests.action_sizes,
+    targets=checks.action_target,
+    rate=actions,
+    turn=True,
+    streams=True,
+    runs_model=None,
+)
+REQUEST_TYPES: dict[str, RequestType] = {
+    "threads.create": MESSAGE,
+    "threads.add_user_message": MESSAGE,
+    "threads.retry_after_item": RequestType(
+        targets=checks.retry_target, rate=messages, turn=True, streams=True, runs_model=True
+    ),
+    "threads.add_structured_input": RequestType(
+        sizes=requests.answers_sizes,
+        targets=checks.structured_input_target,
+        turn=True,
+        streams=True,
+        runs_model=True,
+    ),
+    "threads.add_client_tool_output": RequestType(
+        sizes=requests.tool_output_sizes,
+        targets=checks.client_tool_output_target,
+        turn=True,
+        streams=True,
+        runs_model=True,
+    ),
+    "threads.custom_action": ACTION,
+    "threads.sync_custom_action": RequestType(
+        sizes=requests.action_sizes,
+        targets=checks.action_target,
+        rate=actions,
+        turn=True,
+        runs_model=None,
+    ),
+    "threads.update": RequestType(sizes=requests.title_sizes),
+    "items.feedback": RequestType(sizes=requests.feedback_sizes),
+    "attachments.create": RequestType(sizes=requests.attachment_sizes),
+    "attachments.delete": RequestType(targets=checks.attachment_exists),
+    "input.transcribe": RequestType(
+        sizes=requests.audio_sizes, rate=transcriptions, body_limit=requests.audio_body_limit
+    ),
+}
+PLAIN = RequestType()
+
+
+def request_type(type_: str | None) -> RequestType:
+    return REQUEST_TYPES.get(type_ or "", PLAIN)
+
+
+def body_limit_for(settings: Settings) -> Callable[[str | None], int]:
+    """The body limit of a request type (an unknown one: MAX_REQUEST_BYTES)."""
+    return lambda type_: request_type(type_).body_limit(settings)
+
+
+# The models the rows are written for: a renamed type in the SDK fails here, at import.
+_KNOWN: tuple[type[BaseModel], ...] = (
+    AttachmentsCreateReq,
+    AttachmentsDeleteReq,
+    InputTranscribeReq,
+    ItemsFeedbackReq,
+    ThreadsAddClientToolOutputReq,
+    ThreadsAddStructuredInputReq,
+    ThreadsAddUserMessageReq,
+    ThreadsCreateReq,
+    ThreadsCustomActionReq,
+    ThreadsRetryAfterItemReq,
+    ThreadsSyncCustomActionReq,
+    ThreadsUpdateReq,
+)
+assert {model.model_fields["type"].default for model in _KNOWN} == set(REQUEST_TYPES)
