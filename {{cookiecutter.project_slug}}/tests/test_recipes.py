@@ -17,7 +17,7 @@ import pytest
 from chatkit.types import AssistantMessageContent, AssistantMessageItem, ThreadMetadata
 
 from {{ cookiecutter.project_slug }}.agent import actions as actions_module
-from {{ cookiecutter.project_slug }}.agent import agent as agent_module
+from {{ cookiecutter.project_slug }}.agent import assistant as agent_module
 from {{ cookiecutter.project_slug }}.agent import converters as converters_module
 from {{ cookiecutter.project_slug }}.chat import response_chain
 from {{ cookiecutter.project_slug }}.chat import server as server_module

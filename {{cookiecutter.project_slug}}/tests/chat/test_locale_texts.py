@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from agents import function_tool
 
-from {{ cookiecutter.project_slug }}.agent import agent as agent_module
+from {{ cookiecutter.project_slug }}.agent import assistant as agent_module
 from {{ cookiecutter.project_slug }}.agent.catalogue import TEXTS, say
 from {{ cookiecutter.project_slug }}.agent.guardrails import no_secrets
 from {{ cookiecutter.project_slug }}.agent.services import ToolContext

@@ -26,7 +26,7 @@ async def insert_transcription(store: PostgresStore, params: dict[str, Any]) -> 
     await store.execute(RECORD_TRANSCRIPTION, params)
 
 
-# The turn's calls so far, keyed as limit_rows.FINISH_TURN keys them (counted once); the day's total.
+# The turn's calls so far, keyed as limit_rows.FINISH_TURN keys them (each once); today's total.
 RECORD_SO_FAR = """
 WITH recorded AS (
     INSERT INTO usage AS u (
