@@ -201,8 +201,11 @@ def test_module_names_are_unique(project: Path) -> None:
 def test_sql_lives_in_the_store(project: Path) -> None:
     """Other rooms call named store functions; no SQL string outside `store/`."""
     package = package_of(project)
-    outside = {str(p.relative_to(package)): lines for p in modules(package)
-               if p.relative_to(package).parts[0] != "store" and (lines := sql_strings(p))}  # fmt: skip
+    outside = {
+        str(p.relative_to(package)): lines
+        for p in modules(package)
+        if p.relative_to(package).parts[0] != "store" and (lines := sql_strings(p))
+    }
     assert not outside, f"SQL outside store/ (file: lines): {outside}"
     assert sql_strings(package / "store" / "queries.py"), "the SQL heuristic finds nothing"
 

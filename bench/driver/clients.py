@@ -103,6 +103,8 @@ class Service:
     url: str
     proc: Proc
     dbname: str
+    token: Callable[[str], str] | None = None
+    """How its users sign in: user id -> bearer token (None: HS256 with AUTH_SECRET)."""
 
 
 class Driver:
@@ -117,8 +119,10 @@ class Driver:
         )
         self._tokens: dict[str, str] = {}
 
-    def token(self, user: str) -> str:
-        """A bearer token for `user` (HS256 with the services' AUTH_SECRET)."""
+    def token(self, user: str, service: Service | None = None) -> str:
+        """A bearer token for `user`: the service's own kind, else HS256 with AUTH_SECRET."""
+        if service is not None and service.token is not None:
+            return service.token(user)
         if user not in self._tokens:
             import jwt
 
@@ -129,7 +133,7 @@ class Driver:
 
     async def turn(self, service: Service, user: str, text: str, thread_id: str | None) -> Turn:
         """Send one message (a new thread when `thread_id` is None) and time its answer."""
-        client = self.client_cls(service.url, self.token(user), http=self.http)
+        client = self.client_cls(service.url, self.token(user, service), http=self.http)
         if thread_id is None:
             request = ("threads.create", {"input": _user_input(text)})
         else:
@@ -169,13 +173,13 @@ class Driver:
 
     async def get_thread(self, service: Service, user: str, thread_id: str) -> dict[str, Any]:
         """threads.get_by_id through `service`."""
-        client = self.client_cls(service.url, self.token(user), http=self.http)
+        client = self.client_cls(service.url, self.token(user, service), http=self.http)
         thread: dict[str, Any] = await client.request("threads.get_by_id", {"thread_id": thread_id})
         return thread
 
     async def list_items(self, service: Service, user: str, thread_id: str) -> list[Any]:
         """The thread's stored items (up to 100, oldest first) through `service`."""
-        client = self.client_cls(service.url, self.token(user), http=self.http)
+        client = self.client_cls(service.url, self.token(user, service), http=self.http)
         params = {"thread_id": thread_id, "limit": 100, "order": "asc"}
         page: dict[str, Any] = await client.request("items.list", params)
         items: list[Any] = page["data"]

@@ -17,6 +17,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from issuer_tokens import IssuerServer
+
 from driver import generated
 from driver.clients import Driver, FakeControl, Service
 from driver.config import BENCH_DIR, make_config, parse_args
@@ -55,6 +57,10 @@ async def run_bench(args: argparse.Namespace, admin_url: str, workdir: Path) -> 
         # far above the default 30 a minute. Keep the per-user check (and its cost) in.
         "RATE_LIMIT_MESSAGES_PER_MINUTE": "1000000",
     }
+    # An OpenID provider on loopback: ours also accepts its RS256 tokens (the overhead
+    # phase's issuer-token row); HS256 tokens are still checked with AUTH_SECRET.
+    issuer = IssuerServer().start()
+    ours_env |= issuer.app_env()
     upgrade = subprocess.run(
         generated.cli(venv_bin, slug, "db", "upgrade"),
         cwd=project,
@@ -124,9 +130,8 @@ async def run_bench(args: argparse.Namespace, admin_url: str, workdir: Path) -> 
             "ours": ours_filler(slug, ours_url),
             "baseline": baseline_filler(project, base_url),
         }
-        bench = Bench(
-            config, driver, fake, ours, ours_b, baseline, QueryCounter(admin_url, counting), stores
-        )
+        queries = QueryCounter(admin_url, counting)
+        bench = Bench(config, driver, fake, ours, ours_b, baseline, queries, stores, issuer)
         try:
             results = await bench.run(phases)
         finally:
@@ -145,6 +150,7 @@ async def run_bench(args: argparse.Namespace, admin_url: str, workdir: Path) -> 
         return results
     finally:
         procs.stop_all()
+        issuer.stop()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -92,11 +92,13 @@ class Bench(ThreadPhases):
             "tool_turns": below(ours.get("tool_turn_failures"), 1),
         }
         tool_to_text = {k: ratio(ours.get(f"tool_{k}"), ours.get(k)) for k in OVERHEAD_FIGURES}
+        issuer_to_text = {k: ratio(ours.get(f"issuer_{k}"), ours.get(k)) for k in OVERHEAD_FIGURES}
         return {
             "ours": ours,
             "baseline": base,
             "ratio": ratios,
             "tool_to_text": tool_to_text,
+            "issuer_to_text": issuer_to_text,
             "targets_met": checks,
         }
 
@@ -109,6 +111,9 @@ class Bench(ThreadPhases):
                 figures[key] = r["ttft"][service][key]
         if service in r.get("overhead", {}):
             figures.update({key: r["overhead"][service][key] for key in OVERHEAD_FIGURES})
+        if service in r.get("issuer_turn", {}):
+            issuer = r["issuer_turn"][service]
+            figures.update({f"issuer_{key}": issuer[key] for key in OVERHEAD_FIGURES})
         if service in r.get("tool_turn", {}):
             tool = r["tool_turn"][service]
             figures.update({f"tool_{key}": tool[key] for key in OVERHEAD_FIGURES})

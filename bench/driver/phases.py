@@ -8,7 +8,10 @@ import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
+
+from issuer_tokens import IssuerServer
 
 from driver.clients import Driver, FakeControl, Service, conversation, run_load
 from driver.config import TOOL, TOOL_ARGUMENTS, TOOL_ASK, Config
@@ -30,6 +33,7 @@ class LoadPhases:
         baseline: Service | None,
         queries: QueryCounter,
         stores: dict[str, Callable[[str, str, int], Awaitable[None]]],
+        issuer: IssuerServer,
     ) -> None:
         self.config = config
         self.driver = driver
@@ -37,6 +41,7 @@ class LoadPhases:
         self.ours, self.ours_b, self.baseline = ours, ours_b, baseline
         self.queries = queries
         self.stores = stores
+        self.issuer = issuer
         self.results: dict[str, Any] = {}
 
     @property
@@ -101,6 +106,19 @@ class LoadPhases:
             work = conversation(self.driver, service, c.turns_per_conversation, "seq")
             section[service.name], _turns = await self._sequential(service, work, model)
         self.results["overhead"] = section
+        await self._issuer_turn(model)
+
+    async def _issuer_turn(self, model: float) -> None:
+        """The text turn again, ours only, its users signed in with RS256 tokens of a loopback
+        OpenID provider (AUTH_ISSUER: discovery, JWKS) instead of the app's HS256 tokens."""
+        self.say("text turn with issuer tokens (RS256, AUTH_ISSUER; ours only)")
+        service = replace(self.ours, token=self.issuer.token)
+        work = conversation(self.driver, service, self.config.turns_per_conversation, "issuer")
+        await work(0, float("inf"))  # warm: the app fetches the discovery document and keys
+        figures, _turns = await self._sequential(service, work, model)
+        figures["jwks_fetches"] = self.issuer.jwks_fetches
+        section = {"model_direct_p50_ms": ms(model), "algorithm": "RS256", service.name: figures}
+        self.results["issuer_turn"] = section
 
     async def _sequential(
         self, service: Service, work: Callable[[int, float], Awaitable[list[Turn]]], model: float

@@ -21,6 +21,13 @@ def report(results: dict[str, Any], config: Config) -> str:
         ("db statements / turn", "db_statements_per_turn", ""),
     ]
     for label, key in (
+        ("issuer-token turn p50 (ms)", "overhead_p50_ms"),
+        ("issuer-token turn p99 (ms)", "overhead_p99_ms"),
+        ("server CPU/issuer turn (ms)", "server_cpu_ms_per_turn"),
+    ):
+        times = s["issuer_to_text"].get(key)
+        rows.append((label, f"issuer_{key}", "" if times is None else f"issuer/HS256 {times:.2f}x"))
+    for label, key in (
         ("tool turn overhead p50 (ms)", "overhead_p50_ms"),
         ("tool turn overhead p99 (ms)", "overhead_p99_ms"),
         ("server CPU / tool turn (ms)", "server_cpu_ms_per_turn"),
@@ -60,12 +67,26 @@ def report(results: dict[str, Any], config: Config) -> str:
         lines.append(
             f"model alone, zero delay: {results['overhead']['model_direct_p50_ms']} ms/turn"
         )
+    lines += _issuer_turn_notes(results.get("issuer_turn"))
     lines += _tool_turn_notes(results.get("tool_turn"))
     if "profile" in results:
         lines.append(f"profile: {results['profile']['file']}")
     verdicts = {True: "ok", False: "MISSED", None: "n/a"}
     lines.append("targets: " + ", ".join(f"{k} {verdicts[v]}" for k, v in s["targets_met"].items()))
     return "\n".join(lines)
+
+
+def _issuer_turn_notes(issuer: dict[str, Any] | None) -> list[str]:
+    """What the issuer-token rows measured."""
+    if issuer is None:
+        return []
+    ours = issuer["ours"]
+    kinds = f" {ours['error_kinds']}" if ours["error_kinds"] else ""
+    return [
+        f"issuer-token turn: the text turn again, ours only, with {issuer['algorithm']} tokens "
+        f"of a loopback OpenID provider (AUTH_ISSUER) instead of HS256: {ours['turns']} turns, "
+        f"{ours['errors']} errors{kinds}, {ours['jwks_fetches']} JWKS fetch(es)"
+    ]
 
 
 def _tool_turn_notes(tool: dict[str, Any] | None) -> list[str]:

@@ -1,17 +1,20 @@
-"""Who is asking: the request context, the user, and bearer-token authentication.
-For a real identity provider, replace `verify_token` (docs/design_decisions.md)."""
+"""Who is asking: the request context, the user, and bearer-token authentication: the app's
+own HS256 tokens (AUTH_SECRET) and, with AUTH_ISSUER, your identity provider's (identity/)."""
 
 from __future__ import annotations
 
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, TypeGuard
 
 import jwt
 from fastapi import Request
 
 from .errors import AppError
+from .identity.provider import IssuerKeys, TokenRefused, refusal_for, verify_issuer_token
 from .settings import LANGUAGE_TAG, Settings
 
 ALGORITHM = "HS256"
@@ -31,6 +34,11 @@ class User:
     id: str
     name: str | None = None
     email: str | None = None
+    claims: Mapping[str, Any] = field(default_factory=lambda: NO_CLAIMS, compare=False, repr=False)
+    """The token's verified claims, read-only (`context.user.claims.get("email")`)."""
+
+
+NO_CLAIMS: Mapping[str, Any] = MappingProxyType({})
 
 
 @dataclass(slots=True)
@@ -55,8 +63,13 @@ class AuthError(AppError):
     status = 401
     code = "unauthorized"
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message, headers={"WWW-Authenticate": "Bearer"})
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        extra: dict[str, Any] = {"reason": reason} if reason else {}
+        super().__init__(message, headers={"WWW-Authenticate": "Bearer"}, **extra)
+
+    @classmethod
+    def refused(cls, refusal: TokenRefused) -> AuthError:
+        return cls(refusal.message, refusal.reason)
 
 
 def create_token(
@@ -88,8 +101,8 @@ def is_clean_text(value: object, max_chars: int) -> TypeGuard[str]:
 
 
 def verify_token(token: str, settings: Settings) -> User:
-    """The token's user, or AuthError (bad signature, no `sub`/`exp`, expired, valid beyond
-    TOKEN_MAX_TTL_SECONDS, unclean `sub`). Swap this for your identity provider."""
+    """The user of one of the app's own HS256 tokens (AUTH_SECRET), or AuthError (expired, bad
+    signature, no `sub`/`exp`...). `authenticate` takes issuer tokens too."""
     try:
         claims = jwt.decode(
             token,
@@ -97,23 +110,63 @@ def verify_token(token: str, settings: Settings) -> User:
             algorithms=[ALGORITHM],
             options={"require": ["sub", "exp"]},
         )
-        expires = int(claims["exp"])
-    except jwt.ExpiredSignatureError as exc:
-        raise AuthError("token expired") from exc
     except (jwt.PyJWTError, ValueError, TypeError, OverflowError) as exc:
         # PyJWT lets some odd claim values (e.g. an infinite `iat`) through as plain errors.
-        raise AuthError("invalid token") from exc
-    if expires > time.time() + settings.token_max_ttl_seconds:
-        raise AuthError("token lifetime too long (exp beyond TOKEN_MAX_TTL_SECONDS)")
-    subject = claims.get("sub")
+        raise AuthError.refused(refusal_for(exc)) from exc
+    if settings.auth_issuer is not None and claims.get("iss") == settings.auth_issuer:
+        raise AuthError(
+            "algorithm not allowed: the issuer's tokens are never HS256", "algorithm_not_allowed"
+        )
+    return user_from_claims(claims, "sub", settings)
+
+
+def user_from_claims(claims: dict[str, Any], user_claim: str, settings: Settings) -> User:
+    """The User of verified claims (AuthError: `exp` too far away, no clean user claim)."""
+    try:
+        expires = float(claims["exp"])
+    except (KeyError, ValueError, TypeError, OverflowError) as exc:
+        raise AuthError("token has no valid expiry (exp)", "malformed") from exc
+    if not expires < time.time() + settings.token_max_ttl_seconds:  # `not <`: NaN is refused
+        raise AuthError(
+            "token lifetime too long (exp beyond TOKEN_MAX_TTL_SECONDS)", "lifetime_too_long"
+        )
+    subject = claims.get(user_claim)
     if not is_clean_text(subject, MAX_USER_ID_CHARS):
-        raise AuthError("token has no valid user id (sub)")
+        raise AuthError(f"token has no valid user id ({user_claim})", "no_user")
     name, email = claims.get("name"), claims.get("email")
     return User(
         id=subject,
         name=name if is_clean_text(name, MAX_CLAIM_CHARS) else None,
         email=email if is_clean_text(email, MAX_CLAIM_CHARS) else None,
+        claims=MappingProxyType(claims),
     )
+
+
+async def authenticate(token: str, settings: Settings, issuer_keys: IssuerKeys | None) -> User:
+    """A bearer token's user, checked by the path its `alg` and `iss` select (never guessed):
+    HS256 with AUTH_SECRET, or AUTH_ISSUER's keys. AuthError (401), ProviderUnavailable (503)."""
+    try:
+        unverified = jwt.decode_complete(token, options={"verify_signature": False})
+    except (jwt.PyJWTError, ValueError, TypeError) as exc:
+        raise AuthError("malformed token", "malformed") from exc
+    header, payload = unverified["header"], unverified["payload"]
+    alg = header.get("alg")
+    issuer = payload.get("iss") if isinstance(payload, dict) else None
+    if alg == ALGORITHM and (settings.auth_issuer is None or issuer != settings.auth_issuer):
+        return verify_token(token, settings)
+    if settings.auth_issuer is None or issuer_keys is None:
+        raise AuthError(
+            f"algorithm not allowed (the app's tokens are {ALGORITHM})", "algorithm_not_allowed"
+        )
+    if issuer != settings.auth_issuer:
+        raise AuthError("wrong issuer", "wrong_issuer")
+    if alg not in settings.auth_algorithms:
+        raise AuthError("algorithm not allowed (see AUTH_ALGORITHMS)", "algorithm_not_allowed")
+    try:
+        claims = await verify_issuer_token(token, header, issuer_keys, settings.auth_audience)
+    except TokenRefused as refusal:
+        raise AuthError.refused(refusal) from None
+    return user_from_claims(claims, settings.auth_user_claim, settings)
 
 
 def bearer_token(request: Request) -> str:
@@ -126,8 +179,10 @@ def bearer_token(request: Request) -> str:
 
 
 async def get_user(request: Request) -> User:
-    """FastAPI dependency: the authenticated user, or a 401 JSON error."""
-    return verify_token(bearer_token(request), request.app.state.settings)
+    """FastAPI dependency: the authenticated user, or a 401 (503: no provider keys) JSON error."""
+    state = request.app.state
+    issuer_keys = getattr(state, "issuer_keys", None)  # an app not built by create_app: none
+    return await authenticate(bearer_token(request), state.settings, issuer_keys)
 
 
 def read_app_context(request: Request, names: list[str]) -> dict[str, str]:

@@ -25,6 +25,7 @@ from .http.chatkit import router as api_router
 from .http.entity_routes import router as entities_router
 from .http.image_routes import install_image_routes
 from .http.middleware import RefuseNulMiddleware, RequestLogMiddleware
+from .identity.provider import IssuerKeys
 from .ops.gc_tuning import freeze_long_lived_objects
 from .ops.logs import configure_logging
 from .settings import EMBEDDED, Settings, describe_invalid, get_settings
@@ -62,6 +63,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         metrics = Metrics(store)
     server = ChatServer(store, gateway, attachments, images, Services(settings=settings), metrics)
+    # Your identity provider's keys (AUTH_ISSUER): context.get_user reads app.state.issuer_keys.
+    issuer_keys = (
+        IssuerKeys(settings.auth_issuer, settings.auth_jwks_url) if settings.auth_issuer else None
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -74,6 +79,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         freeze_long_lived_objects()
         yield
         await gateway.close()
+        if issuer_keys is not None:
+            await issuer_keys.close()
         await store.close()
         if (tracing := getattr(app.state, "tracing", None)) is not None:
             tracing.shutdown()  # sends the last spans
@@ -91,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/openapi.json" if docs else None,
     )
     app.state.settings, app.state.store, app.state.server = settings, store, server
+    app.state.issuer_keys = issuer_keys
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from .identity.rules import CommaList, ProviderURL, identity_problems
 from .secrets_check import MIN_SECRET_LENGTH, secret_weakness
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -121,6 +122,12 @@ class Settings(BaseSettings):
     token_max_ttl_seconds: int = Field(default=7 * 24 * 3600 + 3600, ge=60)
     """Bearer tokens whose `exp` is further away than this are refused (401)."""
 
+    # Sign-in with your identity provider (identity/): accepted beside AUTH_SECRET's tokens.
+    auth_issuer: ProviderURL = None
+    auth_jwks_url: ProviderURL = None
+    auth_audience: CommaList = []
+    auth_algorithms: CommaList = ["RS256", "ES256"]
+    auth_user_claim: str = "sub"
     environment: Literal["development", "production"] = "development"
     cors_origins: Annotated[list[str], NoDecode] = []
     max_request_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
@@ -197,7 +204,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_combinations(self) -> Settings:
-        problems = []
+        problems = identity_problems(self)
         if self.token_max_ttl_seconds < self.token_ttl_seconds:
             problems.append(
                 f"TOKEN_MAX_TTL_SECONDS ({self.token_max_ttl_seconds}) must be at least "

@@ -249,7 +249,7 @@ async def test_resume_a_thread_then_ctrl_c_exits_cleanly(
     "case, expected",
     [
         ("server down", "cannot reach the app at http://127.0.0.1:"),
-        ("wrong secret", "the app refused the token (HTTP 401: invalid token)"),
+        ("wrong secret", "the app refused the token (HTTP 401: bad signature)"),
         ("unknown thread", "no thread thr_missing for user"),
     ],
 )

@@ -8,7 +8,7 @@ from chatkit.types import Attachment
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import Response
 
-from ..context import RequestContext, bearer_token, get_request_context, verify_token
+from ..context import RequestContext, get_request_context, get_user
 from ..store.attachment_store import (
     OCTET_STREAM,
     PostgresAttachmentStore,
@@ -70,7 +70,7 @@ def install_attachment_routes(app: FastAPI, attachments: PostgresAttachmentStore
         if token:
             user = verify_url_token(settings, token, attachment_id, "content")
         else:
-            user = verify_token(bearer_token(request), settings)
+            user = await get_user(request)
         context = RequestContext(request=request, user=user)
         attachment = await store.load_attachment(attachment_id, context)
         data = await store.load_attachment_content(attachment_id, context)
