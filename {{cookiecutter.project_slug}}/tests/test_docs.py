@@ -148,3 +148,34 @@ def test_readme_tool_test_recipe_uses_what_the_tests_have() -> None:
     assert list(inspect.signature(test).parameters) == ["client_for"]
     assert callable(getattr(support_app, "client_for", None))
     assert "@tool lookup_order" in recipe[1] and "Tool said: " in recipe[1]
+
+
+def heading_anchors(text: str) -> set[str]:
+    """The README's heading anchors as GitHub makes them: lower case, spaces to hyphens,
+    punctuation other than hyphens and underscores dropped."""
+    headings = re.findall(r"^#{2,4} (.+)$", text, re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+def test_every_capability_row_is_yes_and_points_at_what_exists() -> None:
+    """Rows 1-60 of the ChatKit capability table: each **yes**, each with at least one
+    pointer, and every pointer exists here: a module (a path under the package) or a heading
+    of this README (a recipe)."""
+    text = README.read_text(encoding="utf-8")
+    package = ROOT / "src" / Settings.__module__.split(".")[0]
+    anchors = heading_anchors(text)
+    rows = [
+        [cell.strip() for cell in line.strip().strip("|").split("|")]
+        for line in readme_section("ChatKit capabilities").splitlines()
+        if re.match(r"\| \d+ \|", line)
+    ]
+    assert [int(row[0]) for row in rows] == list(range(1, 61))
+    for number, _capability, _documented, status, where in rows:
+        assert status.startswith("yes"), f"row {number}: {status}"
+        paths = [p for p in re.findall(r"`([^`]+)`", where) if re.search(r"/|\.\w+$", p)]
+        links = re.findall(r"\]\(#([^)]+)\)", where)
+        assert paths or links, f"row {number} points nowhere"
+        for path in paths:
+            assert (package / path).exists(), f"row {number}: no {path}"
+        for anchor in links:
+            assert anchor in anchors, f"row {number}: no heading #{anchor}"

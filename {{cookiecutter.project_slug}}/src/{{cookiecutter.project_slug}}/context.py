@@ -53,6 +53,8 @@ class RequestContext:
     """The APP_CONTEXT_HEADERS this request sent, by lower-case name (the model sees them)."""
     locale: str = "en"
     """The user's language tag, from `Accept-Language` (else DEFAULT_LOCALE)."""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    """The ChatKit request's own `metadata` (client-sent: as trustworthy as the user's text)."""
 
 
 class AuthError(AppError):

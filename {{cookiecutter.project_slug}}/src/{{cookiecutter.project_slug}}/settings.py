@@ -30,6 +30,7 @@ PROJECT_ROOT = find_project_root()
 DEFAULT_MODEL = "gpt-4.1"
 EMBEDDED = "embedded"
 STORAGE_PATTERN = r"^(postgres|s3://[\w.-]+(/[^?#@]*)?)$"
+DEFAULT_CHATKIT_SCRIPT_URL = "https://cdn.platform.openai.com/deployments/chatkit/chatkit.js"
 KEYGEN_COMMAND = f"python -m {__package__} secret"
 """Prints a fresh AUTH_SECRET (`secrets.token_urlsafe(48)`)."""
 ENV_FILE = PROJECT_ROOT / ".env"
@@ -172,6 +173,7 @@ class Settings(BaseSettings):
     rate_limit_uploads_per_minute: int = Field(default=30, ge=0)
     chat_page: bool = {{ "True" if cookiecutter.chat_page else "False" }}
     chatkit_domain_key: str = "domain_pk_localhost_dev"
+    chatkit_script_url: str = DEFAULT_CHATKIT_SCRIPT_URL
     log_level: str = "INFO"
     log_format: Literal["console", "json"] | None = None
     """`console` or `json`; unset: console in development, json in production."""
@@ -203,6 +205,14 @@ class Settings(BaseSettings):
             raise ValueError("PUBLIC_URL must be an http(s) URL such as https://chat.example.com")
         return value.strip()
 
+    @field_validator("chatkit_script_url")
+    @classmethod
+    def _check_chatkit_script_url(cls, value: str) -> str:
+        parts, bad = urlsplit(value.strip()), re.search(r"[\s;,'\"<>]", value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname or bad:  # it goes in a CSP
+            raise ValueError("CHATKIT_SCRIPT_URL must be an http(s) URL of the script")
+        return value.strip()
+
     @model_validator(mode="after")
     def _check_combinations(self) -> Settings:
         problems = identity_problems(self)
@@ -223,11 +233,13 @@ class Settings(BaseSettings):
             )
         if self.openai_api == "chat_completions":
             problems += [
-                f"{name} needs OPENAI_API=responses (the Chat Completions API has no hosted tools)"
+                f"{name} needs OPENAI_API=responses (the Chat Completions API has no hosted tools "
+                "or reasoning summaries)"
                 for name, wanted in (
                     ("WEB_SEARCH", self.web_search),
                     ("FILE_SEARCH_VECTOR_STORE_IDS", self.file_search_vector_store_ids),
                     ("IMAGE_GENERATION", self.image_generation),
+                    ("REASONING_SUMMARY", self.reasoning_summary),
                 )
                 if wanted
             ]

@@ -13,11 +13,12 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 from pydantic import ValidationError
 
 from {{ cookiecutter.project_slug }}.agent.hosted import agent_model_settings
-from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient, assistant_text
+from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient, ChatKitHTTPError, assistant_text
 from tests.support.app import AppServer, app_settings
 from tests.support.commands import PACKAGE, cli_env, run
 from tests.support.fake_openai import FakeModel
@@ -98,6 +99,7 @@ async def test_hosted_tools_are_offered_as_configured(
         ("web_search", True),
         ("file_search_vector_store_ids", ["vs_1"]),
         ("image_generation", True),
+        ("reasoning_summary", "auto"),
     ],
 )
 def test_hosted_tools_need_the_responses_api(setting: str, value: Any) -> None:
@@ -116,6 +118,16 @@ def test_the_startup_error_is_one_line_naming_the_setting() -> None:
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     assert "FILE_SEARCH_VECTOR_STORE_IDS needs OPENAI_API=responses" in lines[0]
+
+
+def test_reasoning_summary_is_refused_at_startup_with_chat_completions() -> None:
+    """Dropped silently before; now `serve` stops like it does for the hosted tools."""
+    env = cli_env("postgresql://app@127.0.0.1:9/app")
+    env.update(OPENAI_API="chat_completions", REASONING_SUMMARY="concise")
+    done = run([sys.executable, "-m", PACKAGE, "serve"], env=env)
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert "REASONING_SUMMARY needs OPENAI_API=responses" in line
 
 
 # --- citations --------------------------------------------------------------------------------
@@ -261,3 +273,35 @@ async def test_no_reasoning_is_sent_unless_asked(
     body = streamed(fake_model)[0]
     assert "reasoning" not in body and "reasoning_effort" not in body
     assert all(e.get("item", {}).get("type") != "workflow" for e in events)
+
+
+# --- hosted tools in the composer's tool menu -------------------------------------------------
+
+
+async def test_hosted_tools_that_are_on_are_tool_menu_entries_and_forced_when_picked(
+    app_factory: Callable[..., AppServer],
+    client_for: Callable[..., ChatKitClient],
+    fake_model: FakeModel,
+) -> None:
+    server = app_factory(web_search=True, image_generation=True)
+    client = client_for(server=server)
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        headers = {"Authorization": f"Bearer {server.token('someone')}"}
+        options = (await http.get("/chatkit/options", headers=headers)).json()
+    ids = [tool["id"] for tool in options["tools"]]
+    assert ids[-2:] == ["web_search", "image_generation"] and "file_search" not in ids
+    assert {"label", "icon"} <= set(options["tools"][-2])
+
+    events = await client.send("news today?", options={"tool_choice": {"id": "web_search"}})
+    assert not errors(events), errors(events)
+    assert streamed(fake_model)[0]["tool_choice"] == {"type": "web_search"}
+
+
+async def test_a_hosted_tool_that_is_off_cannot_be_picked(
+    app_factory: Callable[..., AppServer], client_for: Callable[..., ChatKitClient]
+) -> None:
+    client = client_for(server=app_factory())
+    with pytest.raises(ChatKitHTTPError) as refused:
+        await client.send("news?", options={"tool_choice": {"id": "web_search"}})
+    assert refused.value.status == 400
+    assert refused.value.body["error"]["code"] == "tool_not_allowed"

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from {{ cookiecutter.project_slug }}.chat.inline_files import human_size
-from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient
+from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient, ChatKitHTTPError, user_input
 from tests.chat.test_model_input import image, inline_images, user_parts
-from tests.support.app import AppServer
+from tests.support.app import AppServer, wait_until
 from tests.support.chatkit import rows, streamed_requests, uploaded
 from tests.support.fake_openai import FakeModel
 
@@ -126,3 +126,46 @@ async def test_an_answer_warns_when_the_daily_budget_is_nearly_spent(
     else:
         assert "You have used today's 1,000 tokens" in notice["message"]
         assert "refused until midnight UTC" in notice["message"]
+
+
+async def test_the_notice_counts_a_turn_recorded_while_this_one_ran(
+    budgeted: AppServer,
+    client_for: Callable[..., ChatKitClient],
+    database_url: str,
+    fake_model: FakeModel,
+) -> None:
+    """Messages back to back: a turn may start before the previous one is recorded. The notice
+    counts the day as recorded when the answer ends, so it is not a turn behind and the 100%
+    notice is not skipped; the turn's own tokens still count once."""
+    user_id = f"user-{uuid.uuid4().hex}"
+    await spend(database_url, user_id, 700)
+    client = client_for(user_id, server=budgeted)
+    fake_model.delay = 0.02  # the previous turn lands while this answer streams
+    events: list[JSON] = []
+    async for event in client.stream("threads.create", {"input": user_input("hello")}):
+        events.append(event)
+        if event["type"] == "thread.created":
+            await rows(
+                database_url,
+                "UPDATE daily_usage SET tokens = tokens + 300 WHERE user_id = %s",
+                user_id,
+            )
+    (notice,) = notices(events)
+    assert notice["level"] == "danger", notice
+    assert position(events, lambda e: e["type"] == "notice") > position(events, is_answer)
+
+    async def settled() -> bool:
+        (used,) = await rows(
+            database_url,
+            "SELECT sum(input_tokens + output_tokens), count(*) FROM usage WHERE user_id = %s",
+            user_id,
+        )
+        (day,) = await rows(
+            database_url, "SELECT tokens FROM daily_usage WHERE user_id = %s", user_id
+        )
+        return bool(used[1]) and day[0] == 1000 + used[0]
+
+    assert await wait_until(settled), "each model call counts once in the day"
+    with pytest.raises(ChatKitHTTPError) as refused:
+        await client.send("again", thread_of(events))
+    assert refused.value.status == 429

@@ -129,6 +129,50 @@ async def test_an_input_guardrail_refuses_before_the_model_is_asked(
     assert SECRET not in json.dumps(body), "no later turn sends it to the model"
 
 
+@pytest.mark.parametrize(
+    "message",
+    [
+        pytest.param(
+            {
+                "content": [{"type": "input_text", "text": "is this one valid?"}],
+                "quoted_text": f"the key {SECRET}",
+            },
+            id="in-quoted-text",
+        ),
+        pytest.param(
+            {
+                "content": [
+                    {"type": "input_text", "text": f"my key is {SECRET}, ask "},
+                    {
+                        "type": "input_tag",
+                        "id": "thr_nobody",
+                        "text": "Ops notes",
+                        "data": {"type": "thread"},
+                        "interactive": True,
+                    },
+                ]
+            },
+            id="typed-beside-a-tag",
+        ),
+    ],
+)
+async def test_the_input_guardrail_checks_quoted_text_and_tagged_messages(
+    server: AppServer,
+    client_for: Callable[..., ChatKitClient],
+    fake_model: FakeModel,
+    monkeypatch: pytest.MonkeyPatch,
+    message: JSON,
+) -> None:
+    """The SDK sends quoted text and @-mention context as items after the typed text: the
+    guardrail reads every user item of the turn, not only the newest."""
+    monkeypatch.setattr(agent_module, "GUARDRAILS", [no_secrets])
+    client = client_for(server=server)
+    events = await client.send("", message={**message, "attachments": [], "inference_options": {}})
+    (error,) = errors(events)
+    assert "secret key" in error["message"]
+    assert not [b for b in fake_model.requests if b.get("stream")], "the model never saw it"
+
+
 async def test_an_output_guardrail_withholds_the_answer(
     server: AppServer,
     client_for: Callable[..., ChatKitClient],

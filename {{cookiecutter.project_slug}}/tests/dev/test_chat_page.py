@@ -443,7 +443,8 @@ async def test_page_wires_the_component_to_chatkit_with_a_bearer_token(
     assert texts == ["hello from the page", "page said: hello from the page"]
     # The composer offers what the server says, and @-mentions search the user's threads.
     tools = [option.as_json() for option in TOOL_MENU]
-    assert await browser.evaluate("window.standIn.composer") == ({"tools": tools} if tools else {})
+    composer = await browser.evaluate("window.standIn.composer")
+    assert composer.get("tools", []) == tools and "models" not in composer
     tags = await browser.evaluate("window.standIn.tags")
     assert {"id": thread["id"], "title": thread["title"]}.items() <= tags[0].items()
     preview = await browser.evaluate("window.standIn.preview.preview")
@@ -547,3 +548,78 @@ async def test_page_cannot_be_framed_by_another_site(
     assert frame is not None, "the iframe never navigated"
     assert frame["url"] == "chrome-error://chromewebdata/", frame
     assert frame.get("unreachableUrl") == page_server.url + "/"
+
+
+# --- CHATKIT_SCRIPT_URL: a ChatKit.js of your own, and the switches the page turns on ---------
+
+# Records the options the page hands ChatKit (functions dropped), as the real component gets them.
+CHATKIT_RECORDING_STAND_IN = b"""
+customElements.define("openai-chatkit", class extends HTMLElement {
+  setOptions(options) {
+    window.standIn = {options: JSON.parse(JSON.stringify(options)),
+                      fetch: typeof options.api.fetch};
+    this.dispatchEvent(new CustomEvent("chatkit.ready"));
+  }
+});
+"""
+
+
+@contextmanager
+def script_site(script: bytes) -> Iterator[str]:
+    """Another origin (a port of 127.0.0.1) serving `script` as /chatkit.js: a self-hosted copy."""
+
+    class Scripts(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200 if self.path == "/chatkit.js" else 404)
+            self.send_header("Content-Type", "text/javascript")
+            self.send_header("Content-Length", str(len(script)))
+            self.end_headers()
+            self.wfile.write(script)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Scripts)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/chatkit.js"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_page_loads_chatkit_from_its_setting_with_attachments_dictation_and_feedback(
+    browser: DevTools, app_factory: Callable[..., AppServer]
+) -> None:
+    """CHATKIT_SCRIPT_URL names the script (its origin, not the CDN, is in the CSP), and the
+    page turns on what the server does: attachments with the two-phase upload strategy and
+    the server's limits, dictation, and 👍/👎 feedback."""
+    with script_site(CHATKIT_RECORDING_STAND_IN) as script_url:
+        server = app_factory(chat_page=True, chatkit_script_url=script_url)
+        async with httpx.AsyncClient() as http:
+            response = await http.get(server.url + "/")
+        csp = csp_directives(response.headers["content-security-policy"])
+        origin = script_url.removesuffix("/chatkit.js")
+        assert origin in csp["script-src"]
+        assert "https://cdn.platform.openai.com" not in csp["script-src"]
+        await browser.open(server.url + "/")
+        options = await browser.wait_for("window.standIn && window.standIn.options")
+    assert await browser.evaluate("window.standIn.fetch") == "function"
+    assert options["api"]["uploadStrategy"] == {"type": "two_phase"}
+    assert options["composer"]["attachments"] == {
+        "enabled": True,
+        "maxCount": server.settings.max_attachments_per_message,
+        "maxSize": server.settings.max_attachment_bytes,
+    }
+    assert options["composer"]["dictation"] == {"enabled": True}
+    assert options["threadItemActions"] == {"feedback": True}
+    assert await browser.evaluate("document.body.dataset.state") == "ready"
+    assert browser.console_errors() == []
+
+
+def test_chatkit_script_url_must_be_a_plain_http_url() -> None:
+    """It goes into the page's CSP: a quote or a separator could widen the policy."""
+    for bad in ("cdn.example.com/chatkit.js", "https://x.example/a.js; script-src *", "ftp://x/a"):
+        with pytest.raises(ValueError, match="CHATKIT_SCRIPT_URL must be an http"):
+            app_settings("embedded", "http://fake/v1", chatkit_script_url=bad)

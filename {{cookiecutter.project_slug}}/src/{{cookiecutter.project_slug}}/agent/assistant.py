@@ -10,7 +10,7 @@ from agents import Agent, InputGuardrail, Model, OutputGuardrail, StopAtTools, T
 
 from ..settings import Settings
 from .composer import ToolOption
-from .hosted import agent_model_settings, hosted_tools
+from .hosted import agent_model_settings, hosted_menu, hosted_tools
 from .services import AppContext
 {%- if cookiecutter.examples %}
 from .tools import compare_times, count_down, get_time, switch_theme
@@ -42,9 +42,15 @@ GUARDRAILS: list[InputGuardrail[Any] | OutputGuardrail[Any]] = []
 """Checks that can stop a turn (guardrails.py), e.g. `[no_secrets, no_secrets_in_answers]`."""
 
 
-def tool_choices() -> frozenset[str]:
-    """The ids `inference_options.tool_choice` may name: every tool and every menu entry."""
-    return frozenset(tool.name for tool in TOOLS) | {option.id for option in TOOL_MENU}
+def tool_choices(settings: Settings | None = None) -> frozenset[str]:
+    """The ids `tool_choice` may name: tools, menu entries, hosted tools the settings turn on."""
+    hosted = {option.id for option in hosted_menu(settings)} if settings is not None else set()
+    return frozenset(tool.name for tool in TOOLS) | {option.id for option in TOOL_MENU} | hosted
+
+
+def tool_menu(settings: Settings) -> list[ToolOption]:
+    """The composer's menu as served: TOOL_MENU, then the hosted tools that are on."""
+    return [*TOOL_MENU, *hosted_menu(settings)]
 
 
 def build_agent(
@@ -53,8 +59,9 @@ def build_agent(
     """The agent for one turn (cheap: tool schemas are made at import); a `tool_choice` that
     names a tool makes the model call it first (once: the SDK resets it after a tool ran)."""
     stop_at_client_tools = StopAtTools(stop_at_tool_names=sorted(CLIENT_TOOLS))
-    forced = tool_choice if tool_choice in {tool.name for tool in TOOLS} else None
     hosted = hosted_tools(settings)
+    callable_tools = {tool.name for tool in TOOLS} | {tool.name for tool in hosted}
+    forced = tool_choice if tool_choice in callable_tools else None
     return Agent[AppContext](
         name="assistant",
         instructions=settings.instructions,

@@ -19,6 +19,8 @@ from agents import (
 )
 from chatkit.errors import CustomStreamError
 
+from .catalogue import say
+
 SECRET = re.compile(
     r"\bsk-[A-Za-z0-9_-]{20,}"  # OpenAI-style API keys
     r"|\bAKIA[0-9A-Z]{16}\b"  # AWS access key ids
@@ -26,34 +28,33 @@ SECRET = re.compile(
     r"|-----BEGIN [A-Z ]*PRIVATE KEY-----"
 )
 TRIPPED = (InputGuardrailTripwireTriggered, OutputGuardrailTripwireTriggered)
-INPUT_REFUSED = "This message was not sent to the model (a guardrail stopped it)."
-OUTPUT_WITHHELD = "The answer was withheld (a guardrail stopped it)."
 
 
-def newest_user_text(input: str | list[TResponseInputItem]) -> str:
-    """The text of the newest user message in the model input."""
+def turn_user_text(input: str | list[TResponseInputItem]) -> str:
+    """The user-role items at the end of the input: typed text, then the quoted text and
+    @-mention context the SDK sends as items of their own."""
     if isinstance(input, str):
         return input
+    texts: list[str] = []
     for item in reversed(input):
-        if isinstance(item, dict) and item.get("role") == "user":
-            content = item.get("content")
-            if isinstance(content, str):
-                return content
+        if not (isinstance(item, dict) and item.get("role") == "user"):
+            break
+        content = item.get("content")
+        if isinstance(content, str):
+            texts.append(content)
+        else:
             parts = content if isinstance(content, list) else []
-            return " ".join(str(p.get("text", "")) for p in parts if isinstance(p, dict))
-    return ""
+            texts.extend(str(p.get("text", "")) for p in parts if isinstance(p, dict))
+    return "\n".join(reversed(texts))
 
 
 @input_guardrail(name="no_secrets", run_in_parallel=False)
 async def no_secrets(
     ctx: RunContextWrapper[Any], agent: Agent[Any], input: str | list[TResponseInputItem]
 ) -> GuardrailFunctionOutput:
-    """Keep a message that carries a secret key from the model (it never sees it)."""
-    found = SECRET.search(newest_user_text(input)) is not None
-    message = (
-        "Your message seems to contain a secret key, so it was not sent to the model. "
-        "Remove the key and send it again."
-    )
+    """Keep a message (text, quote, tags) that carries a secret key from the model."""
+    found = SECRET.search(turn_user_text(input)) is not None
+    message = say("secrets.in_message", locale_of(ctx))
     return GuardrailFunctionOutput(output_info=message if found else None, tripwire_triggered=found)
 
 
@@ -61,19 +62,26 @@ async def no_secrets(
 async def no_secrets_in_answers(
     ctx: RunContextWrapper[Any], agent: Agent[Any], output: Any
 ) -> GuardrailFunctionOutput:
-    """Withhold an answer that carries a secret key."""
+    """Remove an answer that carries a secret key (it has streamed by then)."""
     found = SECRET.search(str(output)) is not None
-    message = "The answer contained what looks like a secret key, so it was withheld."
+    message = say("secrets.in_answer", locale_of(ctx))
     return GuardrailFunctionOutput(output_info=message if found else None, tripwire_triggered=found)
 
 
+def locale_of(ctx: RunContextWrapper[Any]) -> str:
+    request = getattr(ctx.context, "request_context", None)
+    return str(getattr(request, "locale", "en"))
+
+
 def tripwire_error(
-    exc: InputGuardrailTripwireTriggered | OutputGuardrailTripwireTriggered,
+    exc: InputGuardrailTripwireTriggered | OutputGuardrailTripwireTriggered, locale: str = "en"
 ) -> CustomStreamError:
     """What the chat shows when a guardrail trips: its `output_info` text, never a retry (the
     same message would trip it again)."""
     info = exc.guardrail_result.output.output_info
     if isinstance(info, str) and info.strip():
         return CustomStreamError(info, allow_retry=False)
-    default = INPUT_REFUSED if isinstance(exc, InputGuardrailTripwireTriggered) else OUTPUT_WITHHELD
-    return CustomStreamError(default, allow_retry=False)
+    refused = isinstance(exc, InputGuardrailTripwireTriggered)
+    return CustomStreamError(
+        say("guardrail.refused" if refused else "guardrail.removed", locale), allow_retry=False
+    )

@@ -16,6 +16,7 @@ from agents import (
 from openai.types.shared import Reasoning
 
 from ..settings import Settings
+from .composer import ToolOption
 
 PARTIAL_IMAGES = 2
 """Partial images streamed while an image is generated (0-3; each is a few hundred KB)."""
@@ -46,6 +47,21 @@ def hosted_tools(settings: Settings) -> tuple[Tool, ...]:
         tuple(settings.file_search_vector_store_ids),
         settings.image_generation,
     )
+
+
+HOSTED_MENU = {
+    "web_search": ToolOption("web_search", "Search the web", icon="globe", short_label="Search"),
+    "file_search": ToolOption("file_search", "Search the files", icon="document"),
+    "image_generation": ToolOption(
+        "image_generation", "Create an image", icon="images", short_label="Image"
+    ),
+}  # picking one forces it (`tool_choice`)
+
+
+def hosted_menu(settings: Settings) -> list[ToolOption]:
+    """The menu entries of the hosted tools the settings turn on, in HOSTED_MENU's order."""
+    on = {tool.name for tool in hosted_tools(settings)}
+    return [option for name, option in HOSTED_MENU.items() if name in on]
 
 
 @functools.cache

@@ -15,6 +15,7 @@ from chatkit.agents import ClientToolCall
 from chatkit.types import CustomSummary, CustomTask, ProgressUpdateEvent, URLSource, Workflow
 from chatkit.widgets import WidgetRoot
 
+from .catalogue import say
 from .services import ToolContext
 from .sources import cite
 from .widgets import clock_widget, countdown_widget
@@ -48,9 +49,9 @@ async def get_time(ctx: ToolContext, timezone: str) -> str:
     Args:
         timezone: An IANA time zone name, such as Europe/Paris, America/New_York or UTC.
     """
-    await ctx.context.stream(
-        ProgressUpdateEvent(icon="clock", text=f"Checking the time in {timezone}")
-    )
+    locale = ctx.context.request_context.locale
+    progress = say("tools.checking_time", locale, timezone=timezone)
+    await ctx.context.stream(ProgressUpdateEvent(icon="clock", text=progress))
     try:
         now = now_in(timezone)
     except UnknownTimeZoneError:

@@ -18,6 +18,7 @@ from openai.types.responses import (
     ResponseOutputItemDoneEvent,
 )
 
+from ..agent.catalogue import say
 from ..agent.tool_errors import usable_arguments
 from ..compat.openai_client import PassThroughOpenAI
 from ..errors import MissingApiKeyError
@@ -111,39 +112,31 @@ class GuardedModel(Model):
         await self.inner.close()
 
 
-def model_error(exc: BaseException, settings: Settings) -> CustomStreamError | None:
-    """A readable ChatKit error for a failed model call (None: not a model failure)."""
+def model_error(
+    exc: BaseException, settings: Settings, locale: str = "en"
+) -> CustomStreamError | None:
+    """A readable error for a failed model call in the user's language (None: not one)."""
     if isinstance(exc, MissingApiKeyError):
-        return CustomStreamError(
-            "The server has no OpenAI API key (set OPENAI_API_KEY).", allow_retry=False
-        )
+        return CustomStreamError(say("model.no_key", locale), allow_retry=False)
     if isinstance(exc, openai.AuthenticationError):
-        return CustomStreamError(
-            "The model provider rejected the server's API key (401).", allow_retry=False
-        )
+        return CustomStreamError(say("model.auth", locale), allow_retry=False)
     if isinstance(exc, openai.PermissionDeniedError):
-        return CustomStreamError("The model provider denied access (403).", allow_retry=False)
+        return CustomStreamError(say("model.denied", locale), allow_retry=False)
     if isinstance(exc, openai.RateLimitError):
         wait = exc.response.headers.get("retry-after")
-        hint = f" Try again in {wait} s." if wait else " Try again in a moment."
-        return CustomStreamError(f"The model is busy (rate limited).{hint}", allow_retry=True)
+        text = say("model.busy_for", locale, wait=wait) if wait else say("model.busy", locale)
+        return CustomStreamError(text, allow_retry=True)
     if isinstance(exc, openai.NotFoundError):
-        return CustomStreamError(
-            f"The model {settings.openai_model!r} was not found at the provider.",
-            allow_retry=False,
-        )
+        text = say("model.not_found", locale, model=settings.openai_model)
+        return CustomStreamError(text, allow_retry=False)
     if isinstance(exc, openai.APITimeoutError):
-        return CustomStreamError(
-            f"The model did not answer within {settings.openai_timeout:g} seconds.",
-            allow_retry=True,
-        )
+        text = say("model.timeout", locale, seconds=settings.openai_timeout)
+        return CustomStreamError(text, allow_retry=True)
     if isinstance(exc, openai.APIConnectionError):
-        return CustomStreamError("Could not reach the model provider.", allow_retry=True)
+        return CustomStreamError(say("model.unreachable", locale), allow_retry=True)
     if isinstance(exc, openai.APIStatusError):
-        retry = exc.status_code >= 500
-        return CustomStreamError(
-            f"The model provider answered with an error ({exc.status_code}).", allow_retry=retry
-        )
+        text = say("model.status", locale, status=exc.status_code)
+        return CustomStreamError(text, allow_retry=exc.status_code >= 500)
     if isinstance(exc, openai.OpenAIError | AgentsException | OSError):
-        return CustomStreamError("The model call failed.", allow_retry=True)
+        return CustomStreamError(say("model.failed", locale), allow_retry=True)
     return None

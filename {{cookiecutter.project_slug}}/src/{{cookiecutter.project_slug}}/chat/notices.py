@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from chatkit.types import Attachment, NoticeEvent
 
+from ..agent.catalogue import say
 from ..ops.usage import Meter
 from .inline_files import human_size
 
@@ -15,18 +16,25 @@ NEARLY_SPENT = 0.9
 MAX_NAMES = 3
 
 
-def attachments_notice(withheld: Sequence[Attachment], sent: int, budget: int) -> NoticeEvent:
+def attachments_notice(
+    withheld: Sequence[Attachment], sent: int, budget: int, locale: str = "en"
+) -> NoticeEvent:
     """The notice for a message whose attachments did not all fit in the model request
     (MAX_MODEL_INPUT_BYTES): which ones the answer did not see."""
     names = ", ".join(quoted(a.name) for a in withheld[:MAX_NAMES])
-    more = f" and {len(withheld) - MAX_NAMES} more" if len(withheld) > MAX_NAMES else ""
+    extra = len(withheld) - MAX_NAMES
+    more = say("attachments.more", locale, count=extra) if extra > 0 else ""
     return NoticeEvent(
         level="warning",
-        title="Some attachments were not read",
-        message=(
-            f"The answer did not see {len(withheld)} of the {sent} attachments of your message "
-            f"({names}{more}): one request to the model carries at most {human_size(budget)}. "
-            "Send the others in another message."
+        title=say("attachments.title", locale),
+        message=say(
+            "attachments.message",
+            locale,
+            count=len(withheld),
+            sent=sent,
+            names=names,
+            more=more,
+            size=human_size(budget),
         ),
     )
 
@@ -36,27 +44,23 @@ def quoted(name: str) -> str:
     return "`" + name[:80].replace("`", "'") + "`"
 
 
-def budget_notice(meter: Meter) -> NoticeEvent | None:
-    """The notice once the user's tokens today (this turn's included) reach NEARLY_SPENT of
-    their daily budget; None when there is no budget or it is not nearly spent."""
+def budget_notice(meter: Meter, spent: int | None = None, locale: str = "en") -> NoticeEvent | None:
+    """The notice once today's tokens (`spent`, else the meter's estimate) reach NEARLY_SPENT
+    of the daily budget; None without a budget or below that."""
     budget = meter.daily_budget
-    spent = meter.tokens_before + meter.tokens
+    spent = meter.tokens_before + meter.tokens if spent is None else spent
     if not budget or spent < budget * NEARLY_SPENT:
         return None
     if spent >= budget:
         return NoticeEvent(
             level="danger",
-            title="Daily limit reached",
-            message=(
-                f"You have used today's {budget:,} tokens. New messages are refused until "
-                "midnight UTC."
-            ),
+            title=say("budget.spent.title", locale),
+            message=say("budget.spent", locale, budget=budget),
         )
     return NoticeEvent(
         level="warning",
-        title="Daily limit nearly reached",
-        message=(
-            f"You have used {spent * 100 // budget}% of today's {budget:,} tokens "
-            f"({spent:,}). It renews at midnight UTC."
+        title=say("budget.near.title", locale),
+        message=say(
+            "budget.near", locale, percent=spent * 100 // budget, budget=budget, spent=spent
         ),
     )

@@ -9,7 +9,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 
 from agents import InputGuardrailTripwireTriggered, ModelSettings, RunConfig, Runner
-from chatkit.agents import ResponseStreamConverter, stream_agent_response
+from chatkit.agents import stream_agent_response
 from chatkit.store import Store
 from chatkit.types import (
     AssistantMessageItem,
@@ -27,26 +27,26 @@ from chatkit.types import (
 from ..agent.assistant import build_agent, tool_choices
 from ..agent.composer import picked_model, picked_tool
 from ..agent.guardrails import TRIPPED, tripwire_error
-from ..agent.hosted import PARTIAL_IMAGES
 from ..agent.services import AppContext, Services
 from ..agent.sources import attach, safe_links
 from ..agent.tool_errors import tool_error_formatter
 from ..compat.chatkit_agents import annotation_safe
 from ..context import RequestContext
-from ..settings import Settings
+from ..ops.usage import tokens_today
 from ..store.image_store import GeneratedImageStore
+from ..store.postgres import PostgresStore
 from .history import converter_for, load_history
-from .image_stream import ImageStreamConverter
 from .model import ModelGateway, model_error
 from .notices import attachments_notice, budget_notice
 from .partial import PartialAnswers
+from .response_chain import chained_turn, remember
 from .run_input import app_context_item, turn_options
+from .stream_chain import stream_converter
 from .titles import generate_title, set_title_unless_named, title_or_fallback, user_text
 from .turn import Turn
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_CONVERTER = ResponseStreamConverter()
 # Chat Completions streams report usage only when asked (the Agents SDK asks only OpenAI's).
 COUNT_USAGE = ModelSettings(include_usage=True)
 
@@ -101,11 +101,12 @@ async def respond(
     meter.thread_id = thread.id
     partial = PartialAnswers()
     history: list[ThreadItem] = []
+    last_answer: str | None = None
     try:
         history = await load_history(store, thread, context, settings.history_items)
         options = turn_options(input_user_message, history)
         model = picked_model(options, settings)
-        tool = picked_tool(options, tool_choices())
+        tool = picked_tool(options, tool_choices(settings))
         agent = build_agent(gateway.model(model), settings, tool)
         agent_context = AppContext(
             thread=thread, store=store, request_context=context, services=services, cited=turn.cited
@@ -113,14 +114,17 @@ async def respond(
         converter = converter_for(
             store, context, settings.max_model_input_bytes, images, settings.max_message_chars
         )
-        agent_input = await converter.to_agent_input(history)
+        previous, unsent = chained_turn(thread, history, settings.openai_api == "responses")
+        agent_input = await converter.to_agent_input(unsent)
         if input_user_message is not None and converter.withheld:
             sent = len(input_user_message.attachments)
-            yield attachments_notice(converter.withheld, sent, settings.max_model_input_bytes)
+            budget = settings.max_model_input_bytes
+            yield attachments_notice(converter.withheld, sent, budget, context.locale)
         result = Runner.run_streamed(
             agent,
             [app_context_item(context), *agent_input],
             context=agent_context,
+            previous_response_id=previous,
             run_config=RunConfig(
                 tracing_disabled=not settings.agents_tracing,
                 tool_error_formatter=tool_error_formatter,
@@ -141,12 +145,12 @@ async def respond(
                 if (event := safe_links(streamed)) is None:
                     continue
                 partial.see(event)
-                if (
-                    turn.cited
-                    and isinstance(event, ThreadItemDoneEvent)
-                    and isinstance(event.item, AssistantMessageItem)
+                if isinstance(event, ThreadItemDoneEvent) and isinstance(
+                    event.item, AssistantMessageItem
                 ):
-                    attach(event.item, turn.cited)  # sources the turn's tools cited
+                    last_answer = event.item.id
+                    if turn.cited:
+                        attach(event.item, turn.cited)  # sources the turn's tools cited
                 if wants_title and title_task is None and input_user_message is not None:
                     # Ask for a title once the answer is under way: it runs alongside the
                     # rest of the answer and never competes with its first token.
@@ -156,40 +160,31 @@ async def respond(
         finally:
             result.cancel()  # stops the model request when the client goes away
             meter.add_responses(model, result.raw_responses)
+        remember(thread, result.last_response_id, last_answer)
         if title_task is not None:
             named = await title_or_fallback(title_task, input_user_message)
             await set_title_unless_named(store, thread, named, context)
-        if (notice := budget_notice(meter)) is not None:
-            yield notice
+        if meter.daily_budget and isinstance(store, PostgresStore):
+            spent = await tokens_today(store, meter, context.user.id)
+            if (notice := budget_notice(meter, spent, context.locale)) is not None:
+                yield notice
     except TRIPPED as exc:
         logger.info("guardrail tripped: %s", exc.guardrail_result.guardrail.get_name())
         refused = newest_user_message(history)
         if isinstance(exc, InputGuardrailTripwireTriggered) and refused is not None:
             # The refused message is not kept: a later turn would send it to the model.
             yield ThreadItemRemovedEvent(item_id=refused.id)
-        raise tripwire_error(exc) from exc
+        raise tripwire_error(exc, context.locale) from exc
     except Exception as exc:
         for done in partial.done_events():
             yield done  # the text the user already saw is stored before the error
-        if (error := model_error(exc, settings)) is None:
+        if (error := model_error(exc, settings, context.locale)) is None:
             raise
         logger.warning("model call failed: %s", type(exc).__name__)
         raise error from exc
     finally:
         if title_task is not None and not title_task.done():
             title_task.cancel()
-
-
-def stream_converter(
-    settings: Settings,
-    images: GeneratedImageStore | None,
-    thread: ThreadMetadata,
-    context: RequestContext,
-) -> ResponseStreamConverter:
-    """With IMAGE_GENERATION, one that stores images as they stream; else the SDK's own."""
-    if settings.image_generation and images is not None:
-        return ImageStreamConverter(images, thread, context, partial_images=PARTIAL_IMAGES)
-    return DEFAULT_CONVERTER
 
 
 def newest_user_message(history: list[ThreadItem]) -> UserMessageItem | None:

@@ -39,6 +39,7 @@ class TurnContext(RequestContext):
             cache=context.cache,  # the rows the checks loaded serve the turn too
             app_context=context.app_context,
             locale=context.locale,
+            metadata=turn.request.metadata if turn.request is not None else {},
             turn=turn,
         )
 

@@ -17,11 +17,11 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from ..context import create_token
 from ..errors import error_response
-from ..settings import Settings
+from ..settings import DEFAULT_CHATKIT_SCRIPT_URL, Settings
 
 DEV_USER = "dev-user"  # the `chat` command's default user too: both see the same threads
 DEV_TOKEN_TTL_SECONDS = 3600
-CHATKIT_SCRIPT_URL = "https://cdn.platform.openai.com/deployments/chatkit/chatkit.js"
+CHATKIT_SCRIPT_URL = DEFAULT_CHATKIT_SCRIPT_URL  # CHATKIT_SCRIPT_URL's default
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 CHATKIT_ORIGIN = "https://cdn.platform.openai.com"
 OPENAI_ORIGINS = f"{CHATKIT_ORIGIN} https://*.openai.com https://chatgpt.com"
@@ -32,13 +32,18 @@ PACKAGE = __name__.split(".")[0]
 
 def page_config(settings: Settings) -> dict[str, Any]:
     return {
-        "scriptUrl": CHATKIT_SCRIPT_URL,
+        "scriptUrl": settings.chatkit_script_url,
         "apiPath": "/chatkit",
         "tokenPath": "/dev/token",
         "healthPath": "/health",
         "optionsPath": "/chatkit/options",
         "entitiesPath": "/entities",
         "domainKey": settings.chatkit_domain_key,
+        # The composer's attachments (two-phase), within the server's limits.
+        "attachments": {
+            "maxCount": settings.max_attachments_per_message,
+            "maxSize": settings.max_attachment_bytes,
+        },
         "user": DEV_USER,
         "serveCommand": f"python3 scripts/uv.py run {PACKAGE} serve",
         "chatCommand": f"python3 scripts/uv.py run {PACKAGE} chat",
@@ -51,9 +56,16 @@ def render_page(settings: Settings) -> str:
     return template.replace("__CHAT_PAGE_CONFIG__", config)
 
 
-def content_security_policy(html: str, public_url: str | None = None) -> str:
-    """Scripts: its own (by hash) and the ChatKit CDN; frames and requests: OpenAI; framed by
-    nothing."""
+def origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def content_security_policy(
+    html: str, public_url: str | None = None, script_url: str = CHATKIT_SCRIPT_URL
+) -> str:
+    """Scripts: its own (by hash) and ChatKit.js's origin (CHATKIT_SCRIPT_URL); frames and
+    requests: OpenAI; framed by nothing."""
     hashes = " ".join(
         "'sha256-" + base64.b64encode(hashlib.sha256(body.encode()).digest()).decode() + "'"
         for body in INLINE_SCRIPT.findall(html)
@@ -62,13 +74,15 @@ def content_security_policy(html: str, public_url: str | None = None) -> str:
     if public_url:
         parts = urlsplit(public_url)
         app += f" {parts.scheme}://{parts.netloc}"
+    script = origin_of(script_url)
+    fonts = CHATKIT_ORIGIN if script == CHATKIT_ORIGIN else f"{script} {CHATKIT_ORIGIN}"
     return "; ".join(
         [
             "default-src 'self'",
-            f"script-src 'self' {hashes} {CHATKIT_ORIGIN}",
+            f"script-src 'self' {hashes} {script}",
             "style-src 'self' 'unsafe-inline'",
             f"img-src {app} data: blob: https:",
-            f"font-src 'self' data: {CHATKIT_ORIGIN}",
+            f"font-src 'self' data: {fonts}",
             f"connect-src {app} {OPENAI_ORIGINS}",
             f"frame-src {OPENAI_ORIGINS}",
             "object-src 'none'",
@@ -114,7 +128,9 @@ def install_chat_page(app: FastAPI, settings: Settings) -> None:
     page = render_page(settings)
     page_headers = {
         **NO_STORE,
-        "Content-Security-Policy": content_security_policy(page, settings.public_url),
+        "Content-Security-Policy": content_security_policy(
+            page, settings.public_url, settings.chatkit_script_url
+        ),
         "X-Frame-Options": "DENY",
         "X-Content-Type-Options": "nosniff",
     }

@@ -34,7 +34,8 @@ def message_options(
     request: ThreadsCreateReq | ThreadsAddUserMessageReq, settings: Settings
 ) -> None:
     """A new message's model must be in MODELS and its tool a choice (400 otherwise)."""
-    check_inference_options(request.params.input.inference_options, settings, tool_choices())
+    options = request.params.input.inference_options
+    check_inference_options(options, settings, tool_choices(settings))
 
 
 async def open_item(

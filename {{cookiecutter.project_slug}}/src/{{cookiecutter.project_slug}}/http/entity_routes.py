@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from ..agent.assistant import TOOL_MENU
+from ..agent.assistant import tool_menu
 from ..agent.composer import model_options
 from ..agent.entity_types import EntityScope, preview_entity, search_entities
 from ..context import UNSAFE_CHARACTERS, RequestContext, get_request_context
@@ -57,10 +57,11 @@ async def entity_preview(
 async def composer_options(
     request: Request, context: Annotated[RequestContext, Depends(get_request_context)]
 ) -> JSONResponse:
-    """What the composer offers: `models` (MODELS) and `tools` (agent.TOOL_MENU)."""
+    """What the composer offers: `models` (MODELS) and `tools` (assistant.TOOL_MENU and the
+    hosted tools that are on)."""
     settings: Settings = request.app.state.settings
     body: dict[str, Any] = {
         "models": model_options(settings),
-        "tools": [option.as_json() for option in TOOL_MENU],
+        "tools": [option.as_json() for option in tool_menu(settings)],
     }
     return JSONResponse(body)

@@ -45,6 +45,8 @@ MAX_FEEDBACK_IDS = 100
 """Most item ids one `items.feedback` request may name."""
 MAX_ACTION_PAYLOAD_BYTES = 64 * 1024
 """Largest widget action payload (as JSON), checked before any handler parses it."""
+MAX_REQUEST_METADATA_BYTES = 16 * 1024
+"""Largest ChatKit request `metadata` (as JSON) that tools and handlers get (413 beyond)."""
 MAX_OPTION_CHARS = 255
 """Longest `inference_options` value (a model name, a tool id), stored with the message."""
 PEEK_BYTES = 256
@@ -261,4 +263,7 @@ async def parse_request(
         raise AppError("not a valid ChatKit request", details=details) from None
     if len(body) > (limit := limit_for(parsed.type)):
         raise AppError(f"request body over {limit} bytes", status=413, code="too_large")
+    if parsed.metadata and json_bytes(parsed.metadata) > MAX_REQUEST_METADATA_BYTES:
+        # Every type carries it, and tools and handlers get it (RequestContext.metadata).
+        raise too_large("request metadata", MAX_REQUEST_METADATA_BYTES, "metadata_too_large")
     return parsed

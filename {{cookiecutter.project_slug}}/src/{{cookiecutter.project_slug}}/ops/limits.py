@@ -137,6 +137,8 @@ async def admit(
     (no turn, e.g. a transcription), in one statement; AppError 429 with Retry-After if not."""
     bucket = limits.bucket if limits is not None else bucket
     lease = Lease(store, user_id, meter) if limits is not None else None
+    if lease is not None:
+        meter.turn_id = lease.lease_id  # the usage rows' key, for the budget notice
     max_streams, budget = (limits.max_streams, limits.budget) if limits else (0, 0)
     exclusive = limits.exclusive if limits else None
     if lease is not None and exclusive is not None:  # one retry of an item at a time

@@ -19,7 +19,7 @@ from chatkit.types import (
 
 from ..settings import Settings
 from ..store.postgres import PostgresStore
-from ..store.usage_rows import insert_transcription
+from ..store.usage_rows import insert_transcription, record_so_far
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +42,7 @@ class Meter:
     """The user's tokens today before this turn (read when the daily budget is checked)."""
     daily_budget: int = 0
     """USER_DAILY_TOKENS when this turn was checked against it, else 0."""
+    turn_id: str | None = None  # the turn's key in `usage` (its lease id)
 
     @property
     def tokens(self) -> int:
@@ -73,6 +74,30 @@ def request_chars(request: ChatKitReq, settings: Settings) -> int:
         if isinstance(part, UserMessageTagContent):
             chars = min(chars + settings.max_message_chars, 2 * settings.max_message_chars)
     return chars
+
+
+async def tokens_today(store: PostgresStore, meter: Meter, user_id: str) -> int:
+    """The user's tokens today, this turn's calls recorded first, so the budget notice is never
+    a turn behind (docs/design_decisions.md); on a database error, the meter's estimate."""
+    calls = list(meter.calls)
+    estimate = meter.tokens_before + meter.tokens
+    if meter.turn_id is None:
+        return estimate
+    params = {
+        "turn": meter.turn_id,
+        "user": user_id,
+        "thread": meter.thread_id,
+        "models": [c.model for c in calls],
+        "purposes": [c.purpose for c in calls],
+        "inputs": [c.input_tokens for c in calls],
+        "outputs": [c.output_tokens for c in calls],
+    }
+    try:
+        total = await record_so_far(store, params)
+    except Exception as exc:
+        logger.debug("could not read today's usage: %s", type(exc).__name__)
+        return estimate
+    return max(total, estimate)
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,38 @@ async def insert_transcription(store: PostgresStore, params: dict[str, Any]) -> 
     await store.execute(RECORD_TRANSCRIPTION, params)
 
 
+# The turn's calls so far, keyed as limit_rows.FINISH_TURN keys them (each once); today's total.
+RECORD_SO_FAR = """
+WITH recorded AS (
+    INSERT INTO usage AS u (
+        turn_id, call, user_id, thread_id, model, purpose, input_tokens, output_tokens
+    )
+    SELECT %(turn)s::text, c.call, %(user)s::text, %(thread)s::text, c.model, c.purpose,
+           c.input, c.output
+    FROM unnest(%(models)s::text[], %(purposes)s::text[], %(inputs)s::bigint[],
+                %(outputs)s::bigint[]) WITH ORDINALITY AS c(model, purpose, input, output, call)
+    ON CONFLICT (turn_id, call) DO NOTHING
+    RETURNING u.input_tokens + u.output_tokens AS tokens
+),
+added AS (
+    INSERT INTO daily_usage AS d (user_id, day, tokens)
+    SELECT %(user)s::text, (now() AT TIME ZONE 'UTC')::date, sum(tokens) FROM recorded
+    HAVING count(*) > 0
+    ON CONFLICT (user_id, day) DO UPDATE SET tokens = d.tokens + EXCLUDED.tokens
+    RETURNING d.tokens
+)
+SELECT COALESCE((SELECT tokens FROM added), (
+    SELECT tokens FROM daily_usage
+    WHERE user_id = %(user)s::text AND day = (now() AT TIME ZONE 'UTC')::date), 0)
+"""
+
+
+async def record_so_far(store: PostgresStore, params: dict[str, Any]) -> int:
+    """Record the turn's calls so far (each once) and return the user's tokens today."""
+    rows = await store.execute(RECORD_SO_FAR, params)
+    return int(rows[0][0]) if rows else 0
+
+
 GROUP_KEYS: dict[Grouping, str] = {
     "user": "user_id",
     "model": "model",
