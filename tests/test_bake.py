@@ -113,7 +113,8 @@ def test_answer_matrix(baker: Baker, tmp_path: Path, slug: str, answers: list[st
     assert pyproject["project"]["requires-python"] == f">={python}"
     assert f"FROM python:{python}-slim" in (project / "Dockerfile").read_text()
     compose = yaml.safe_load((project / "compose.yaml").read_text())
-    assert set(compose["services"]) == {"app", "db", "proxy"}
+    assert set(compose["services"]) == {"app", "db", "proxy", "s3"}
+    assert compose["services"]["s3"]["profiles"] == ["s3"]  # only with --profile s3
     model = baked.answers.get("model", "gpt-4.1")
     assert baked.env_file()["OPENAI_MODEL"] == model
     answers_file = baked.cruft()["context"]["cookiecutter"]
