@@ -95,7 +95,9 @@ async def test_an_action_that_calls_the_model_is_metered_and_budgeted(
 ) -> None:
     """Its model calls land in `usage` and the user's day; once the day's budget is used, it
     is refused like a message, while an action that calls no model still runs."""
-    server = app_factory(user_daily_tokens=40, rate_limit_actions_per_minute=0)
+    # 44: the first action fits (30 spent, its own estimate ~8, and the 2 a finishing answer
+    # may still hold), and the day is over once it has run (45).
+    server = app_factory(user_daily_tokens=44, rate_limit_actions_per_minute=0)
     user_id = f"user-{uuid.uuid4().hex}"
     client = client_for(user_id, server=server)
     thread_id = await new_thread(client)  # answer 15 + title 15
