@@ -456,6 +456,30 @@ def test_an_action_without_type_is_a_400_naming_the_field(
     assert [d["loc"] for d in error["details"]] == ["params.action.type"]
 
 
+METADATA_VARIANTS: dict[str, tuple[Any, int]] = {
+    "missing": (..., 200),
+    "object": ({"page": "/help", "n": 1}, 200),
+    "string": ("not an object", 400),
+    "list": ([1, 2], 400),
+    "null": (None, 400),
+    "NUL": ({"k": "a\x00b"}, 400),
+    "huge": ({"k": "x" * 20_000}, 413),
+}
+"""The request's own `metadata` (RequestContext.metadata): every shape, before any work."""
+
+
+@pytest.mark.parametrize("name", METADATA_VARIANTS)
+def test_request_metadata_shapes(world: World, name: str) -> None:
+    value, status = METADATA_VARIANTS[name]
+    body: JSON = {"type": "threads.list", "params": {"limit": 1}}
+    if value is not ...:
+        body["metadata"] = value
+    response = world.me.post(body)
+    assert response.status_code == status, response.text[:300]
+    if status == 413:
+        assert response.json()["error"]["code"] == "metadata_too_large"
+
+
 ID_ROUTES = [
     ("GET", "/attachments/{id}/content"),
     ("POST", "/attachments/{id}/upload"),
@@ -543,6 +567,12 @@ def test_a_4xx_keeps_the_connection_alive(world: World) -> None:
         get("/attachments/%00/content"),
         get("/images/a%00b"),
         get("/attachments/att_missing/content"),
+        chatkit(json.dumps({"type": "threads.list", "params": {}, "metadata": "x"}).encode()),
+        chatkit(
+            json.dumps(
+                {"type": "threads.list", "params": {}, "metadata": {"k": "x" * 20_000}}
+            ).encode()
+        ),
     ]
     with socket.create_connection((host, port), timeout=30) as sock:
         for refusal in refusals:
