@@ -289,15 +289,7 @@ def test_a_refused_configuration_is_one_line_without_any_value(
         else [sys.executable, "-m", "uvicorn", f"{PACKAGE}.main:app", "--port", "0"]
     )
     clean = {k: v for k, v in os.environ.items() if k not in {"AUTH_SECRET", "DATABASE_URL"}}
-    done = subprocess.run(
-        argv,
-        capture_output=True,
-        text=True,
-        env={**clean, **env},
-        cwd=tmp_path,
-        timeout=60,
-        check=False,
-    )
+    done = run(argv, env={**clean, **env}, cwd=tmp_path)
     assert done.returncode != 0
     assert done.stderr.count("\n") == 1 and done.stderr.startswith(first_words), done.stderr
     output = done.stdout + done.stderr

@@ -30,6 +30,7 @@ from {{ cookiecutter.project_slug }}.store import health as database_health
 from {{ cookiecutter.project_slug }}.store.db import apply_migrations, load_migrations, redact_url
 from tests.support.app import TEST_AUTH_SECRET, AppServer, app_settings, signed_token, wait_until
 from tests.support.chatkit import error_events, items_of, thread_id_of
+from tests.support.commands import spawn
 from tests.support.fake_openai import FakeModel, FakeOpenAI, Fault
 from tests.support.processes import ServerProcess
 
@@ -284,10 +285,20 @@ async def test_two_instances_start_at_once_on_an_empty_database(
 
     Each listens on `--port 0` (a port chosen beforehand could be taken by then, and `serve`
     exits 3), and every assertion shows both instances' output."""
-    instances = [start_instance(fresh_schema_url, fake_openai, tmp_path) for _ in range(2)]
+    env = instance_env(fresh_schema_url, fake_openai)
+    upgrade = [sys.executable, "-m", PACKAGE, "db", "upgrade"]
+    upgrades = [spawn(upgrade, env=env, cwd=tmp_path) for _ in range(2)]  # at once
+    upgraded = [await asyncio.to_thread(proc.communicate, 60) for proc in upgrades]
+    instances: list[ServerProcess] = []
 
     def outputs() -> str:
-        return "".join(instance.describe() for instance in instances)
+        ran = [f"\n--- db upgrade (exit {proc.returncode}):\n{out}{err}"
+               for proc, (out, err) in zip(upgrades, upgraded, strict=True)]  # fmt: skip
+        return "".join(ran + [instance.describe() for instance in instances])
+
+    assert [proc.returncode for proc in upgrades] == [0, 0], outputs()
+    serve = [sys.executable, "-m", PACKAGE, "serve", "--port", "0"]
+    instances.extend(ServerProcess(serve, env=env, cwd=tmp_path) for _ in range(2))
 
     try:
         ports = [await instance.started(60) for instance in instances]
@@ -309,22 +320,13 @@ async def test_two_instances_start_at_once_on_an_empty_database(
         for instance in instances:
             instance.stop()
 
-    applied = [line.strip() for instance in instances for line in instance.stdout_lines
+    applied = [line.strip() for out, _ in upgraded for line in out.splitlines()
                if line.startswith("applied")]  # fmt: skip
     assert sorted(applied) == sorted(f"applied {m.name}" for m in load_migrations()), outputs()
     async with await psycopg.AsyncConnection.connect(fresh_schema_url) as conn:
         cursor = await conn.execute("SELECT version, count(*) FROM schema_migrations GROUP BY 1")
         rows = dict(await cursor.fetchall())
     assert rows == {m.version: 1 for m in load_migrations()}, outputs()
-
-
-def start_instance(database_url: str, fake_openai: FakeOpenAI, cwd: Path) -> ServerProcess:
-    """`db upgrade && serve`, the way a container entrypoint starts the app."""
-    python = sys.executable
-    script = f'"{python}" -m {PACKAGE} db upgrade && exec "{python}" -m {PACKAGE} serve --port 0'
-    return ServerProcess(
-        ["/bin/sh", "-c", script], env=instance_env(database_url, fake_openai), cwd=cwd
-    )
 
 
 # --- (e) a turn cut by a database restart; an outage in the logs --------------------------------

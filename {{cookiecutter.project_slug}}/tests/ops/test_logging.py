@@ -27,6 +27,7 @@ from {{ cookiecutter.project_slug }}.ops.logs import (
 )
 from {{ cookiecutter.project_slug }}.settings import Settings
 from tests.support.app import TEST_AUTH_SECRET, AppServer
+from tests.support.commands import spawn
 from tests.support.fake_openai import FakeModel
 
 PACKAGE = "{{ cookiecutter.project_slug }}"
@@ -112,12 +113,10 @@ class ServeProcess:
 
     def __init__(self, env: dict[str, str]) -> None:
         self.lines: list[str] = []
-        self.process = subprocess.Popen(
+        self.process = spawn(
             [sys.executable, "-m", PACKAGE, "serve", "--host", "127.0.0.1", "--port", "0"],
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
         )
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()

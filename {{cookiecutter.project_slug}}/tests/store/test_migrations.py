@@ -6,7 +6,6 @@ Each test that needs an empty database gets a schema of its own (`fresh_schema_u
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import sys
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from {{ cookiecutter.project_slug }}.store.db import (
     redact_url,
     schema_status,
 )
-from tests.support.commands import PACKAGE, cli_env, run_cli
+from tests.support.commands import PACKAGE, cli_env, run_cli, spawn
 
 FIRST = "0001_initial.sql"
 
@@ -64,12 +63,7 @@ def test_cli_status_and_upgrade(fresh_schema_url: str, tmp_path: Path) -> None:
 
 def test_two_processes_upgrade_at_once(fresh_schema_url: str, tmp_path: Path) -> None:
     command = [sys.executable, "-m", PACKAGE, "db", "upgrade"]
-    procs = [
-        subprocess.Popen(
-            command, env=cli_env(fresh_schema_url), cwd=tmp_path, stdout=subprocess.PIPE, text=True
-        )
-        for _ in range(2)
-    ]
+    procs = [spawn(command, env=cli_env(fresh_schema_url), cwd=tmp_path) for _ in range(2)]
     outputs = [proc.communicate(timeout=60)[0] for proc in procs]
     assert [proc.returncode for proc in procs] == [0, 0]
     assert sum(out.count(f"applied {FIRST}") for out in outputs) == 1

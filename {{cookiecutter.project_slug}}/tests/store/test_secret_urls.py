@@ -34,10 +34,11 @@ COMMANDS = {
 # until its first "unreachable" line (or its end) and is then stopped; the outputs come back
 # as JSON. Fourteen fresh interpreters took minutes on a loaded machine.
 RUNNER = """
-import importlib, json, os, runpy, signal, sys, tempfile, time
+import gc, importlib, json, os, runpy, signal, sys, tempfile, time
 cases, env, preload = json.loads(sys.argv[1])
 for name in preload:
     importlib.import_module(name)
+gc.freeze()  # the children's collections skip (and so do not copy) what they share
 folder = tempfile.mkdtemp(prefix="secret-urls-")
 children = {}
 for i, (key, module, argv, url) in enumerate(cases):

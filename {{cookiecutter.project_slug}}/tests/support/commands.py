@@ -11,6 +11,7 @@ import contextlib
 import json
 import locale
 import os
+import select
 import selectors
 import shutil
 import signal
@@ -32,6 +33,29 @@ APP_SETTINGS = ("OPENAI_", "DATABASE_")
 """Prefixes of the variables a test's environment must not pass on to a command."""
 
 
+FORKABLE = (PACKAGE, "uvicorn")
+"""The modules whose `python -m` commands the forkserver runs (it has imported both)."""
+
+
+def spawn(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    cwd: Path | None = None,
+    stdin: int | IO[str] = subprocess.DEVNULL,
+    stdout: int = subprocess.PIPE,
+    stderr: int = subprocess.PIPE,
+) -> Process:
+    """`subprocess.Popen(argv, ..., text=True)`; a `python -m <package or uvicorn>` command is
+    forked from the forkserver instead (the same process to the test, without the imports)."""
+    forker = Forker.shared() if list(argv[:2]) == [sys.executable, "-m"] else None
+    if forker is not None and len(argv) > 2 and argv[2] in FORKABLE:
+        return forker.spawn(list(argv), env, cwd, stdin, stdout, stderr)
+    return subprocess.Popen(
+        list(argv), env=dict(env), cwd=cwd, stdin=stdin, stdout=stdout, stderr=stderr, text=True
+    )
+
+
 def run(
     argv: Sequence[str],
     *,
@@ -41,19 +65,14 @@ def run(
 ) -> subprocess.CompletedProcess[str]:
     """Run a command to its end (at most a minute), its output captured as text; stdin is
     empty unless given (e.g. a pty)."""
-    forker = Forker.shared() if list(argv[:3]) == [sys.executable, "-m", PACKAGE] else None
-    if forker is not None:
-        return forker.run(list(argv), env, cwd, stdin)
-    return subprocess.run(
-        list(argv),
-        env=dict(env),
-        cwd=cwd,
-        stdin=stdin,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
+    proc = spawn(argv, env=env, cwd=cwd, stdin=stdin)
+    try:
+        stdout, stderr = proc.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise
+    return subprocess.CompletedProcess(list(argv), proc.wait(), stdout, stderr)
 
 
 def cli_env(database_url: str) -> dict[str, str]:
@@ -108,37 +127,47 @@ class Forker:
             time.sleep(0.02)
         return forker
 
-    def run(
-        self, argv: list[str], env: Mapping[str, str], cwd: Path | None, stdin: int | IO[str]
-    ) -> subprocess.CompletedProcess[str]:
-        request = {"args": argv[3:], "env": dict(env), "cwd": str(cwd or os.getcwd())}
-        devnull = os.open(os.devnull, os.O_RDONLY) if stdin == subprocess.DEVNULL else None
-        if devnull is not None:
-            stdin_fd = devnull
-        else:
-            stdin_fd = stdin if isinstance(stdin, int) else stdin.fileno()
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-            try:
-                conn.connect(self.path)
-                message = json.dumps(request).encode() + b"\n"
-                socket.send_fds(conn, [message], [stdin_fd, out_w, err_w])
-            finally:
-                for fd in (out_w, err_w, devnull):
-                    if fd is not None:
-                        os.close(fd)
-            answers = conn.makefile("rb")
-            pid = int(answers.readline())
-            try:
-                stdout, stderr = read_both(out_r, err_r, time.monotonic() + TIMEOUT)
-            except subprocess.TimeoutExpired as expired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-                expired.cmd = argv
-                raise
-            status = int(answers.readline())
-        return subprocess.CompletedProcess(argv, status, stdout, stderr)
+    def spawn(
+        self,
+        argv: list[str],
+        env: Mapping[str, str],
+        cwd: Path | None,
+        stdin: int | IO[str],
+        stdout: int,
+        stderr: int,
+    ) -> ForkedProcess:
+        request = {"module": argv[2], "args": argv[3:], "env": dict(env),
+                   "cwd": str(cwd or os.getcwd())}  # fmt: skip
+        mine: list[int] = []  # our ends of the pipes
+        theirs: list[int] = []  # what the child gets, closed here once it has them
+        for stream, target in ((stdin, 0), (stdout, 1), (stderr, 2)):
+            if stream == subprocess.DEVNULL:
+                theirs.append(os.open(os.devnull, os.O_RDONLY if target == 0 else os.O_WRONLY))
+            elif stream == subprocess.PIPE and target > 0:
+                read_end, write_end = os.pipe()
+                mine.append(read_end)
+                theirs.append(write_end)
+            else:
+                fd = stream if isinstance(stream, int) else stream.fileno()
+                theirs.append(os.dup(fd))
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            conn.connect(self.path)
+            message = json.dumps(request).encode() + b"\n"
+            socket.send_fds(conn, [message], theirs)
+            pid = int(conn.makefile("rb").readline())
+        except BaseException:
+            conn.close()
+            for fd in mine:
+                os.close(fd)
+            raise
+        finally:
+            for fd in theirs:
+                os.close(fd)
+        pipes = iter(mine)
+        out = next(pipes) if stdout == subprocess.PIPE else None
+        err = next(pipes) if stderr == subprocess.PIPE else None
+        return ForkedProcess(argv, pid, conn, out, err)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -146,6 +175,88 @@ class Forker:
             self.proc.wait(10)
         self.log.close()
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class ForkedProcess:
+    """A command the forkserver forked, with the part of `subprocess.Popen`'s interface the
+    tests use; its exit status arrives on the socket that asked for it."""
+
+    def __init__(
+        self, argv: list[str], pid: int, conn: socket.socket, out: int | None, err: int | None
+    ) -> None:
+        self.args = argv
+        self.pid = pid
+        self.returncode: int | None = None
+        self._conn = conn
+        self._out, self._err = out, err
+        self._streams: dict[int, IO[str]] = {}
+
+    @property
+    def stdout(self) -> IO[str] | None:
+        """The output pipe as text (as `Popen(..., text=True)`; it then owns the descriptor)."""
+        return self._stream(1)
+
+    @property
+    def stderr(self) -> IO[str] | None:
+        return self._stream(2)
+
+    def _stream(self, target: int) -> IO[str] | None:
+        if target not in self._streams:
+            fd = self._out if target == 1 else self._err
+            if fd is None:
+                return None
+            encoding = locale.getpreferredencoding(False)
+            self._streams[target] = open(fd, encoding=encoding)  # noqa: SIM115
+            self._out, self._err = (None, self._err) if target == 1 else (self._out, None)
+        return self._streams[target]
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            self._read_status(0)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None and not self._read_status(timeout):
+            raise subprocess.TimeoutExpired(self.args, timeout or 0)
+        assert self.returncode is not None
+        return self.returncode
+
+    def _read_status(self, timeout: float | None) -> bool:
+        ready, _, _ = select.select([self._conn], [], [], timeout)
+        if not ready:
+            return False
+        data = b""
+        while not data.endswith(b"\n"):
+            more = self._conn.recv(64)
+            if not more:
+                break
+            data += more
+        self._conn.close()
+        self.returncode = int(data) if data.strip() else -signal.SIGKILL
+        return True
+
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, sig)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def communicate(self, timeout: float | None = None) -> tuple[str, str]:
+        """Everything the command writes until it ends (its output pipes must be ours)."""
+        assert self._out is not None and self._err is not None
+        deadline = time.monotonic() + (TIMEOUT if timeout is None else timeout)
+        stdout, stderr = read_both(self._out, self._err, deadline)
+        self._out = self._err = None
+        self.wait(max(deadline - time.monotonic(), 0.1))
+        return stdout, stderr
+
+
+Process = subprocess.Popen[str] | ForkedProcess
 
 
 def read_both(out: int, err: int, deadline: float) -> tuple[str, str]:

@@ -177,9 +177,15 @@ def default_transcript(upload: dict[str, Any]) -> str:
     return f"heard {upload['size']} bytes of {upload['content_type']}"
 
 
+MAX_PIECES = 256
+"""A long answer (64 KiB of quoted tool output) comes in longer pieces, not 16,000 events."""
+
+
 def _pieces(text: str) -> list[str]:
-    """`text` in 4-character pieces, as streamed tokens (at least one, maybe empty)."""
-    return [text[i : i + 4] for i in range(0, len(text), 4)] or [""]
+    """`text` in 4-character pieces, as streamed tokens (at least one, maybe empty); at most
+    MAX_PIECES of them."""
+    size = max(4, -(-len(text) // MAX_PIECES))
+    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
 
 
 @dataclass
@@ -411,9 +417,11 @@ class FakeOpenAI:
         self.port = self._server.servers[0].sockets[0].getsockname()[1]
         return self
 
-    def stop(self) -> None:
-        """Stop the background server (a thread left running would outlive the tests)."""
+    def stop(self, *, at_once: bool = False) -> None:
+        """Stop the background server (a thread left running would outlive the tests);
+        `at_once`: without waiting for open connections (the end of the session)."""
         if self._server is not None and self._thread is not None:
+            self._server.force_exit = at_once
             self._server.should_exit = True
             self._thread.join(timeout=15)
             if self._thread.is_alive():

@@ -1,16 +1,18 @@
-"""Runs the tests' `python -m <package> ...` commands, each in a process of its own forked from
-this one, which imported the package once (tests/support/commands.py starts it, Linux only).
+"""Runs the tests' `python -m <package or uvicorn> ...` commands and servers, each in a process
+of its own forked from this one, which imported the package once (tests/support/commands.py
+starts it, Linux only).
 
 A command costs a fresh interpreter about 1.5 s of CPU in imports, and the suite runs dozens.
-A request on the unix socket is one JSON line (`args`, `env`, `cwd`) with three descriptors
-attached (stdin, stdout, stderr); the answer is two lines, the child's pid and its exit status.
-The child is what `python -m` would be: those descriptors as 0, 1 and 2, that environment and
-folder, the package's `__main__` run as the main module, a normal interpreter exit.
+A request on the unix socket is one JSON line (`module`, `args`, `env`, `cwd`) with three
+descriptors attached (stdin, stdout, stderr); the answer is two lines, the child's pid and its
+exit status. The child is what `python -m <module>` would be: those descriptors as 0, 1 and 2,
+that environment and folder, the module run as `__main__`, a normal interpreter exit.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import json
 import os
@@ -21,15 +23,18 @@ import sys
 from typing import Any
 
 PACKAGE = "{{ cookiecutter.project_slug }}"
-# What commands import: the command line (the rest of it on demand) and the store (ChatKit,
-# the Agents SDK, openai, psycopg), the bulk of a command's start.
-PRELOAD = (f"{PACKAGE}.cli", f"{PACKAGE}.store")
+# What commands import: the command line (the rest of it on demand), the store (ChatKit, the
+# Agents SDK, openai, psycopg), the bulk of a command's start, and what `serve` adds.
+PRELOAD = (f"{PACKAGE}.cli", f"{PACKAGE}.store", f"{PACKAGE}.main", "uvicorn.main")
 
 
 def serve(path: str) -> tuple[dict[str, Any], list[int]]:
     """Answer requests until the parent goes; returns (only in a forked child) its request."""
     for name in PRELOAD:
         importlib.import_module(name)
+    # The children's collections (the app's own at startup among them) then skip what they
+    # share with this process instead of scanning, and so copying, every page of it.
+    gc.freeze()
     parent = os.getppid()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(f"{path}.new")
@@ -106,5 +111,6 @@ def become(request: dict[str, Any], fds: list[int]) -> None:
 
 if __name__ == "__main__":
     sys.path[0] = os.getcwd()  # not tests/support/: its chatkit.py would shadow the library
-    become(*serve(sys.argv[1]))
-    runpy.run_module(PACKAGE, run_name="__main__", alter_sys=True)
+    request, fds = serve(sys.argv[1])
+    become(request, fds)
+    runpy.run_module(request["module"], run_name="__main__", alter_sys=True)

@@ -23,6 +23,8 @@ from typing import IO, Any
 
 import pytest
 
+from tests.support.commands import Process, spawn
+
 STARTED = re.compile(r"running on https?://[^\s:/]+:(\d+)")
 
 
@@ -36,15 +38,7 @@ class ServerProcess:
         self.stdout_lines: list[str] = []
         self.stderr_lines: list[str] = []
         self.port: int | None = None
-        self.proc = subprocess.Popen(
-            self.argv,
-            env=dict(env),
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        self.proc = spawn(self.argv, env=env, cwd=cwd)
         self._readers = [
             threading.Thread(target=self._read, args=(self.proc.stdout, self.stdout_lines)),
             threading.Thread(target=self._read, args=(self.proc.stderr, self.stderr_lines)),
@@ -125,7 +119,7 @@ class ServerProcess:
         return status
 
 
-def stop_process(proc: subprocess.Popen[Any], seconds: float = 15) -> int:
+def stop_process(proc: Process | subprocess.Popen[Any], seconds: float = 15) -> int:
     """SIGTERM (as a deployment stops it), SIGKILL after `seconds`; the exit status."""
     if proc.poll() is None:
         proc.terminate()

@@ -133,12 +133,9 @@ def s3_server() -> Iterator[S3Server]:
         try:
             yield server
         finally:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            # its data goes with the folder: no need to wait seconds for a graceful stop
+            proc.kill()
+            proc.wait()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
