@@ -15,6 +15,7 @@ pytest_plugins = [
 ]
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook; `-p no:xdist` still runs
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """`-n auto`: one worker more than the cores. About a third of the suite's time is spent
     waiting (for servers to start and stop, for outages to last), and a third worker on two

@@ -1,14 +1,23 @@
 """Requests racing a running stream: a second retry of the same item is 409 JSON while the
-first runs; a thread deleted mid-stream ends the stream with one INFO line, no traceback."""
+first runs; a thread deleted mid-stream ends the stream with one error event and one INFO line,
+no traceback."""
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
+
+from chatkit.errors import ErrorCode
+from chatkit.server import StreamingResult
+from chatkit.store import NotFoundError
+from chatkit.types import ErrorEvent, Page, Thread, ThreadCreatedEvent, ThreadStreamEvent
 
 from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient, user_input
+from {{ cookiecutter.project_slug }}.http.chatkit import ERROR_EVENT_START, guard_stream
 from tests.ops.test_limits import live_leases
 from tests.support.app import AppServer, wait_until
 from tests.support.chatkit import json_error, post
@@ -26,12 +35,17 @@ class Captured(logging.Handler):
 
 @contextmanager
 def capturing() -> Iterator[Captured]:
+    """Every record, INFO included (the test apps log at WARNING)."""
     handler = Captured()
-    logging.getLogger().addHandler(handler)
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
     try:
         yield handler
     finally:
-        logging.getLogger().removeHandler(handler)
+        root.setLevel(level)
+        root.removeHandler(handler)
 
 
 async def first_answer(client: ChatKitClient) -> tuple[str, str]:
@@ -87,9 +101,44 @@ async def test_a_thread_deleted_mid_stream_ends_it_quietly(
         await client.request("threads.delete", {"thread_id": thread_id})
         events = [e async for e in stream]
     assert events and events[-1]["type"] == "error"
+    assert [e["type"] for e in events].count("error") == 1, events
     noisy = [r for r in captured.records if r.levelno >= logging.WARNING or r.exc_info]
     assert noisy == [], [(r.name, r.getMessage()) for r in noisy]
     gone = [r for r in captured.records if "thread is gone" in r.getMessage()]
     assert [r.levelno for r in gone] == [logging.INFO]
     response = await post(client, "threads.get_by_id", {"thread_id": thread_id})
     assert response.status_code == 404
+
+
+def sdk_bytes(event: ThreadStreamEvent) -> bytes:
+    """An event as the SDK streams it (ChatKitServer._serialize)."""
+    data = event.model_dump_json(
+        by_alias=True, exclude_none=True, context={"exclude_metadata": True}
+    )
+    return b"data: " + data.encode() + b"\n\n"
+
+
+async def sdk_stream(*chunks: bytes) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield chunk
+    raise NotFoundError("Thread thr_gone not found")
+
+
+async def test_a_thread_deleted_before_its_message_was_saved_gets_one_error_event() -> None:
+    """Deleted between `thread.created` and saving the user's message, the thread is gone
+    before the SDK handles errors: the stream still ends with one error event and one INFO
+    line; deleted later, the SDK's own error event is the only one."""
+    created = sdk_bytes(
+        ThreadCreatedEvent(thread=Thread(id="thr_gone", created_at=datetime.now(), items=Page()))
+    )
+    with capturing() as captured:
+        chunks = [c async for c in guard_stream(StreamingResult(sdk_stream(created)))]
+    assert chunks[0] == created and len(chunks) == 2, chunks
+    assert json.loads(chunks[1].removeprefix(b"data: "))["type"] == "error"
+    gone = [r for r in captured.records if "thread is gone" in r.getMessage()]
+    assert [r.levelno for r in gone] == [logging.INFO]
+
+    sdk_error = sdk_bytes(ErrorEvent(code=ErrorCode.STREAM_ERROR, allow_retry=True))
+    assert sdk_error.startswith(ERROR_EVENT_START)
+    chunks = [c async for c in guard_stream(StreamingResult(sdk_stream(created, sdk_error)))]
+    assert chunks == [created, sdk_error]

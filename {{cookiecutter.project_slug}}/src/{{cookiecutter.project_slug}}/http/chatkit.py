@@ -31,25 +31,36 @@ router = APIRouter()
 logger = logging.getLogger(__name__)
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+ERROR_EVENT_START = b'data: {"type":"error"'  # how the SDK serializes an ErrorEvent
+
+
+def sse_event(event: ErrorEvent) -> bytes:
+    return b"data: " + event.model_dump_json().encode() + b"\n\n"
 
 
 async def guard_stream(stream: StreamingResult) -> AsyncGenerator[bytes, None]:
     """The SDK's events; a failure mid-stream becomes an error event, not a cut. Closing this
     closes the SDK's generator too, so its cleanup runs now."""
     events = stream.json_events
+    last = b""
     try:
         async for chunk in events:
+            last = chunk
             yield chunk
-    except NotFoundError:
-        # its thread was deleted: the SDK sent an error event, its log line is INFO (compat)
+    except NotFoundError as exc:
+        # Its thread was deleted. Once the answer has begun, the SDK has sent an error event
+        # and logged it (one INFO line, compat); before that (the user's message not saved
+        # yet), nothing: say it here, once.
+        if not last.startswith(ERROR_EVENT_START):
+            logger.info("stream ended: its thread is gone (%s)", exc)
+            yield sse_event(ErrorEvent(code=ErrorCode.STREAM_ERROR, allow_retry=False))
         return
     except Exception as exc:
         if is_outage(exc):  # the outage has its own log lines (store/health.py)
             logger.debug("stream failed: the database is unreachable")
         else:
             logger.exception("stream failed")
-        event = ErrorEvent(code=ErrorCode.STREAM_ERROR, allow_retry=True)
-        yield b"data: " + event.model_dump_json().encode() + b"\n\n"
+        yield sse_event(ErrorEvent(code=ErrorCode.STREAM_ERROR, allow_retry=True))
     finally:
         await events.aclose()
 

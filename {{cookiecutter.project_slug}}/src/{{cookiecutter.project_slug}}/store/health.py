@@ -118,7 +118,7 @@ class DatabaseHealth:
         failure = await self._try()
         if failure is None:
             return
-        began = last_report = time.monotonic()
+        began = time.monotonic()
         self.down, self.refused, self.verified = True, 0, False
         self._up.clear()
         logger.warning(
@@ -126,6 +126,7 @@ class DatabaseHealth:
             self.where,
             one_line(failure, self.redact),
         )
+        last_report = time.monotonic()  # after the line: lines stay REPORT_SECONDS apart
         delay = FIRST_PROBE_SECONDS
         try:
             while True:
@@ -135,13 +136,13 @@ class DatabaseHealth:
                     break
                 now = time.monotonic()
                 if now - last_report >= REPORT_SECONDS:
-                    last_report = now
                     logger.warning(
                         "database still unreachable after %.0f s (%d requests refused): %s",
                         now - began,
                         self.refused,
                         one_line(failure, self.redact),
                     )
+                    last_report = time.monotonic()
             await self.recovered()
         finally:
             self.down = False
