@@ -9,8 +9,7 @@ not the project was generated with the example tools.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -20,6 +19,7 @@ from {{ cookiecutter.project_slug }}.agent import assistant as agent_module
 from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient, assistant_text
 from tests.support.app import AppServer
 from tests.support.fake_openai import FakeModel, ToolCall
+from tests.support.logs import capturing
 
 PACKAGE = "{{ cookiecutter.project_slug }}"
 DEEP = '{"city": ' + "[" * 9000 + "]" * 9000 + "}"
@@ -33,26 +33,6 @@ async def lookup(ctx: RunContextWrapper[Any], city: str) -> str:
         city: A city name.
     """
     return f"found {city}"
-
-
-class Captured(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-@contextmanager
-def capturing() -> Iterator[Captured]:
-    """Records from now on (an app built later would replace the root handlers)."""
-    handler = Captured()
-    logging.getLogger().addHandler(handler)
-    try:
-        yield handler
-    finally:
-        logging.getLogger().removeHandler(handler)
 
 
 def first_call_only(arguments: str) -> Callable[[dict[str, Any]], list[ToolCall]]:

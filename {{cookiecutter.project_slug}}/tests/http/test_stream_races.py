@@ -7,8 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
 from chatkit.errors import ErrorCode
@@ -22,30 +21,7 @@ from tests.ops.test_limits import live_leases
 from tests.support.app import AppServer, wait_until
 from tests.support.chatkit import json_error, post
 from tests.support.fake_openai import FakeModel
-
-
-class Captured(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-@contextmanager
-def capturing() -> Iterator[Captured]:
-    """Every record, INFO included (the test apps log at WARNING)."""
-    handler = Captured()
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    try:
-        yield handler
-    finally:
-        root.setLevel(level)
-        root.removeHandler(handler)
+from tests.support.logs import capturing
 
 
 async def first_answer(client: ChatKitClient) -> tuple[str, str]:
@@ -94,7 +70,7 @@ async def test_a_thread_deleted_mid_stream_ends_it_quietly(
 ) -> None:
     client = client_for(f"user-{uuid.uuid4().hex}")
     fake_model.tokens, fake_model.delay = 30, 0.05
-    with capturing() as captured:
+    with capturing(logging.DEBUG) as captured:
         stream = client.stream("threads.create", {"input": user_input("a long one")})
         created = await anext(stream)
         thread_id = created["thread"]["id"]
@@ -131,7 +107,7 @@ async def test_a_thread_deleted_before_its_message_was_saved_gets_one_error_even
     created = sdk_bytes(
         ThreadCreatedEvent(thread=Thread(id="thr_gone", created_at=datetime.now(), items=Page()))
     )
-    with capturing() as captured:
+    with capturing(logging.DEBUG) as captured:
         chunks = [c async for c in guard_stream(StreamingResult(sdk_stream(created)))]
     assert chunks[0] == created and len(chunks) == 2, chunks
     assert json.loads(chunks[1].removeprefix(b"data: "))["type"] == "error"
