@@ -146,6 +146,7 @@ def app_factory(database_url: str, fake_openai: FakeOpenAI) -> Iterator[Callable
 
 def stop_all(servers: Iterable[AppServer]) -> None:
     """Stop these servers at once: each takes a few tenths of a second, mostly waiting."""
+    servers = list(servers)
     for server in servers:
         server.server.should_exit = True
     for server in servers:
