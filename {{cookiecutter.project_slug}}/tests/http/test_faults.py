@@ -14,6 +14,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -31,7 +32,7 @@ from {{ cookiecutter.project_slug }}.store.db import apply_migrations, load_migr
 from tests.support.app import TEST_AUTH_SECRET, AppServer, app_settings, signed_token, wait_until
 from tests.support.chatkit import error_events, items_of, thread_id_of
 from tests.support.commands import spawn
-from tests.support.fake_openai import FakeModel, FakeOpenAI, Fault
+from tests.support.fake_openai import GATE_SECONDS, FakeModel, FakeOpenAI, Fault
 from tests.support.processes import ServerProcess
 
 PACKAGE = "{{ cookiecutter.project_slug }}"
@@ -116,15 +117,19 @@ async def test_database_outage_is_clear_loses_nothing_and_recovers(
     thread_id = thread_id_of(first)
     assert not error_events(first)
 
-    # A turn is streaming when the database goes away.
-    fake_model.tokens, fake_model.delay = 40, 0.05
+    # A turn is streaming when the database goes away: the model holds its answer after the
+    # first token until the database is down, however long stopping it takes.
+    fake_model.tokens, fake_model.delay = 40, 0.0
+    gate = fake_model.gate = threading.Event()
     events: list[JSON] = []
     params = {"thread_id": thread_id, "input": user_input("interrupted turn")}
-    async with asyncio.timeout(REQUEST_SECONDS):
+    async with asyncio.timeout(REQUEST_SECONDS + GATE_SECONDS):
         async for event in client.stream("threads.add_user_message", params):
             events.append(event)
-            if len(events) == 4:  # the answer has started
-                await asyncio.to_thread(own_database.stop)
+            if event["type"] == "thread.item.updated" and not gate.is_set():
+                await asyncio.to_thread(own_database.stop)  # the answer has started
+                gate.set()
+    assert gate.is_set(), "the stream ended before the answer started"
     assert events[-1]["type"] == "error", "the stream ends with an error event, not a cut"
 
     # While it is down: /health says 503, every request fails clearly and quickly.
@@ -347,17 +352,20 @@ async def test_a_turn_cut_by_a_database_restart_records_its_usage_and_frees_its_
     server = AppServer(settings).start()
     client = ChatKitClient(server.url, server.token("cut-user"))
     try:
-        fake_model.tokens, fake_model.delay = 60, 0.05
+        fake_model.tokens, fake_model.delay = 60, 0.0
+        gate = fake_model.gate = threading.Event()  # the answer waits for the database to stop
         events: list[JSON] = []
-        async with asyncio.timeout(30):
+        async with asyncio.timeout(30 + GATE_SECONDS):
             async for event in client.stream("threads.create", {"input": user_input("hello")}):
                 events.append(event)
-                if len(events) == 4:
+                if event["type"] == "thread.item.updated" and not gate.is_set():
                     assert await wait_until(
                         lambda: [b for b in fake_model.requests if not b.get("stream")]
                     )
                     await asyncio.sleep(0.2)  # the title's answer has reached the app
                     await asyncio.to_thread(own_database.stop)
+                    gate.set()
+        assert gate.is_set(), "the stream ended before the answer started"
         assert events[-1]["type"] == "error"
         await asyncio.to_thread(own_database.start)
 

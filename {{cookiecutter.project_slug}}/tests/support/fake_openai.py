@@ -179,6 +179,8 @@ def default_transcript(upload: dict[str, Any]) -> str:
 
 MAX_PIECES = 256
 """A long answer (64 KiB of quoted tool output) comes in longer pieces, not 16,000 events."""
+GATE_SECONDS = 30.0
+"""The longest a stream waits at `FakeModel.gate` (a forgotten gate fails a test, not hangs)."""
 
 
 def _pieces(text: str) -> list[str]:
@@ -195,6 +197,9 @@ class FakeModel:
     tokens: int = 5
     delay: float = 0.0
     first_token_delay: float = 0.0
+    gate: threading.Event | None = None
+    """When set, a stream sends its first token and then waits for this event (at most
+    GATE_SECONDS): a test does something mid-answer, however slow, then lets it finish."""
     reply: Callable[[dict[str, Any]], str] | None = None
     """The streamed text answer (it wins over quoting tool outputs); None: `tokens` tokens."""
     tool_calls: Callable[[dict[str, Any]], list[ToolCall]] | None = directive_tool_calls
@@ -246,6 +251,9 @@ class FakeModel:
             "image",
         ):
             setattr(self, name, getattr(fresh, name))
+        if self.gate is not None:
+            self.gate.set()  # a stream still held must not outlive its test
+            self.gate = None
         self.faults.clear()
         self.requests.clear()
         self.sizes.clear()
@@ -464,6 +472,8 @@ class FakeOpenAI:
                 raise ConnectionResetError("fake reset mid-stream")
             if index and self.model.delay:
                 await asyncio.sleep(self.model.delay)
+            if index == 1 and (gate := self.model.gate) is not None:
+                await asyncio.to_thread(gate.wait, GATE_SECONDS)
             yield step
 
     def _streaming(self, events: AsyncIterator[bytes]) -> StreamingResponse:
