@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from chatkit.actions import Action
-from chatkit.server import ChatKitServer, NonStreamingResult, StreamingResult
+from chatkit.server import ChatKitServer
 from chatkit.store import AttachmentStore, StoreItemType
 from chatkit.types import (
     AudioInput,
@@ -63,12 +63,13 @@ class ChatServer(ChatKitServer[RequestContext]):
 
     async def process_turn(
         self, context: TurnContext, limits: LeaseLimits | None, bucket: Bucket | None
-    ) -> StreamingResult | NonStreamingResult:
-        """`process` for the turn the endpoint checked, its lease taken (or `bucket` spent)."""
+    ) -> None:
+        """`process` for the turn the endpoint checked, its lease taken (or `bucket` spent):
+        sets `turn.lease` and `turn.result`, which the endpoint's response sends."""
         turn = context.turn
         assert turn is not None and turn.request is not None  # the endpoint's
         turn.lease = await admit(limits, bucket, self.store, context.user.id, turn.meter)
-        return await process_parsed(self, turn.request, context)
+        turn.result = await process_parsed(self, turn.request, context)
 
     def respond(
         self,

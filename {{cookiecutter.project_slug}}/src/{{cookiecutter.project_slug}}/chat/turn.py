@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from chatkit.server import NonStreamingResult, StreamingResult
 from chatkit.types import ChatKitReq
 
 from ..agent.actions import CheckedAction
@@ -23,6 +24,7 @@ class Turn:
     meter: Meter = field(default_factory=Meter)
     lease: Lease | None = None
     cited: list[Source] = field(default_factory=list)
+    result: StreamingResult | NonStreamingResult | None = None  # what the ChatKit server made
 
 
 @dataclass(slots=True)

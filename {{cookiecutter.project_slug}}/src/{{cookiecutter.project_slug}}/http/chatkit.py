@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from typing import Annotated
 
 from chatkit.errors import ErrorCode
-from chatkit.server import StreamingResult
+from chatkit.server import NonStreamingResult, StreamingResult
 from chatkit.store import NotFoundError
-from chatkit.types import ErrorEvent
+from chatkit.types import ErrorEvent, is_streaming_req
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
@@ -20,7 +21,7 @@ from ..chat.server import ChatServer
 from ..chat.turn import Turn, TurnContext
 from ..context import RequestContext, get_request_context
 from ..ops.gc_tuning import count_request
-from ..ops.limits import Lease, run_shielded
+from ..ops.limits import run_shielded
 from ..settings import Settings
 from ..store.health import check_health, is_outage
 from .request_types import body_limit_for, request_type
@@ -66,17 +67,24 @@ async def guard_stream(stream: StreamingResult) -> AsyncGenerator[bytes, None]:
 
 
 class TurnStream(StreamingResponse):
-    """A turn's SSE answer, its lease renewed while it streams; however it ends, the turn is
-    finished (lease released, usage recorded) once the response has ended (the client never
-    waits for that statement)."""
+    """A streaming turn's SSE answer. It is made before the ChatKit server processes the turn and
+    streams what the server made of it (`turn.result`), its lease renewed meanwhile; however it
+    ends, the turn is finished (lease released, usage recorded) once the response has ended (the
+    client never waits for that statement)."""
 
-    def __init__(self, events: AsyncGenerator[bytes, None], lease: Lease | None) -> None:
-        super().__init__(events, media_type="text/event-stream", headers=SSE_HEADERS)
-        self.events = events
-        self.lease = lease
+    def __init__(self, turn: Turn) -> None:
+        self.turn = turn
+        self.events = self._events()
+        super().__init__(self.events, media_type="text/event-stream", headers=SSE_HEADERS)
+
+    async def _events(self) -> AsyncGenerator[bytes, None]:
+        assert isinstance(self.turn.result, StreamingResult)  # process_turn's
+        async with aclosing(guard_stream(self.turn.result)) as events:  # closed with this
+            async for chunk in events:
+                yield chunk
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        lease = self.lease
+        lease = self.turn.lease
         renewal = asyncio.create_task(lease.keep_leased()) if lease and lease.leased else None
         try:
             await super().__call__(scope, receive, send)
@@ -87,8 +95,8 @@ class TurnStream(StreamingResponse):
 
     async def _end(self) -> None:
         await self.events.aclose()  # an interrupted stream counts its model usage here
-        if self.lease is not None:
-            await self.lease.finish()
+        if self.turn.lease is not None:
+            await self.turn.lease.finish()
 
 
 @router.post("/chatkit", response_model=None)
@@ -113,17 +121,19 @@ async def chatkit_endpoint(
         turn.action = await kind.targets(parsed, server.store, context)
     limits = kind.lease_limits(settings, parsed, turn.action)
     bucket = kind.rate(settings) if kind.rate is not None and limits is None else None
+    stream = TurnStream(turn) if is_streaming_req(parsed) else None
     try:
-        result = await server.process_turn(TurnContext.of(context, turn), limits, bucket)
+        await server.process_turn(TurnContext.of(context, turn), limits, bucket)
     except BaseException:
         if turn.lease is not None:
             await run_shielded(turn.lease.finish())
         raise
-    if isinstance(result, StreamingResult):
-        return TurnStream(guard_stream(result), turn.lease)
+    if stream is not None:
+        return stream
     if turn.lease is not None:  # a synchronous action: its model calls, if any, are recorded now
         await run_shielded(turn.lease.finish())
-    return Response(content=result.json, media_type="application/json")
+    assert isinstance(turn.result, NonStreamingResult)
+    return Response(content=turn.result.json, media_type="application/json")
 
 
 @router.get("/health")

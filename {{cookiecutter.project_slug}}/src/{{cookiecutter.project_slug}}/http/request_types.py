@@ -11,6 +11,7 @@ from typing import Any
 from chatkit.types import (
     AttachmentsCreateReq,
     AttachmentsDeleteReq,
+    ChatKitReq,
     InputTranscribeReq,
     ItemsFeedbackReq,
     ThreadsAddClientToolOutputReq,
@@ -21,13 +22,13 @@ from chatkit.types import (
     ThreadsRetryAfterItemReq,
     ThreadsSyncCustomActionReq,
     ThreadsUpdateReq,
+    UserMessageTagContent,
 )
 from pydantic import BaseModel
 
 from ..agent.actions import CheckedAction
 from ..context import RequestContext
 from ..ops.limits import Bucket, Estimate, LeaseLimits
-from ..ops.usage import request_chars
 from ..settings import Settings
 from ..store import PostgresStore
 from . import checks, requests
@@ -109,6 +110,20 @@ class RequestType:
             ),
             exclusive=self.exclusive(request) if self.exclusive else None,
         )
+
+
+def request_chars(request: ChatKitReq, settings: Settings) -> int:
+    """What the request's own message adds to the model input, in characters: its text, and
+    for tags what they may resolve to (at most MAX_MESSAGE_CHARS in all)."""
+    if not isinstance(request, ThreadsCreateReq | ThreadsAddUserMessageReq):
+        return 0
+    message = request.params.input
+    chars = len(message.quoted_text or "")
+    for part in message.content:
+        chars += len(part.text)
+        if isinstance(part, UserMessageTagContent):
+            chars = min(chars + settings.max_message_chars, 2 * settings.max_message_chars)
+    return chars
 
 
 MESSAGE = RequestType(

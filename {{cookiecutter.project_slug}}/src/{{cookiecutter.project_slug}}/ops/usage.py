@@ -10,14 +10,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from agents import ModelResponse
-from chatkit.types import (
-    ChatKitReq,
-    ThreadsAddUserMessageReq,
-    ThreadsCreateReq,
-    UserMessageTagContent,
-)
 
-from ..settings import Settings
 from ..store.postgres import PostgresStore
 from ..store.usage_rows import insert_transcription, record_so_far
 
@@ -60,20 +53,6 @@ class Meter:
 
 CHARS_PER_TOKEN = 4
 """Characters a model token holds, about (English text; JSON runs shorter, so a safe side)."""
-
-
-def request_chars(request: ChatKitReq, settings: Settings) -> int:
-    """What the request's own message adds to the model input, in characters: its text, and
-    for tags what they may resolve to (at most MAX_MESSAGE_CHARS in all)."""
-    if not isinstance(request, ThreadsCreateReq | ThreadsAddUserMessageReq):
-        return 0
-    message = request.params.input
-    chars = len(message.quoted_text or "")
-    for part in message.content:
-        chars += len(part.text)
-        if isinstance(part, UserMessageTagContent):
-            chars = min(chars + settings.max_message_chars, 2 * settings.max_message_chars)
-    return chars
 
 
 async def tokens_today(store: PostgresStore, meter: Meter, user_id: str) -> int:
