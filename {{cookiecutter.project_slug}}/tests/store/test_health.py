@@ -19,7 +19,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from {{ cookiecutter.project_slug }}.store import db, health
+from {{ cookiecutter.project_slug }}.store import db, health, health_check
 from {{ cookiecutter.project_slug }}.store.postgres import PostgresStore
 from tests.support.app import TEST_AUTH_SECRET, AppServer, app_settings, wait_until
 from tests.support.fake_openai import FakeOpenAI
@@ -158,17 +158,19 @@ async def test_a_long_outage_is_one_line_per_report_interval(
 
 @contextlib.contextmanager
 def health_lines() -> Iterator[list[str]]:
-    """The lines store/health.py logs meanwhile (WARNING and up)."""
+    """The lines store/health.py and store/health_check.py log meanwhile (WARNING and up)."""
     records: list[logging.LogRecord] = []
     handler = logging.Handler(logging.WARNING)
     handler.emit = records.append  # type: ignore[method-assign]
     lines: list[str] = []
-    logger = logging.getLogger(health.__name__)
-    logger.addHandler(handler)
+    loggers = [logging.getLogger(module.__name__) for module in (health, health_check)]
+    for logger in loggers:
+        logger.addHandler(handler)
     try:
         yield lines
     finally:
-        logger.removeHandler(handler)
+        for logger in loggers:
+            logger.removeHandler(handler)
         lines += [record.getMessage() for record in records]
 
 

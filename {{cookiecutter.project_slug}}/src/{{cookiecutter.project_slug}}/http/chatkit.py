@@ -23,7 +23,8 @@ from ..context import RequestContext, get_request_context
 from ..ops.gc_tuning import count_request
 from ..ops.limits import run_shielded
 from ..settings import Settings
-from ..store.health import check_health, is_outage
+from ..store.health import is_outage
+from ..store.health_check import check_health
 from .request_types import body_limit_for, request_type
 from .requests import parse_request
 
