@@ -64,8 +64,7 @@ class ChatServer(ChatKitServer[RequestContext]):
     async def process_turn(
         self, context: TurnContext, limits: LeaseLimits | None, bucket: Bucket | None
     ) -> None:
-        """`process` for the turn the endpoint checked, its lease taken (or `bucket` spent):
-        sets `turn.lease` and `turn.result`, which the endpoint's response sends."""
+        """`process` for the checked turn: sets `turn.lease` (or spends `bucket`), `turn.result`."""
         turn = context.turn
         assert turn is not None and turn.request is not None  # the endpoint's
         turn.lease = await admit(limits, bucket, self.store, context.user.id, turn.meter)

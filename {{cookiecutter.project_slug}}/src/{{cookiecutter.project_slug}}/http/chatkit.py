@@ -41,8 +41,7 @@ def sse_event(event: ErrorEvent) -> bytes:
 
 
 async def guard_stream(stream: StreamingResult) -> AsyncGenerator[bytes, None]:
-    """The SDK's events; a failure mid-stream becomes an error event, not a cut. Closing this
-    closes the SDK's generator too, so its cleanup runs now."""
+    """The SDK's events, a failure mid-stream as an error event; closing it closes the SDK's."""
     events = stream.json_events
     last = b""
     try:
@@ -68,10 +67,8 @@ async def guard_stream(stream: StreamingResult) -> AsyncGenerator[bytes, None]:
 
 
 class TurnStream(StreamingResponse):
-    """A streaming turn's SSE answer. It is made before the ChatKit server processes the turn and
-    streams what the server made of it (`turn.result`), its lease renewed meanwhile; however it
-    ends, the turn is finished (lease released, usage recorded) once the response has ended (the
-    client never waits for that statement)."""
+    """A streaming turn's SSE answer, made before the server fills in `turn.result`; its lease
+    renewed while it streams, and finished (usage recorded) once the response has ended."""
 
     def __init__(self, turn: Turn) -> None:
         self.turn = turn

@@ -113,8 +113,7 @@ class RequestType:
 
 
 def request_chars(request: ChatKitReq, settings: Settings) -> int:
-    """What the request's own message adds to the model input, in characters: its text, and
-    for tags what they may resolve to (at most MAX_MESSAGE_CHARS in all)."""
+    """The characters the request's message adds to the model input (a tag: what it may be)."""
     if not isinstance(request, ThreadsCreateReq | ThreadsAddUserMessageReq):
         return 0
     message = request.params.input

@@ -1,7 +1,5 @@
-"""Whether the database answers (`/health` asks: health_check.py). An outage is logged in
-three kinds of line (it began, once a minute while it lasts, it ended); while it lasts requests
-get 503 at once and one probe, backing off, is the only thing that logs in, so an outage is no
-storm of logins."""
+"""Whether the database answers. An outage is three kinds of log line (began, each minute,
+ended); meanwhile requests get 503 at once and one probe, backing off, is all that logs in."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""What `/health` reports: whether the database answers, is this app's and is migrated (each
-problem logged once, docs/design_decisions.md)."""
+"""What `/health` reports: whether the database answers, is this app's and is migrated."""
 
 from __future__ import annotations
 
