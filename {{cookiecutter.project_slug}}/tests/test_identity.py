@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
@@ -189,6 +190,29 @@ async def test_hs256_tokens_keep_working_beside_the_issuer(
     assert (await refusal(key_server.token(), no_issuer, None)).extra["reason"] == (
         "algorithm_not_allowed"
     )
+
+
+async def test_without_an_issuer_a_token_is_decoded_once(
+    monkeypatch: pytest.MonkeyPatch, key_server: KeyServer
+) -> None:
+    """No AUTH_ISSUER: one verified decode per request, no unverified look first (it cost
+    a second parse on every request); other algorithms and garbage are still refused."""
+    decoded: list[str] = []
+    for name in ("decode", "decode_complete"):
+        real = getattr(jwt, name)
+
+        def counting(token: Any, *args: Any, _real: Any = real, **kwargs: Any) -> Any:
+            decoded.append(token)
+            return _real(token, *args, **kwargs)
+
+        monkeypatch.setattr(jwt, name, counting)
+    no_issuer = Settings(_env_file=None, auth_secret=TEST_AUTH_SECRET)  # type: ignore[call-arg]
+    user = await authenticate(create_token("dev", settings=no_issuer), no_issuer, None)
+    assert user.id == "dev" and len(decoded) == 1
+    assert (await refusal(key_server.token(), no_issuer, None)).extra["reason"] == (
+        "algorithm_not_allowed"
+    )
+    assert (await refusal("not.a.token", no_issuer, None)).extra["reason"] == "malformed"
 
 
 async def test_a_rotated_key_is_fetched_when_a_token_names_it(
