@@ -1,5 +1,5 @@
 """`python -m` entry point: the project's command line."""
 
-from .cli import main
+from .cli import entry
 
-raise SystemExit(main())
+entry()

