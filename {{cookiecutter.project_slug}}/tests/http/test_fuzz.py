@@ -96,10 +96,13 @@ def sse_events(text: str) -> list[JSON]:
 
 
 def check_answer(response: httpx.Response) -> None:
-    """The property: below 500; errors JSON-shaped; 200s complete JSON or well-formed SSE."""
+    """The property: below 500; errors JSON-shaped; a redirect (a file in the bucket, or an
+    id ending in an encoded `/`) says where; 200s complete JSON or well-formed SSE."""
     assert response.status_code < 500, (response.status_code, response.text[:500])
     content_type = response.headers.get("content-type", "")
-    if response.status_code >= 400:
+    if response.status_code in (307, 308):
+        assert response.headers["location"], response.headers
+    elif response.status_code >= 400:
         error = response.json()["error"]
         assert isinstance(error["code"], str) and isinstance(error["message"], str)
     elif content_type.startswith("text/event-stream"):
