@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 from typing import Any, Literal
 
+from ..compat.obstore_exit import exit_process
 from ..settings import Settings
 from ..store.blob_storage import (
     BlobStorage,
@@ -25,10 +25,10 @@ from .admin import admin_command
 
 
 def exit_if_unusable(problem: str | None) -> None:
-    """Print the bucket's problem, if any, and end at once (obstore 0.12 can abort the exit)."""
+    """Print the bucket's problem, if any, and end with exit code 2."""
     if problem is not None:
         print(f"error: {problem}", file=sys.stderr, flush=True)
-        os._exit(2)
+        exit_process(2)
 
 
 def storage_problem(settings: Settings) -> str | None:
