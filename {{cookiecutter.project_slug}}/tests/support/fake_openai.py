@@ -55,12 +55,15 @@ T = TypeVar("T")
 
 @dataclass
 class Fault:
-    """One injected failure: an HTTP status, a reset after N tokens, or a hang."""
+    """One injected failure: an HTTP status, a reset after N tokens, or a hang. With `only_for`,
+    it waits in the queue for the request whose newest user message is that text (concurrent
+    turns reach the model in any order)."""
 
     status: int | None = None
     retry_after: str | None = None
     reset_after_tokens: int | None = None
     hang: bool = False
+    only_for: str | None = None
 
 
 @dataclass
@@ -291,12 +294,14 @@ class FakeModel:
     def transcript_for(self, upload: dict[str, Any]) -> str:
         return self.transcript if isinstance(self.transcript, str) else self.transcript(upload)
 
-    def next_fault(self, stream: bool) -> Fault | None:
-        """The fault for this request, if any (faults apply to streamed answers only)."""
+    def next_fault(self, stream: bool, text: str = "") -> Fault | None:
+        """The fault for this request (newest user message `text`), if any; faults apply to
+        streamed answers only."""
         if not stream:
             return None
-        if self.faults:
-            return self.faults.pop(0)
+        for index, fault in enumerate(self.faults):
+            if fault.only_for is None or fault.only_for == text:
+                return self.faults.pop(index)
         number = next(self._counter) + 1
         if self.fault_every and number % self.fault_every == 0:
             return self.fault_template
@@ -446,7 +451,7 @@ class FakeOpenAI:
         self.model.requests.append(body)
         self.model.sizes.append(len(raw))
         self.model.paths.append(request.url.path)
-        return body, self.model.next_fault(bool(body.get("stream")))
+        return body, self.model.next_fault(bool(body.get("stream")), last_user_text(body))
 
     async def _fault_response(self, fault: Fault) -> Response | None:
         if fault.hang:
