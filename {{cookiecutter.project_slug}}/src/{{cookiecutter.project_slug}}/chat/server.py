@@ -26,7 +26,8 @@ from ..agent.actions import ActionCall, parse_action
 from ..agent.services import Services
 from ..compat.chatkit_server import process_parsed, quiet_deleted_threads
 from ..context import RequestContext
-from ..ops.limits import Bucket, LeaseLimits, admit
+from ..ops.limits import LeaseLimits, admit
+from ..ops.rates import Bucket
 from ..ops.usage import record_transcription
 from ..store import PostgresStore
 from ..store.image_store import GeneratedImageStore

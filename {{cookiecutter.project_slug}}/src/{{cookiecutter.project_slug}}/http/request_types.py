@@ -28,7 +28,8 @@ from pydantic import BaseModel
 
 from ..agent.actions import CheckedAction
 from ..context import RequestContext
-from ..ops.limits import Bucket, Estimate, LeaseLimits
+from ..ops.limits import Estimate, LeaseLimits
+from ..ops.rates import Bucket
 from ..settings import Settings
 from ..store import PostgresStore
 from . import checks, requests

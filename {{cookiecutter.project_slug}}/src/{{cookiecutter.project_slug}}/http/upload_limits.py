@@ -15,7 +15,8 @@ from psycopg_pool import PoolTimeout
 from starlette.requests import Request
 
 from ..errors import AppError
-from ..ops.limits import admit, too_many
+from ..ops.limits import admit
+from ..ops.rates import too_many
 from ..ops.usage import Meter
 from ..settings import Settings
 from ..store.postgres import PostgresStore
