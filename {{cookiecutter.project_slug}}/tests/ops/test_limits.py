@@ -15,9 +15,15 @@ from typing import Any
 
 import httpx
 import pytest
+from psycopg import _queries as psycopg_queries
 
 from {{ cookiecutter.project_slug }}.dev.client import ChatKitClient, ChatKitHTTPError, user_input
-from {{ cookiecutter.project_slug }}.store.limit_rows import FINISH_TURN, START_TURN
+from {{ cookiecutter.project_slug }}.store.limit_rows import (
+    FINISH_TURN,
+    START_BUDGETED_TURN,
+    START_TURN,
+    TAKE_TOKEN,
+)
 from {{ cookiecutter.project_slug }}.store.postgres import PostgresStore
 from tests.support.app import AppServer, wait_until
 from tests.support.chatkit import hold_leases, json_error, post, rows, uploaded
@@ -359,6 +365,16 @@ async def test_limits_cost_one_statement_per_turn_and_one_to_finish(
     await unlimited.send("free")
     assert await wait_until(lambda: log.count(FINISH_TURN) == 1)
     assert log.count(START_TURN) == 0
+
+
+def test_the_limit_statements_are_parsed_once_and_plan_no_estimate_without_a_budget() -> None:
+    """psycopg caches a statement's parse only up to MAX_CACHED_STATEMENT_LENGTH bytes (private:
+    this fails loudly if it goes); START_TURN was parsed again every turn above it. Without a
+    budget, the turn's statement has no estimate for PostgreSQL to plan (it reads thread_items)."""
+    for statement in (START_TURN, START_BUDGETED_TURN, TAKE_TOKEN, FINISH_TURN):
+        assert len(statement.encode()) <= psycopg_queries.MAX_CACHED_STATEMENT_LENGTH
+    assert "thread_items" in START_BUDGETED_TURN
+    assert "thread_items" not in START_TURN
 
 
 async def test_limit_refusals_come_before_the_stream_as_json(

@@ -24,6 +24,7 @@ from chatkit.types import (
 from .services import ToolContext
 
 logger = logging.getLogger(__name__)
+ITEM_EVENTS = (ThreadItemAddedEvent, ThreadItemDoneEvent, ThreadItemReplacedEvent)
 
 Source = URLSource | FileSource | EntitySource
 
@@ -73,16 +74,13 @@ def linkable(source: object) -> bool:
 
 def safe_links(event: ThreadStreamEvent) -> ThreadStreamEvent | None:
     """`event` without citations of non-http(s) links (None: the event only added one)."""
-    update = event.update if isinstance(event, ThreadItemUpdatedEvent) else None
-    if isinstance(update, AssistantMessageContentPartAnnotationAdded):
-        return event if linkable(update.annotation.source) else None
-    item = (
-        event.item
-        if isinstance(event, ThreadItemAddedEvent | ThreadItemDoneEvent | ThreadItemReplacedEvent)
-        else None
-    )
-    if isinstance(item, AssistantMessageItem):
-        for part in item.content:
+    if isinstance(event, ThreadItemUpdatedEvent):  # most events: a text delta, passed on
+        update = event.update
+        if isinstance(update, AssistantMessageContentPartAnnotationAdded):
+            return event if linkable(update.annotation.source) else None
+        return event
+    if isinstance(event, ITEM_EVENTS) and isinstance(event.item, AssistantMessageItem):
+        for part in event.item.content:
             if any(isinstance(a.source, URLSource) for a in part.annotations):
                 part.annotations = [a for a in part.annotations if linkable(a.source)]
     return event

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator
-from contextlib import aclosing
 from typing import Annotated
 
 from chatkit.errors import ErrorCode
@@ -69,20 +68,16 @@ class TurnStream(StreamingResponse):
     """A turn's SSE answer, made before `turn.result` is set; it renews and ends the lease."""
 
     def __init__(self, turn: Turn) -> None:
+        super().__init__((), media_type="text/event-stream", headers=SSE_HEADERS)  # see __call__
         self.turn = turn
-        self.events = self._events()
-        super().__init__(self.events, media_type="text/event-stream", headers=SSE_HEADERS)
-
-    async def _events(self) -> AsyncGenerator[bytes, None]:
-        assert isinstance(self.turn.result, StreamingResult)  # process_turn's
-        async with aclosing(guard_stream(self.turn.result)) as events:  # closed with this
-            async for chunk in events:
-                yield chunk
+        self.events: AsyncGenerator[bytes, None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         lease = self.turn.lease
         renewal = asyncio.create_task(lease.keep_leased()) if lease and lease.leased else None
         try:
+            assert isinstance(self.turn.result, StreamingResult)  # process_turn's, by now
+            self.body_iterator = self.events = guard_stream(self.turn.result)
             await super().__call__(scope, receive, send)
         finally:
             if renewal is not None:
@@ -90,7 +85,8 @@ class TurnStream(StreamingResponse):
             await run_shielded(self._end())
 
     async def _end(self) -> None:
-        await self.events.aclose()  # an interrupted stream counts its model usage here
+        if self.events is not None:
+            await self.events.aclose()  # an interrupted stream counts its model usage here
         if self.turn.lease is not None:
             await self.turn.lease.finish()
 

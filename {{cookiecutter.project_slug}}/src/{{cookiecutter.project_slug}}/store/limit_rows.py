@@ -18,8 +18,7 @@ WHERE user_id = %(user)s::text AND day = (now() AT TIME ZONE 'UTC')::date"""
 
 # This request's input tokens: its thread's newest items' text and its own, within the cap
 # (docs/design_decisions.md, "The daily budget reserves this request").
-ESTIMATE = """CASE WHEN %(budget)s::bigint = 0 THEN 0 ELSE (
-SELECT ceil(least(%(max_input)s::float8, %(request_chars)s::float8 + COALESCE(sum(
+ESTIMATE = """SELECT ceil(least(%(max_input)s::float8, %(request_chars)s::float8 + COALESCE(sum(
     CASE WHEN i.payload->>'type' IN ('user_message', 'assistant_message')
          THEN COALESCE(length(i.payload->>'quoted_text'), 0) + (
               SELECT COALESCE(sum(length(c->>'text')), 0)
@@ -27,7 +26,7 @@ SELECT ceil(least(%(max_input)s::float8, %(request_chars)s::float8 + COALESCE(su
                                              THEN i.payload->'content' END) AS c)
          ELSE octet_length(i.payload::text) END), 0)) / %(chars_per_token)s::float8)
 FROM (SELECT payload FROM thread_items WHERE thread_id = %(thread)s::text
-      ORDER BY created_at DESC, seq DESC LIMIT %(history)s) AS i) END"""
+      ORDER BY created_at DESC, seq DESC LIMIT %(history)s) AS i"""
 
 # A user's first limited request makes their row; the statements below then find it.
 ENSURE_ROW = """
@@ -35,9 +34,11 @@ INSERT INTO user_limits (user_id, allowance, checked_at) VALUES (%(user)s::text,
 ON CONFLICT (user_id) DO NOTHING RETURNING 1
 """
 
-# Decide and take the lease in one UPDATE: it locks the user's row and sees its latest
-# version, so concurrent requests cannot both take the last slot (docs: "Limits").
-START_TURN = f"""
+
+def _start_turn(estimate: str) -> str:
+    """Decide and take the lease in one UPDATE: it locks the user's row and sees its latest
+    version, so concurrent requests cannot both take the last slot (docs: "Limits")."""
+    statement = f"""
 UPDATE user_limits AS l
 SET (leases, reserved, buckets) = (
     SELECT CASE WHEN d.ok
@@ -60,7 +61,7 @@ SET (leases, reserved, buckets) = (
         FROM (
             SELECT extract(epoch FROM now())::float8 AS at, {REFILL} AS allowance,
                    live.leases AS live, live.streams, held.reserved AS held,
-                   held.tokens AS reserving, ({SPENT}) AS spent, ({ESTIMATE}) AS estimate,
+                   held.tokens AS reserving, ({SPENT}) AS spent, ({estimate}) AS estimate,
                    (%(exclusive)s::text IS NOT NULL AND EXISTS (
                        SELECT 1 FROM jsonb_object_keys(live.leases) AS k
                        WHERE k LIKE %(exclusive)s::text)) AS busy
@@ -84,7 +85,7 @@ RETURNING l.leases ? %(lease)s::text,
           COALESCE((l.buckets -> %(kind)s::text ->> 'allowance')::float8, 0),
           ({SPENT}),
           (SELECT COALESCE(sum(value::float8), 0) FROM jsonb_each(l.reserved)),
-          ({ESTIMATE}),
+          ({estimate}),
           (%(exclusive)s::text IS NOT NULL AND EXISTS (
               SELECT 1 FROM jsonb_object_keys(l.leases) AS k
               WHERE k LIKE %(exclusive)s::text AND k <> %(lease)s::text)),
@@ -93,6 +94,13 @@ RETURNING l.leases ? %(lease)s::text,
            FROM (SELECT value::float8 - extract(epoch FROM now()) AS left
                  FROM jsonb_each(l.leases)) AS e)
 """  # noqa: S608 (built from the constants above)
+    return " ".join(statement.split())  # under psycopg's 4 KiB, its parse is cached
+
+
+# PostgreSQL plans each statement anew (no prepared statements): without a daily budget the
+# turn's statement leaves the estimate out (docs: "The daily budget reserves this request").
+START_TURN = _start_turn("0::float8")
+START_BUDGETED_TURN = _start_turn(ESTIMATE)
 
 # A request that holds no lease (it streams nothing): spend from its bucket, or not.
 TAKE_TOKEN = f"""
@@ -156,7 +164,8 @@ async def _for_user(store: PostgresStore, statement: str, params: dict[str, Any]
 async def take_limits(store: PostgresStore, params: dict[str, Any], *, lease: bool) -> Any:
     """START_TURN's row (granted, allowance, spent, reserved, estimate, busy, seconds to the
     soonest lease renewal or end) when taking a `lease`, else TAKE_TOKEN's (granted, allowance)."""
-    return await _for_user(store, START_TURN if lease else TAKE_TOKEN, params)
+    turn = START_BUDGETED_TURN if params["budget"] else START_TURN
+    return await _for_user(store, turn if lease else TAKE_TOKEN, params)
 
 
 async def renew_lease(store: PostgresStore, params: dict[str, Any]) -> None:
