@@ -74,7 +74,7 @@ def linkable(source: object) -> bool:
 
 def safe_links(event: ThreadStreamEvent) -> ThreadStreamEvent | None:
     """`event` without citations of non-http(s) links (None: the event only added one)."""
-    if isinstance(event, ThreadItemUpdatedEvent):  # most events: a text delta, passed on
+    if isinstance(event, ThreadItemUpdatedEvent):
         update = event.update
         if isinstance(update, AssistantMessageContentPartAnnotationAdded):
             return event if linkable(update.annotation.source) else None

@@ -68,7 +68,7 @@ class TurnStream(StreamingResponse):
     """A turn's SSE answer, made before `turn.result` is set; it renews and ends the lease."""
 
     def __init__(self, turn: Turn) -> None:
-        super().__init__((), media_type="text/event-stream", headers=SSE_HEADERS)  # see __call__
+        super().__init__((), media_type="text/event-stream", headers=SSE_HEADERS)
         self.turn = turn
         self.events: AsyncGenerator[bytes, None] | None = None
 

@@ -1,5 +1,4 @@
-"""A kind of request's rate (a bucket per user) and the 429 answers of a refused request,
-worded from what the limits statement found (ops/limits.py takes the lease)."""
+"""A kind of request's rate (a bucket per user) and the 429 answers of a refused request."""
 
 from __future__ import annotations
 

@@ -36,8 +36,7 @@ ON CONFLICT (user_id) DO NOTHING RETURNING 1
 
 
 def _start_turn(estimate: str) -> str:
-    """Decide and take the lease in one UPDATE: it locks the user's row and sees its latest
-    version, so concurrent requests cannot both take the last slot (docs: "Limits")."""
+    """Decide and take the lease in one UPDATE, under the row's lock (docs: "Limits")."""
     statement = f"""
 UPDATE user_limits AS l
 SET (leases, reserved, buckets) = (
@@ -97,8 +96,7 @@ RETURNING l.leases ? %(lease)s::text,
     return " ".join(statement.split())  # under psycopg's 4 KiB, its parse is cached
 
 
-# PostgreSQL plans each statement anew (no prepared statements): without a daily budget the
-# turn's statement leaves the estimate out (docs: "The daily budget reserves this request").
+# No estimate to plan without a budget (docs: "The daily budget reserves this request").
 START_TURN = _start_turn("0::float8")
 START_BUDGETED_TURN = _start_turn(ESTIMATE)
 
