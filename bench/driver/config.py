@@ -52,6 +52,7 @@ class Config:
     generate_titles: bool
     baseline: bool
     profile: Path | None = None
+    instructions: Path | None = None  # callgrind's output file (--instructions; set by main)
     notes: list[str] = field(default_factory=list)
 
 
@@ -99,6 +100,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--profile",
         type=Path,
         help="record ours with py-spy during the run (.svg flame graph, or .txt raw stacks)",
+    )
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also count ours's instructions per text turn with valgrind's callgrind "
+        "(slow, timings then mean nothing: use with --only overhead)",
     )
     return parser.parse_args(argv)
 

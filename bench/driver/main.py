@@ -23,6 +23,7 @@ from driver import generated
 from driver.clients import Driver, FakeControl, Service
 from driver.config import BENCH_DIR, make_config, parse_args
 from driver.database import QueryCounter, create_databases, database_url, embedded_postgres
+from driver.instructions import STARTUP_SECONDS, under_callgrind
 from driver.measure import Bench
 from driver.processes import Processes, free_port, wait_http
 from driver.report import report
@@ -88,7 +89,11 @@ async def run_bench(args: argparse.Namespace, admin_url: str, workdir: Path) -> 
             project,
         )
         serve = generated.cli(venv_bin, slug, "serve", "--host", "127.0.0.1")
-        ours_proc = procs.start("ours-a", [*serve, "--port", str(a_port)], ours_env, project)
+        ours_argv = [*serve, "--port", str(a_port)]
+        if args.instructions:
+            config.instructions = workdir / "callgrind.out"
+            ours_argv = under_callgrind(ours_argv, config.instructions)
+        ours_proc = procs.start("ours-a", ours_argv, ours_env, project)
         b_proc = procs.start("ours-b", [*serve, "--port", str(b_port)], ours_env, project)
         base_proc = None
         if config.baseline:
@@ -113,7 +118,8 @@ async def run_bench(args: argparse.Namespace, admin_url: str, workdir: Path) -> 
                 project,
             )
         await wait_http(fake_proc, f"http://127.0.0.1:{fake_port}/v1/models", lambda s: s == 200)
-        await wait_http(ours_proc, f"http://127.0.0.1:{a_port}/health", lambda s: s == 200)
+        startup = STARTUP_SECONDS if args.instructions else 60.0
+        await wait_http(ours_proc, f"http://127.0.0.1:{a_port}/health", lambda s: s == 200, startup)
         await wait_http(b_proc, f"http://127.0.0.1:{b_port}/health", lambda s: s == 200)
         if base_proc is not None:
             await wait_http(base_proc, f"http://127.0.0.1:{base_port}/chatkit", lambda s: s == 401)

@@ -111,6 +111,8 @@ class Bench(ThreadPhases):
                 figures[key] = r["ttft"][service][key]
         if service in r.get("overhead", {}):
             figures.update({key: r["overhead"][service][key] for key in OVERHEAD_FIGURES})
+            if "instructions_per_turn" in r["overhead"][service]:
+                figures["instructions_per_turn"] = r["overhead"][service]["instructions_per_turn"]
         if service in r.get("issuer_turn", {}):
             issuer = r["issuer_turn"][service]
             figures.update({f"issuer_{key}": issuer[key] for key in OVERHEAD_FIGURES})

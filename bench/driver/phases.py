@@ -16,6 +16,7 @@ from issuer_tokens import IssuerServer
 from driver.clients import Driver, FakeControl, Service, conversation, run_load
 from driver.config import TOOL, TOOL_ARGUMENTS, TOOL_ASK, Config
 from driver.database import QueryCounter
+from driver.instructions import count_instructions
 from driver.processes import RssSampler
 from driver.stats import Turn, error_kinds, ms, per_turn, percentile, summarize
 
@@ -105,6 +106,11 @@ class LoadPhases:
         for service in self.services:
             work = conversation(self.driver, service, c.turns_per_conversation, "seq")
             section[service.name], _turns = await self._sequential(service, work, model)
+        if c.instructions is not None:  # --instructions: ours runs under callgrind
+            self.say("instructions per text turn (callgrind)")
+            work = conversation(self.driver, self.ours, c.turns_per_conversation, "counted")
+            counted = await count_instructions(self.ours, work, c.sequential_turns, c.instructions)
+            section[self.ours.name].update(counted)
         self.results["overhead"] = section
         await self._issuer_turn(model)
 

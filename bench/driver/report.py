@@ -20,6 +20,8 @@ def report(results: dict[str, Any], config: Config) -> str:
         ("server CPU / turn (ms)", "server_cpu_ms_per_turn", ""),
         ("db statements / turn", "db_statements_per_turn", ""),
     ]
+    if "instructions_per_turn" in ours:
+        rows.append(("server instructions / turn", "instructions_per_turn", "callgrind"))
     for label, key in (
         ("issuer-token turn p50 (ms)", "overhead_p50_ms"),
         ("issuer-token turn p99 (ms)", "overhead_p99_ms"),
