@@ -28,7 +28,7 @@ from pydantic import BaseModel
 
 from ..agent.actions import CheckedAction
 from ..context import RequestContext
-from ..ops.limits import Estimate, LeaseLimits
+from ..ops.limits import NO_ESTIMATE, Estimate, LeaseLimits
 from ..ops.rates import Bucket
 from ..settings import Settings
 from ..store import PostgresStore
@@ -91,7 +91,7 @@ class RequestType:
     def lease_limits(
         self, settings: Settings, request: Any, action: CheckedAction | None
     ) -> LeaseLimits | None:
-        """The limits of its turn (None: it takes no turn), the budget's estimate inputs."""
+        """The limits of its turn (None: it takes no turn); with a budget, its estimate inputs."""
         if not self.turn:
             return None
         runs_model = (
@@ -99,16 +99,20 @@ class RequestType:
             if self.runs_model is None and action
             else bool(self.runs_model)
         )
-        return LeaseLimits(
-            bucket=(self.rate or unrated)(settings),
-            max_streams=settings.max_concurrent_streams_per_user if self.streams else 0,
-            budget=settings.user_daily_tokens if runs_model else 0,
-            estimate=Estimate(
+        budget = settings.user_daily_tokens if runs_model else 0
+        estimate = NO_ESTIMATE
+        if budget:
+            estimate = Estimate(
                 thread=getattr(request.params, "thread_id", None),
                 request_chars=request_chars(request, settings),
                 history=settings.history_items,
                 max_input=settings.max_model_input_bytes,
-            ),
+            )
+        return LeaseLimits(
+            bucket=(self.rate or unrated)(settings),
+            max_streams=settings.max_concurrent_streams_per_user if self.streams else 0,
+            budget=budget,
+            estimate=estimate,
             exclusive=self.exclusive(request) if self.exclusive else None,
         )
 

@@ -41,6 +41,9 @@ class Estimate:
     max_input: int
 
 
+NO_ESTIMATE = Estimate(None, 0, 0, 0)
+
+
 @dataclass(frozen=True, slots=True)
 class LeaseLimits:
     """A request's bucket, concurrent streams (0: any) and daily token budget (0: none); its
@@ -49,7 +52,7 @@ class LeaseLimits:
     bucket: Bucket
     max_streams: int
     budget: int
-    estimate: Estimate = Estimate(None, 0, 0, 0)
+    estimate: Estimate = NO_ESTIMATE
     exclusive: str | None = None
 
 
@@ -138,7 +141,7 @@ async def admit(
         return lease
     if bucket is None:  # an exclusive lease comes with its limits' bucket
         return lease
-    estimate = limits.estimate if limits else Estimate(None, 0, 0, 0)
+    estimate = limits.estimate if limits else NO_ESTIMATE
     params = {
         "user": user_id,
         "lease": lease.lease_id if lease else "",
